@@ -1,0 +1,38 @@
+//! `category_stats`: per *current* category, counters, uv and buyers over tagged events.
+//!
+//! ```text
+//! tagged ((category,item,user), Stats) ─ map category ───────────────────────────┐
+//!        └─ map (category,user) ─ threshold_total(reach) ─ map category ─────────┴─ concat ─ count_total
+//! ```
+//!
+//! Contract: at time t, one row per category holding at least one catalogued item
+//! with events of logical time ≤ t, counting the whole history of the items currently
+//! in it. When an item moves or is deleted, its history is retracted from the old
+//! category at that time (and added to the new one); uv and buyers are recounted
+//! exactly (a user counts once per category however many of its items they touched).
+
+use differential_dataflow::operators::{CountTotal, ThresholdTotal};
+use differential_dataflow::VecCollection;
+
+use crate::model::{CategoryId, Time};
+use crate::platform::Platform;
+use crate::sink::{Field, Schema};
+use crate::stats::Stats;
+
+pub fn category_stats<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (CategoryId, Stats)> {
+    let reach = p
+        .tagged
+        .clone()
+        .map(|(category, _item, user)| (category, user))
+        .threshold_total(|_, total: &Stats| Stats::reach_of(total))
+        .map(|(category, _user)| category);
+    p.tagged.clone().map(|(category, _item, _user)| category).concat(reach).count_total()
+}
+
+pub fn schema() -> Schema<(CategoryId, Stats)> {
+    Schema {
+        name: "category_stats",
+        columns: &super::STATS_COLUMNS_CATEGORY,
+        fields: |(k, s)| super::stats_fields(Field::U(*k), s),
+    }
+}

@@ -1,0 +1,46 @@
+//! `category_top_items`: the top 10 items of each current category by buys, then GMV,
+//! then item id (ascending); only items with at least one buy.
+//!
+//! ```text
+//! tagged ─ map (category,item), diff (buys, gmv) ─ reduce per category: top 10
+//! ```
+//!
+//! Contract: at time t, for each category, rows `(rank, item, buys, gmv)` for rank
+//! 1..=min(10, items with buys); an item's buys and GMV cover its whole history, and it
+//! ranks in the category it belongs to at t. A change of rank retracts the old row.
+
+use differential_dataflow::VecCollection;
+
+use crate::model::{CategoryId, ItemId, Time};
+use crate::platform::Platform;
+use crate::sink::{Field, Schema};
+use crate::stats::{map_diff, Stats};
+
+/// Items kept per category.
+pub const TOP_N: usize = 10;
+
+pub type Ranked = (u32, ItemId, i64, i64);
+
+pub fn category_top_items<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (CategoryId, Ranked)> {
+    map_diff(p.tagged.clone().map(|(category, item, _user)| (category, item)), |s: Stats| (s.buys, s.gmv_cents)).reduce_named(
+        "CategoryTopItems",
+        |_category, input: &[(&ItemId, (i64, i64))], output: &mut Vec<(Ranked, isize)>| {
+            let mut sellers: Vec<(i64, i64, ItemId)> =
+                input.iter().filter(|(_, (buys, _))| *buys > 0).map(|(item, (buys, gmv))| (*buys, *gmv, **item)).collect();
+            sellers.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
+            for (rank, (buys, gmv, item)) in sellers.into_iter().take(TOP_N).enumerate() {
+                output.push(((rank as u32 + 1, item, buys, gmv), 1));
+            }
+        },
+    )
+}
+
+pub fn schema() -> Schema<(CategoryId, Ranked)> {
+    Schema {
+        name: "category_top_items",
+        columns: &["category_id", "rank", "item_id", "buys", "gmv_cents"],
+        fields: |(c, (rank, item, buys, gmv))| {
+            vec![Field::U(*c), Field::U(*rank as u64), Field::U(*item), Field::I(*buys), Field::I(*gmv)]
+        },
+    }
+}

@@ -1,0 +1,43 @@
+//! `hourly_stats`: tumbling UTC hours × scene, counters and GMV over all events.
+//!
+//! The window is that of the event's *own* timestamp, not of its logical time: a late
+//! event (one whose epoch had closed) corrects the hour it belongs to, at the time it
+//! is processed.
+//!
+//! ```text
+//! events ─ explode ((hour(ts), scene), Stats::of) ─ count_total
+//! ```
+
+use differential_dataflow::operators::CountTotal;
+use differential_dataflow::VecCollection;
+
+use crate::model::{Scene, Time};
+use crate::platform::Platform;
+use crate::sink::{Field, Schema};
+use crate::stats::Stats;
+
+/// Window length: one hour.
+pub const WINDOW_MS: u64 = 3_600_000;
+
+pub fn hourly_stats<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, ((u64, Scene), Stats)> {
+    p.events.clone().explode(|e| Some(((e.ts_ms - e.ts_ms % WINDOW_MS, e.scene), Stats::of(&e)))).count_total()
+}
+
+pub fn schema() -> Schema<((u64, Scene), Stats)> {
+    Schema {
+        name: "hourly_stats",
+        columns: &["window_start_ms", "scene", "impressions", "clicks", "favs", "carts", "buys", "gmv_cents"],
+        fields: |((window, scene), s)| {
+            vec![
+                Field::U(*window),
+                Field::S(*scene),
+                Field::I(s.impressions),
+                Field::I(s.clicks),
+                Field::I(s.favs),
+                Field::I(s.carts),
+                Field::I(s.buys),
+                Field::I(s.gmv_cents),
+            ]
+        },
+    }
+}

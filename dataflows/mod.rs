@@ -1,0 +1,81 @@
+//! Business dataflows: one file per output, each a function of the platform layer.
+//!
+//! | output | file |
+//! |---|---|
+//! | `item_stats` | `item_stats.rs` |
+//! | `category_stats` | `category_stats.rs` |
+//! | `scene_stats` | `scene_stats.rs` |
+//! | `user_stats` | `user_stats.rs` |
+//! | `category_top_items` | `category_top_items.rs` |
+//! | `user_top_categories` | `user_top_categories.rs` |
+//! | `hourly_stats` | `hourly_stats.rs` |
+//! | `untagged` | `untagged.rs` |
+
+pub mod category_stats;
+pub mod category_top_items;
+pub mod hourly_stats;
+pub mod item_stats;
+pub mod scene_stats;
+pub mod untagged;
+pub mod user_stats;
+pub mod user_top_categories;
+
+use crate::platform::Platform;
+use crate::sink::{Field, Sinks};
+use crate::stats::Stats;
+
+/// Every output, in the order they are built and listed.
+pub const ALL: &[&str] = &[
+    "item_stats",
+    "category_stats",
+    "scene_stats",
+    "user_stats",
+    "category_top_items",
+    "user_top_categories",
+    "hourly_stats",
+    "untagged",
+];
+
+/// Builds the named output on the platform layer and attaches its sink.
+/// Panics on an unknown name: names are validated against [`ALL`] when flags are parsed.
+pub fn attach<'s>(name: &str, p: &Platform<'s>, sinks: &Sinks) {
+    match name {
+        "item_stats" => sinks.attach(item_stats::item_stats(p), item_stats::schema()),
+        "category_stats" => sinks.attach(category_stats::category_stats(p), category_stats::schema()),
+        "scene_stats" => sinks.attach(scene_stats::scene_stats(p), scene_stats::schema()),
+        "user_stats" => sinks.attach(user_stats::user_stats(p), user_stats::schema()),
+        "category_top_items" => sinks.attach(category_top_items::category_top_items(p), category_top_items::schema()),
+        "user_top_categories" => sinks.attach(user_top_categories::user_top_categories(p), user_top_categories::schema()),
+        "hourly_stats" => sinks.attach(hourly_stats::hourly_stats(p), hourly_stats::schema()),
+        "untagged" => sinks.attach(untagged::untagged(p), untagged::schema()),
+        other => unreachable!("unknown output {other}"),
+    }
+}
+
+const STATS_COLUMNS_ITEM: [&str; 10] =
+    ["item_id", "impressions", "clicks", "favs", "carts", "buys", "units", "gmv_cents", "uv", "buyers"];
+const STATS_COLUMNS_CATEGORY: [&str; 10] =
+    ["category_id", "impressions", "clicks", "favs", "carts", "buys", "units", "gmv_cents", "uv", "buyers"];
+const STATS_COLUMNS_SCENE: [&str; 10] =
+    ["scene", "impressions", "clicks", "favs", "carts", "buys", "units", "gmv_cents", "uv", "buyers"];
+
+/// `key, impressions, clicks, favs, carts, buys, units, gmv_cents, uv, buyers`.
+fn stats_fields(key: Field, s: &Stats) -> Vec<Field> {
+    let mut v = counter_fields(key, s);
+    v.extend([Field::I(s.uv), Field::I(s.buyers)]);
+    v
+}
+
+/// `key, impressions, clicks, favs, carts, buys, units, gmv_cents`.
+fn counter_fields(key: Field, s: &Stats) -> Vec<Field> {
+    vec![
+        key,
+        Field::I(s.impressions),
+        Field::I(s.clicks),
+        Field::I(s.favs),
+        Field::I(s.carts),
+        Field::I(s.buys),
+        Field::I(s.units),
+        Field::I(s.gmv_cents),
+    ]
+}

@@ -1,0 +1,28 @@
+//! `untagged`: per item with no catalog row now, the number of its events — the events
+//! the category outputs cannot see.
+//!
+//! ```text
+//! events ─ map item (+1 each) ─────────────────────────────┐
+//! tagged ─ map item, diff −events ─────────────────────────┴─ concat ─ count_total
+//! ```
+//!
+//! Contract: at time t, one row per item that has events of logical time ≤ t and no
+//! catalog row at t (never had one, or deleted). An item that gains a row disappears;
+//! one that is deleted reappears with all its events.
+
+use differential_dataflow::operators::CountTotal;
+use differential_dataflow::VecCollection;
+
+use crate::model::{ItemId, Time};
+use crate::platform::Platform;
+use crate::sink::{Field, Schema};
+use crate::stats::{map_diff, Stats};
+
+pub fn untagged<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (ItemId, isize)> {
+    let tagged = map_diff(p.tagged.clone().map(|(_category, item, _user)| item), |s: Stats| -(s.events() as isize));
+    p.events.clone().map(|e| e.item).concat(tagged).count_total()
+}
+
+pub fn schema() -> Schema<(ItemId, isize)> {
+    Schema { name: "untagged", columns: &["item_id", "events"], fields: |(k, n)| vec![Field::U(*k), Field::I(*n as i64)] }
+}

@@ -1,0 +1,305 @@
+//! Command-line interface: typed flags (clap), their validation, the timely
+//! configuration they imply, and the run summary.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+use crate::dataflows;
+use crate::generator::{self, GenConfig, GenFormat};
+use crate::run::{self, RunConfig, RunReport};
+use crate::sink::SinkKind;
+use crate::source::{self, Format, SourceKind, SourceSpec};
+
+#[derive(Parser, Debug)]
+#[command(name = "shopflow", version, about = "Real-time e-commerce aggregates as differential dataflows")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run every dataflow over events and catalog changes; write change streams.
+    Run(RunArgs),
+    /// Generate a realistic marketplace dataset (events and catalog changes).
+    Gen(GenArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// `ts_ms,user_id,item_id,scene,behavior,quantity,amount_cents` with header.
+    Native,
+    /// Taobao UserBehavior: `user_id,item_id,category_id,behavior_type,timestamp`, no header.
+    Userbehavior,
+}
+
+#[derive(Args, Debug)]
+#[command(disable_help_flag = true)]
+pub struct RunArgs {
+    /// Events file(s); repeat the flag or list several. Default: the sample data in data/
+    /// (data/events.csv with data/catalog.csv, or data/UserBehavior.csv with --format userbehavior).
+    #[arg(long, value_name = "FILE", num_args = 1.., action = ArgAction::Append)]
+    pub events: Vec<PathBuf>,
+    /// Catalog changes (native format only).
+    #[arg(long, value_name = "FILE")]
+    pub catalog: Option<PathBuf>,
+    /// Format of the events files.
+    #[arg(long, value_enum, default_value = "native")]
+    pub format: FormatArg,
+    /// Directory for the change streams and rejected.csv (created if missing).
+    #[arg(long, value_name = "DIR", default_value = "out")]
+    pub out: PathBuf,
+    /// Epoch length in ms: outputs report a time per epoch.
+    #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub epoch_ms: u64,
+    /// Allowed lateness in ms; a row later than this joins the earliest open epoch and is counted as late.
+    #[arg(long, value_name = "MS", default_value_t = 60_000)]
+    pub lateness_ms: u64,
+    /// Outputs to compute, comma-separated (default: all).
+    #[arg(long, value_name = "NAMES", value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(dataflows::ALL))]
+    pub outputs: Vec<String>,
+    /// Where change streams go.
+    #[arg(long, value_enum, default_value = "csv")]
+    pub sink: SinkKind,
+    /// Stop at the first malformed row (exit code 2) instead of rejecting it and going on.
+    #[arg(long)]
+    pub strict: bool,
+    /// Lines read between worker steps (the physical batch; does not change results).
+    #[arg(long, value_name = "N", default_value_t = 262_144, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch_lines: u64,
+    /// Worker threads per process.
+    #[arg(short = 'w', long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub workers: u64,
+    /// Number of processes (timely cluster mode).
+    #[arg(short = 'n', long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub processes: u64,
+    /// Index of this process, 0..N.
+    #[arg(short = 'p', long, value_name = "I", default_value_t = 0)]
+    pub process: u64,
+    /// File with one `host:port` per process (default: localhost:2101, 2102, …).
+    #[arg(short = 'h', long, value_name = "FILE")]
+    pub hostfile: Option<PathBuf>,
+    /// No run summary on stderr.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Print help.
+    #[arg(long, action = ArgAction::Help)]
+    pub help: Option<bool>,
+}
+
+#[derive(Args, Debug)]
+pub struct GenArgs {
+    /// Number of events.
+    #[arg(long, default_value_t = 100_000)]
+    pub events: u64,
+    /// Number of users (default: scaled from events).
+    #[arg(long)]
+    pub users: Option<u64>,
+    /// Number of items (default: scaled from events).
+    #[arg(long)]
+    pub items: Option<u64>,
+    /// Number of categories (default: scaled from items).
+    #[arg(long)]
+    pub categories: Option<u64>,
+    /// Number of sellers (default: scaled from items).
+    #[arg(long)]
+    pub sellers: Option<u64>,
+    /// Random seed: the same arguments give byte-identical files.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Output directory.
+    #[arg(long, value_name = "DIR", default_value = "gen")]
+    pub out: PathBuf,
+    /// File format.
+    #[arg(long, value_enum, default_value = "native")]
+    pub format: FormatArg,
+    /// Days spanned by the events.
+    #[arg(long)]
+    pub days: Option<f64>,
+    /// Hour (from the start) of a major sales event: ×10 traffic, new items, price cuts.
+    #[arg(long)]
+    pub sale_hour: Option<u64>,
+    /// Fraction of malformed rows to mix in.
+    #[arg(long, default_value_t = 0.0)]
+    pub bad_rows: f64,
+    /// Fraction of events written out of order.
+    #[arg(long)]
+    pub late_fraction: Option<f64>,
+}
+
+/// `shopflow run`.
+pub fn run(args: RunArgs) -> Result<(), String> {
+    let cfg = Arc::new(run_config(&args)?);
+    let timely_cfg = timely_config(&args)?;
+    std::fs::create_dir_all(&cfg.out_dir).map_err(|e| format!("cannot create {}: {e}", cfg.out_dir.display()))?;
+    let worker_cfg = cfg.clone();
+    let guards = timely::execute(timely_cfg, move |worker| match run::worker(worker, &worker_cfg) {
+        Ok(report) => report,
+        Err(run::RunError(message)) => {
+            // Every error is fatal for the whole run: stop all workers now.
+            eprintln!("shopflow: error: {message}");
+            std::process::exit(2);
+        }
+    })?;
+    let mut report = None;
+    for result in guards.join() {
+        if let Some(r) = result.map_err(|e| format!("worker failed: {e}"))? {
+            report = Some(r);
+        }
+    }
+    if let (Some(report), false) = (report, args.quiet) {
+        eprint!("{}", summary(&cfg, &report));
+    }
+    Ok(())
+}
+
+fn run_config(args: &RunArgs) -> Result<RunConfig, String> {
+    let format = match args.format {
+        FormatArg::Native => Format::Native,
+        FormatArg::Userbehavior => Format::UserBehavior,
+    };
+    let (events, catalog) = if args.events.is_empty() {
+        match format {
+            Format::Native => (vec![PathBuf::from("data/events.csv")], Some(args.catalog.clone().unwrap_or("data/catalog.csv".into()))),
+            Format::UserBehavior => (vec![PathBuf::from("data/UserBehavior.csv")], args.catalog.clone()),
+        }
+    } else {
+        (args.events.clone(), args.catalog.clone())
+    };
+    if format == Format::UserBehavior && catalog.is_some() {
+        return Err("--catalog is for the native format; UserBehavior rows carry their own category".into());
+    }
+    let mut sources: Vec<SourceSpec> =
+        events.into_iter().map(|path| SourceSpec { path, kind: SourceKind::Events(format) }).collect();
+    sources.extend(catalog.map(|path| SourceSpec { path, kind: SourceKind::Catalog }));
+    for spec in &sources {
+        source::check(spec)?;
+    }
+    let mut outputs = args.outputs.clone();
+    if outputs.is_empty() {
+        outputs = dataflows::ALL.iter().map(|s| s.to_string()).collect();
+    }
+    outputs.sort_by_key(|o| dataflows::ALL.iter().position(|a| a == o));
+    outputs.dedup();
+    Ok(RunConfig {
+        sources,
+        out_dir: args.out.clone(),
+        epoch_ms: args.epoch_ms,
+        lateness_ms: args.lateness_ms,
+        outputs,
+        sink: args.sink,
+        strict: args.strict,
+        batch_lines: args.batch_lines,
+    })
+}
+
+fn timely_config(args: &RunArgs) -> Result<timely::Config, String> {
+    let threads = args.workers as usize;
+    let processes = args.processes as usize;
+    let process = args.process as usize;
+    if process >= processes {
+        return Err(format!("--process {process} must be less than --processes {processes}"));
+    }
+    let communication = if processes > 1 || args.hostfile.is_some() {
+        let addresses = match &args.hostfile {
+            Some(path) => read_hostfile(path, processes)?,
+            None => (0..processes).map(|i| format!("localhost:{}", 2101 + i)).collect(),
+        };
+        timely::CommunicationConfig::Cluster { threads, process, addresses, report: false, zerocopy: false }
+    } else if threads > 1 {
+        timely::CommunicationConfig::Process(threads)
+    } else {
+        timely::CommunicationConfig::Thread
+    };
+    Ok(timely::Config { communication, worker: timely::WorkerConfig::default() })
+}
+
+fn read_hostfile(path: &Path, processes: usize) -> Result<Vec<String>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read hostfile {}: {e}", path.display()))?;
+    let hosts: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
+    if hosts.len() < processes {
+        return Err(format!("hostfile {} lists {} hosts, --processes is {processes}", path.display(), hosts.len()));
+    }
+    Ok(hosts.into_iter().take(processes).collect())
+}
+
+/// The one-screen run summary.
+pub fn summary(cfg: &RunConfig, r: &RunReport) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(s, "shopflow run: {} worker(s), epoch {} ms, lateness {} ms", r.workers, cfg.epoch_ms, cfg.lateness_ms);
+    let width = r.files.iter().map(|f| f.path.display().to_string().len()).max().unwrap_or(4).max(4);
+    let _ = writeln!(s, "  {:<width$} {:>12} {:>12} {:>10} {:>10}", "file", "rows", "valid", "rejected", "late");
+    for f in &r.files {
+        let _ = writeln!(s, "  {:<width$} {:>12} {:>12} {:>10} {:>10}", f.path.display(), f.lines, f.valid, f.rejected, f.late);
+    }
+    let events: u64 = cfg.sources.iter().zip(&r.files).filter(|(s, _)| matches!(s.kind, SourceKind::Events(_))).map(|(_, f)| f.valid).sum();
+    let rejected: u64 = r.files.iter().map(|f| f.rejected).sum();
+    let span = match (r.first_epoch, r.last_epoch) {
+        (Some(a), Some(b)) => format!(", event time {a} .. {b} ms"),
+        _ => String::new(),
+    };
+    let _ = writeln!(s, "  epochs: {}{span}", r.epochs);
+    let _ = writeln!(
+        s,
+        "  outputs: {} change stream(s) ({}) in {}: {} rows, writing took {:.2} s",
+        cfg.outputs.len(),
+        match cfg.sink {
+            SinkKind::Csv => "csv",
+            SinkKind::Jsonl => "jsonl",
+            SinkKind::Stdout => "stdout",
+        },
+        cfg.out_dir.display(),
+        r.rows_written,
+        r.write_time.as_secs_f64()
+    );
+    let _ = writeln!(s, "  rejected rows: {rejected} (see {})", cfg.out_dir.join("rejected.csv").display());
+    let secs = r.wall.as_secs_f64();
+    let _ = writeln!(s, "  wall time: {secs:.2} s, {:.0} events/s", events as f64 / secs.max(1e-9));
+    s
+}
+
+/// `shopflow gen`.
+pub fn gen(args: GenArgs) -> Result<(), String> {
+    let mut cfg = GenConfig::default_with(args.events, args.seed, args.out.clone());
+    cfg.format = match args.format {
+        FormatArg::Native => GenFormat::Native,
+        FormatArg::Userbehavior => GenFormat::UserBehavior,
+    };
+    if let Some(v) = args.users {
+        cfg.users = v;
+    }
+    if let Some(v) = args.items {
+        cfg.items = v;
+    }
+    if let Some(v) = args.categories {
+        cfg.categories = v;
+    }
+    if let Some(v) = args.sellers {
+        cfg.sellers = v;
+    }
+    if let Some(v) = args.days {
+        cfg.days = v;
+    }
+    if let Some(v) = args.late_fraction {
+        cfg.late_fraction = v;
+    }
+    cfg.sale_hour = args.sale_hour;
+    cfg.bad_rows = args.bad_rows;
+    cfg.progress = true;
+    std::fs::create_dir_all(&cfg.out_dir).map_err(|e| format!("cannot create {}: {e}", cfg.out_dir.display()))?;
+    let started = std::time::Instant::now();
+    let summary = generator::generate(&cfg).map_err(|e| format!("cannot generate into {}: {e}", cfg.out_dir.display()))?;
+    eprintln!(
+        "shopflow gen: {} events, {} catalog rows, {} bad rows, {} out of order in {:.2} s -> {}",
+        summary.events_written,
+        summary.catalog_rows,
+        summary.bad_rows,
+        summary.late_events,
+        started.elapsed().as_secs_f64(),
+        summary.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
+    );
+    Ok(())
+}

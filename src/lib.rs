@@ -1,0 +1,20 @@
+//! shopflow: a real-time e-commerce data platform on timely and differential dataflow.
+//!
+//! Layers, in the order data flows through them:
+//! - [`source`]: files → rows, each worker parsing its own share, with watermarks;
+//! - [`platform`]: inputs, the current catalog, tagging, shared arrangements;
+//! - [`dataflows`]: one business dataflow per output (the top-level `dataflows/` folder);
+//! - [`sink`]: change streams `time,diff,<columns>` to files or stdout.
+//!
+//! [`run`] drives a worker; [`cli`] is the command line; [`generator`] makes datasets.
+
+pub mod cli;
+#[path = "../dataflows/mod.rs"]
+pub mod dataflows;
+pub mod generator;
+pub mod model;
+pub mod platform;
+pub mod run;
+pub mod sink;
+pub mod source;
+pub mod stats;

@@ -1,0 +1,36 @@
+//! The `shopflow` command: parses a typed configuration first, then runs.
+//! Every failure is one line on stderr and exit code 2.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use shopflow::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            eprintln!("shopflow: {}", first.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        Command::Run(args) => shopflow::cli::run(args),
+        Command::Gen(args) => shopflow::cli::gen(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("shopflow: error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! Sinks: every output leaves as a change stream `time,diff,<columns>`.
+//!
+//! All updates of an output are routed to worker 0, which buffers them by time and
+//! writes a time only once the frontier has passed it (the time is complete), rows
+//! consolidated and sorted. So every file is consistent as of every time it reports,
+//! and the bytes do not depend on the number of workers or processes.
+//!
+//! The formats sit behind one small trait, [`ChangeWriter`].
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use differential_dataflow::consolidation::consolidate;
+use differential_dataflow::{ExchangeData, VecCollection};
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::ProbeHandle;
+
+use crate::model::{Scene, Time};
+
+/// One output value.
+#[derive(Clone, Copy, Debug)]
+pub enum Field {
+    U(u64),
+    I(i64),
+    S(Scene),
+}
+
+/// How an output's rows become columns: its column names and a formatter.
+pub struct Schema<D> {
+    pub name: &'static str,
+    pub columns: &'static [&'static str],
+    pub fields: fn(&D) -> Vec<Field>,
+}
+
+/// Where change streams go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SinkKind {
+    /// `<out>/<name>.csv`, header `time,diff,<columns>`.
+    Csv,
+    /// `<out>/<name>.jsonl`, one object per change.
+    Jsonl,
+    /// Standard output, lines `<name>,time,diff,<columns>`.
+    Stdout,
+}
+
+/// A destination for one output's changes, written in time order.
+pub trait ChangeWriter {
+    fn write(&mut self, time: Time, diff: isize, fields: &[Field]) -> io::Result<()>;
+    fn finish(&mut self) -> io::Result<()>;
+}
+
+struct CsvWriter(BufWriter<File>);
+struct JsonlWriter {
+    out: BufWriter<File>,
+    columns: &'static [&'static str],
+}
+struct StdoutWriter {
+    name: &'static str,
+}
+
+fn write_field(w: &mut impl Write, f: &Field) -> io::Result<()> {
+    match f {
+        Field::U(v) => write!(w, "{v}"),
+        Field::I(v) => write!(w, "{v}"),
+        Field::S(s) => w.write_all(s.as_str().as_bytes()),
+    }
+}
+
+impl ChangeWriter for CsvWriter {
+    fn write(&mut self, time: Time, diff: isize, fields: &[Field]) -> io::Result<()> {
+        write!(self.0, "{time},{diff}")?;
+        for f in fields {
+            self.0.write_all(b",")?;
+            write_field(&mut self.0, f)?;
+        }
+        self.0.write_all(b"\n")
+    }
+    fn finish(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl ChangeWriter for JsonlWriter {
+    fn write(&mut self, time: Time, diff: isize, fields: &[Field]) -> io::Result<()> {
+        write!(self.out, "{{\"time\":{time},\"diff\":{diff}")?;
+        for (name, f) in self.columns.iter().zip(fields) {
+            write!(self.out, ",\"{name}\":")?;
+            match f {
+                Field::S(s) => serde_json::to_writer(&mut self.out, s.as_str())?,
+                other => write_field(&mut self.out, other)?,
+            }
+        }
+        self.out.write_all(b"}\n")
+    }
+    fn finish(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+impl ChangeWriter for StdoutWriter {
+    fn write(&mut self, time: Time, diff: isize, fields: &[Field]) -> io::Result<()> {
+        let mut out = io::stdout().lock();
+        write!(out, "{},{time},{diff}", self.name)?;
+        for f in fields {
+            out.write_all(b",")?;
+            write_field(&mut out, f)?;
+        }
+        out.write_all(b"\n")
+    }
+    fn finish(&mut self) -> io::Result<()> {
+        io::stdout().flush()
+    }
+}
+
+/// Opens the writer of one output.
+pub fn open(kind: SinkKind, out_dir: &Path, name: &'static str, columns: &'static [&'static str]) -> io::Result<Box<dyn ChangeWriter>> {
+    Ok(match kind {
+        SinkKind::Csv => {
+            let mut w = BufWriter::with_capacity(1 << 20, File::create(out_dir.join(format!("{name}.csv")))?);
+            writeln!(w, "time,diff,{}", columns.join(","))?;
+            Box::new(CsvWriter(w))
+        }
+        SinkKind::Jsonl => Box::new(JsonlWriter {
+            out: BufWriter::with_capacity(1 << 20, File::create(out_dir.join(format!("{name}.jsonl")))?),
+            columns,
+        }),
+        SinkKind::Stdout => Box::new(StdoutWriter { name }),
+    })
+}
+
+/// Attaches sinks to collections; shared per worker.
+#[derive(Clone)]
+pub struct Sinks {
+    /// Worker 0 writes; other workers only route their updates to it.
+    pub writes: bool,
+    pub kind: SinkKind,
+    pub out_dir: PathBuf,
+    /// Probes every output, for flow control.
+    pub probe: ProbeHandle<Time>,
+    /// How many sinks have seen their input complete (worker 0).
+    pub finished: Rc<Cell<usize>>,
+    pub attached: Rc<Cell<usize>>,
+    /// Time spent formatting and writing (worker 0).
+    pub write_time: Rc<Cell<Duration>>,
+    pub rows_written: Rc<Cell<u64>>,
+    /// The first write error, reported at the end of the run.
+    pub error: Rc<RefCell<Option<String>>>,
+}
+
+impl Sinks {
+    /// Writes `collection` as a change stream per `schema`.
+    pub fn attach<'s, D: ExchangeData>(&self, collection: VecCollection<'s, Time, D>, schema: Schema<D>) {
+        let mut writer = if self.writes {
+            match open(self.kind, &self.out_dir, schema.name, schema.columns) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    self.fail(format!("cannot write {}: {e}", schema.name));
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        self.attached.set(self.attached.get() + 1);
+        let this = self.clone();
+        let mut pending: BTreeMap<Time, Vec<(D, isize)>> = BTreeMap::new();
+        let mut done = false;
+        let collection = collection.probe_with(&self.probe);
+        collection.inner.sink(Exchange::new(|_| 0), schema.name, move |(input, frontier)| {
+            input.for_each(|_, data| {
+                for (d, t, r) in data.drain(..) {
+                    pending.entry(t).or_default().push((d, r));
+                }
+            });
+            while let Some(entry) = pending.first_entry() {
+                if frontier.less_equal(entry.key()) {
+                    break;
+                }
+                let (time, mut rows) = entry.remove_entry();
+                consolidate(&mut rows);
+                if let Some(w) = writer.as_mut() {
+                    let started = Instant::now();
+                    for (row, diff) in &rows {
+                        if let Err(e) = w.write(time, *diff, &(schema.fields)(row)) {
+                            this.fail(format!("cannot write {}: {e}", schema.name));
+                            writer = None;
+                            break;
+                        }
+                    }
+                    this.rows_written.set(this.rows_written.get() + rows.len() as u64);
+                    this.write_time.set(this.write_time.get() + started.elapsed());
+                }
+            }
+            if frontier.is_empty() && !done {
+                done = true;
+                if let Some(w) = writer.as_mut() {
+                    if let Err(e) = w.finish() {
+                        this.fail(format!("cannot write {}: {e}", schema.name));
+                    }
+                }
+                this.finished.set(this.finished.get() + 1);
+            }
+        });
+    }
+
+    /// Collects every update of `collection` on worker 0 into `into`, with its time.
+    pub fn gather<'s, D: ExchangeData>(&self, collection: VecCollection<'s, Time, D>, name: &str, into: Rc<RefCell<Vec<(D, Time, isize)>>>) {
+        self.attached.set(self.attached.get() + 1);
+        let finished = self.finished.clone();
+        let mut done = false;
+        collection.inner.sink(Exchange::new(|_| 0), name, move |(input, frontier)| {
+            input.for_each(|_, data| into.borrow_mut().extend(data.drain(..)));
+            if frontier.is_empty() && !done {
+                done = true;
+                finished.set(finished.get() + 1);
+            }
+        });
+    }
+
+    fn fail(&self, message: String) {
+        self.error.borrow_mut().get_or_insert(message);
+    }
+}

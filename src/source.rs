@@ -1,0 +1,380 @@
+//! Sources: reading input files, each worker parsing its own share, with per-file
+//! event-time watermarks.
+//!
+//! Every worker scans every line of every file (cheap: a newline search and the
+//! timestamp field), so that all workers agree on each file's watermark without
+//! talking to each other; only the lines of the worker's own segments are parsed in
+//! full. Data line `d` (0-based, after any header) belongs to worker
+//! `(d / SEGMENT_LINES) % peers`.
+//!
+//! Watermark (per file): before a line, `wm = max(timestamp field of earlier lines that
+//! parses) - lateness`. A valid row gets logical time `max(epoch(ts), epoch(wm))` and is
+//! late when its own epoch was already closed (`epoch(ts) < epoch(wm)`). The outcome
+//! depends only on the file's contents, never on the number of workers or on timing.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Behavior, CatalogRow, CategoryId, Event, ItemId, Scene, Time};
+
+/// Lines per ownership segment (contiguous runs keep parsing cache-friendly).
+pub const SEGMENT_LINES: u64 = 1024;
+
+pub const NATIVE_HEADER: &str = "ts_ms,user_id,item_id,scene,behavior,quantity,amount_cents";
+pub const CATALOG_HEADER: &str = "ts_ms,op,item_id,category_id,seller_id,price_cents,status,is_ad,ad_bid_cents";
+
+/// Format of an events file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Native,
+    UserBehavior,
+}
+
+/// What a source file holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceKind {
+    Events(Format),
+    Catalog,
+}
+
+impl SourceKind {
+    fn header(self) -> Option<&'static str> {
+        match self {
+            SourceKind::Events(Format::Native) => Some(NATIVE_HEADER),
+            SourceKind::Events(Format::UserBehavior) => None,
+            SourceKind::Catalog => Some(CATALOG_HEADER),
+        }
+    }
+
+    /// 0-based index of the timestamp field.
+    fn ts_field(self) -> usize {
+        match self {
+            SourceKind::Events(Format::UserBehavior) => 4,
+            _ => 0,
+        }
+    }
+}
+
+/// One input file.
+#[derive(Clone, Debug)]
+pub struct SourceSpec {
+    pub path: PathBuf,
+    pub kind: SourceKind,
+}
+
+/// A row that could not be read: where, why, and the raw text.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Rejected {
+    /// Index of the file in the run's source list.
+    pub file: u32,
+    pub line: u64,
+    pub reason: String,
+    pub raw: String,
+}
+
+/// A valid row, parsed.
+#[derive(Clone, Debug)]
+pub enum Row {
+    Event(Event),
+    /// A UserBehavior row: an event and the category it names for its item.
+    EventWithCategory(Event, CategoryId),
+    /// A catalog change: `Some(row)` for an upsert, `None` for a delete.
+    Catalog { ts_ms: u64, item: ItemId, row: Option<CatalogRow> },
+}
+
+impl Row {
+    pub fn ts_ms(&self) -> u64 {
+        match self {
+            Row::Event(e) | Row::EventWithCategory(e, _) => e.ts_ms,
+            Row::Catalog { ts_ms, .. } => *ts_ms,
+        }
+    }
+}
+
+/// Checks that a file can be opened and, for formats with a header, that its first
+/// line is the expected header. The error is one line for the user.
+pub fn check(spec: &SourceSpec) -> Result<(), String> {
+    let path = spec.path.display();
+    let file = File::open(&spec.path).map_err(|e| format!("cannot open {path}: {e}"))?;
+    if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
+        return Err(format!("{path} is a directory, not a file"));
+    }
+    if let Some(header) = spec.kind.header() {
+        let mut first = Vec::new();
+        BufReader::new(file).read_until(b'\n', &mut first).map_err(|e| format!("cannot read {path}: {e}"))?;
+        let first = trim_line_end(&first);
+        if first != header.as_bytes() {
+            return Err(format!(
+                "{path}: first line must be the header `{header}`, found `{}`",
+                String::from_utf8_lossy(first)
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn trim_line_end(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// A worker's reader of one file: scans every line, hands over the ones it owns.
+pub struct SourceReader {
+    pub index: u32,
+    kind: SourceKind,
+    reader: BufReader<File>,
+    buf: Vec<u8>,
+    /// Physical line number of the last line read (1-based).
+    line_no: u64,
+    /// Data lines seen so far (lines after the header).
+    data_lines: u64,
+    /// Greatest and least timestamp fields seen so far.
+    max_ts: Option<u64>,
+    min_ts: Option<u64>,
+    pub exhausted: bool,
+}
+
+/// What the reader hands to the worker for each line it owns.
+pub enum Line<'a> {
+    Valid { row: Row, line: u64, time: Time, late: bool },
+    Rejected { line: u64, reason: String, raw: &'a [u8] },
+}
+
+impl SourceReader {
+    pub fn open(index: u32, spec: &SourceSpec) -> Result<SourceReader, String> {
+        let file = File::open(&spec.path).map_err(|e| format!("cannot open {}: {e}", spec.path.display()))?;
+        let mut reader = SourceReader {
+            index,
+            kind: spec.kind,
+            reader: BufReader::with_capacity(1 << 20, file),
+            buf: Vec::with_capacity(256),
+            line_no: 0,
+            data_lines: 0,
+            max_ts: None,
+            min_ts: None,
+            exhausted: false,
+        };
+        if spec.kind.header().is_some() {
+            reader.buf.clear();
+            reader.reader.read_until(b'\n', &mut reader.buf).map_err(|e| format!("cannot read {}: {e}", spec.path.display()))?;
+            reader.line_no = 1;
+        }
+        Ok(reader)
+    }
+
+    /// The watermark's epoch: no later row of this file gets a logical time below it.
+    pub fn open_epoch(&self, lateness_ms: u64, epoch_ms: u64) -> Time {
+        epoch_of(self.max_ts.map(|m| m.saturating_sub(lateness_ms)).unwrap_or(0), epoch_ms)
+    }
+
+    /// Greatest timestamp read so far (0 before any).
+    pub fn progress(&self) -> u64 {
+        self.max_ts.unwrap_or(0)
+    }
+
+    /// Least timestamp read so far.
+    pub fn first_ts(&self) -> Option<u64> {
+        self.min_ts
+    }
+
+    /// Physical lines read so far (including a header).
+    pub fn lines_read(&self) -> u64 {
+        self.line_no
+    }
+
+    /// Data lines read so far (excluding a header).
+    pub fn data_lines(&self) -> u64 {
+        self.data_lines
+    }
+
+    /// Reads up to `max_lines` lines; calls `on_line` for each line owned by worker
+    /// `index` of `peers`. Sets `exhausted` at end of file.
+    pub fn read_chunk(
+        &mut self,
+        max_lines: usize,
+        worker: usize,
+        peers: usize,
+        epoch_ms: u64,
+        lateness_ms: u64,
+        mut on_line: impl FnMut(Line<'_>),
+    ) -> std::io::Result<()> {
+        for _ in 0..max_lines {
+            self.buf.clear();
+            if self.reader.read_until(b'\n', &mut self.buf)? == 0 {
+                self.exhausted = true;
+                return Ok(());
+            }
+            self.line_no += 1;
+            let data_index = self.data_lines;
+            self.data_lines += 1;
+            let line = trim_line_end(&self.buf);
+            let open = self.open_epoch(lateness_ms, epoch_ms);
+            if let Some(ts) = timestamp_field(line, self.kind) {
+                self.max_ts = Some(self.max_ts.map_or(ts, |m| m.max(ts)));
+                self.min_ts = Some(self.min_ts.map_or(ts, |m| m.min(ts)));
+            }
+            if ((data_index / SEGMENT_LINES) % peers as u64) as usize != worker {
+                continue;
+            }
+            match parse(line, self.kind) {
+                Ok(row) => {
+                    let own = epoch_of(row.ts_ms(), epoch_ms);
+                    on_line(Line::Valid { row, line: self.line_no, time: own.max(open), late: own < open });
+                }
+                Err(reason) => on_line(Line::Rejected { line: self.line_no, reason, raw: line }),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The start of the epoch holding `ts`.
+#[inline]
+pub fn epoch_of(ts: u64, epoch_ms: u64) -> Time {
+    ts - ts % epoch_ms
+}
+
+/// The timestamp (ms) of a line, if its timestamp field is present and numeric;
+/// used for the watermark even when the row is otherwise malformed.
+fn timestamp_field(line: &[u8], kind: SourceKind) -> Option<u64> {
+    let field = line.split(|&b| b == b',').nth(kind.ts_field())?;
+    let v = parse_u64(field).ok()?;
+    match kind {
+        SourceKind::Events(Format::UserBehavior) => v.checked_mul(1000),
+        _ => Some(v),
+    }
+}
+
+/// Parses one line of the given kind.
+pub fn parse(line: &[u8], kind: SourceKind) -> Result<Row, String> {
+    if line.is_empty() {
+        return Err("empty line".into());
+    }
+    let mut fields = [&b""[..]; 9];
+    let expected = match kind {
+        SourceKind::Events(Format::Native) => 7,
+        SourceKind::Events(Format::UserBehavior) => 5,
+        SourceKind::Catalog => 9,
+    };
+    let mut n = 0;
+    for f in line.split(|&b| b == b',') {
+        if n < fields.len() {
+            fields[n] = f;
+        }
+        n += 1;
+    }
+    if n != expected {
+        return Err(format!("expected {expected} fields, found {n}"));
+    }
+    match kind {
+        SourceKind::Events(Format::Native) => {
+            let behavior = Behavior::from_native(fields[4])
+                .ok_or_else(|| format!("behavior: unknown `{}`", String::from_utf8_lossy(fields[4])))?;
+            Ok(Row::Event(Event {
+                ts_ms: num(fields[0], "ts_ms")?,
+                user: num(fields[1], "user_id")?,
+                item: num(fields[2], "item_id")?,
+                scene: Scene::new(fields[3]).ok_or("scene: must be 1 to 16 bytes without quotes")?,
+                behavior,
+                quantity: u32::try_from(num(fields[5], "quantity")?).map_err(|_| "quantity: out of range")?,
+                amount_cents: num(fields[6], "amount_cents")?,
+            }))
+        }
+        SourceKind::Events(Format::UserBehavior) => {
+            let behavior = Behavior::from_userbehavior(fields[3])
+                .ok_or_else(|| format!("behavior_type: unknown `{}`", String::from_utf8_lossy(fields[3])))?;
+            let seconds = num(fields[4], "timestamp")?;
+            let event = Event {
+                ts_ms: seconds.checked_mul(1000).ok_or("timestamp: out of range")?,
+                user: num(fields[0], "user_id")?,
+                item: num(fields[1], "item_id")?,
+                scene: Scene::new(b"taobao").expect("valid scene"),
+                behavior,
+                quantity: (behavior == Behavior::Buy) as u32,
+                amount_cents: 0,
+            };
+            Ok(Row::EventWithCategory(event, num(fields[2], "category_id")?))
+        }
+        SourceKind::Catalog => {
+            let ts_ms = num(fields[0], "ts_ms")?;
+            let item = num(fields[2], "item_id")?;
+            let row = match fields[1] {
+                b"delete" => None,
+                b"upsert" => Some(CatalogRow {
+                    category: num(fields[3], "category_id")?,
+                    seller: num(fields[4], "seller_id")?,
+                    price_cents: num(fields[5], "price_cents")?,
+                    online: match fields[6] {
+                        b"online" => true,
+                        b"offline" => false,
+                        other => return Err(format!("status: unknown `{}`", String::from_utf8_lossy(other))),
+                    },
+                    is_ad: match fields[7] {
+                        b"1" | b"true" => true,
+                        b"0" | b"false" => false,
+                        other => return Err(format!("is_ad: unknown `{}`", String::from_utf8_lossy(other))),
+                    },
+                    ad_bid_cents: num(fields[8], "ad_bid_cents")?,
+                }),
+                other => return Err(format!("op: unknown `{}`", String::from_utf8_lossy(other))),
+            };
+            Ok(Row::Catalog { ts_ms, item, row })
+        }
+    }
+}
+
+fn num(field: &[u8], name: &str) -> Result<u64, String> {
+    parse_u64(field).map_err(|why| format!("{name}: {why}"))
+}
+
+/// Unsigned decimal integer; the error says why not.
+#[inline]
+fn parse_u64(field: &[u8]) -> Result<u64, &'static str> {
+    if field.is_empty() {
+        return Err("empty");
+    }
+    if field[0] == b'-' {
+        return Err("negative");
+    }
+    let mut v: u64 = 0;
+    for &b in field {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return Err("not a number");
+        }
+        v = v.checked_mul(10).and_then(|v| v.checked_add(d as u64)).ok_or("out of range")?;
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn native_rows() {
+        let k = SourceKind::Events(Format::Native);
+        assert!(matches!(parse(b"1000,1,2,search,buy,2,500", k), Ok(Row::Event(e)) if e.quantity == 2 && e.amount_cents == 500));
+        assert_eq!(parse(b"", k).unwrap_err(), "empty line");
+        assert_eq!(parse(b"1,2,3", k).unwrap_err(), "expected 7 fields, found 3");
+        assert_eq!(parse(b"1000,1,2,search,like,0,0", k).unwrap_err(), "behavior: unknown `like`");
+        assert_eq!(parse(b"1000,-1,2,search,buy,0,0", k).unwrap_err(), "user_id: negative");
+        assert_eq!(parse(b"1000,x,2,search,buy,0,0", k).unwrap_err(), "user_id: not a number");
+        assert_eq!(parse(b"1000,1,2,,buy,0,0", k).unwrap_err(), "scene: must be 1 to 16 bytes without quotes");
+        assert_eq!(parse(b"99999999999999999999,1,2,s,buy,0,0", k).unwrap_err(), "ts_ms: out of range");
+    }
+
+    #[test]
+    fn catalog_and_userbehavior_rows() {
+        assert!(matches!(parse(b"5,delete,7,,,,,,", SourceKind::Catalog), Ok(Row::Catalog { item: 7, row: None, .. })));
+        assert_eq!(parse(b"5,move,7,1,1,1,online,0,0", SourceKind::Catalog).unwrap_err(), "op: unknown `move`");
+        assert_eq!(parse(b"5,upsert,7,1,1,1,gone,0,0", SourceKind::Catalog).unwrap_err(), "status: unknown `gone`");
+        let ub = SourceKind::Events(Format::UserBehavior);
+        assert!(matches!(parse(b"1,2,3,pv,1511544070", ub), Ok(Row::EventWithCategory(e, 3)) if e.behavior == Behavior::Click && e.ts_ms == 1511544070000));
+        assert_eq!(parse(b"1,2,3,pv,-5", ub).unwrap_err(), "timestamp: negative");
+        assert_eq!(timestamp_field(b"1,2,3,zz,7", ub), Some(7000));
+    }
+}

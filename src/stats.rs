@@ -1,0 +1,145 @@
+//! `Stats`: the counters every aggregate keeps, carried in the *difference* of a
+//! collection (a commutative group), so sums are maintained by differential's
+//! consolidation instead of being recomputed per group.
+//!
+//! An event contributes `Stats::of(event)`; a distinct (key, user) pair contributes
+//! `Stats::reach(..)` to the `uv` / `buyers` slots. `count_total` over a key then
+//! yields one row per key whose value is the accumulated `Stats`.
+
+use differential_dataflow::difference::{Abelian, IsZero, Monoid, Multiply, Semigroup};
+use differential_dataflow::VecCollection;
+use serde::{Deserialize, Serialize};
+use timely::dataflow::operators::vec::Map;
+use differential_dataflow::AsCollection;
+
+use crate::model::{Behavior, Event, Time};
+
+/// Accumulable counters of one group.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Stats {
+    pub impressions: i64,
+    pub clicks: i64,
+    pub favs: i64,
+    pub carts: i64,
+    pub buys: i64,
+    /// Σ quantity of buys.
+    pub units: i64,
+    /// Σ amount_cents of buys (the price paid).
+    pub gmv_cents: i64,
+    /// Distinct counterparts with any behaviour (users of an item, items of a user, …).
+    pub uv: i64,
+    /// Distinct counterparts with a buy.
+    pub buyers: i64,
+}
+
+impl Stats {
+    /// The contribution of one event.
+    #[inline]
+    pub fn of(e: &Event) -> Stats {
+        let mut s = Stats::default();
+        match e.behavior {
+            Behavior::Impression => s.impressions = 1,
+            Behavior::Click => s.clicks = 1,
+            Behavior::Fav => s.favs = 1,
+            Behavior::Cart => s.carts = 1,
+            Behavior::Buy => {
+                s.buys = 1;
+                s.units = e.quantity as i64;
+                s.gmv_cents = e.amount_cents as i64;
+            }
+        }
+        s
+    }
+
+    /// The contribution of one distinct counterpart: `uv` 1, `buyers` 1 if it bought.
+    #[inline]
+    pub fn reach(any: bool, bought: bool) -> Stats {
+        Stats { uv: any as i64, buyers: bought as i64, ..Stats::default() }
+    }
+
+    /// Reach flags of an accumulated per-(key, user) total: present, and bought.
+    #[inline]
+    pub fn reach_of(total: &Stats) -> Stats {
+        Stats::reach(total.events() != 0, total.buys != 0)
+    }
+
+    /// Number of events of any behaviour.
+    #[inline]
+    pub fn events(&self) -> i64 {
+        self.impressions + self.clicks + self.favs + self.carts + self.buys
+    }
+
+    /// Interest score: 1·click + 3·fav + 5·cart + 10·buy.
+    #[inline]
+    pub fn score(&self) -> i64 {
+        self.clicks + 3 * self.favs + 5 * self.carts + 10 * self.buys
+    }
+
+    #[inline]
+    fn zip(&mut self, o: &Stats, f: impl Fn(&mut i64, i64)) {
+        f(&mut self.impressions, o.impressions);
+        f(&mut self.clicks, o.clicks);
+        f(&mut self.favs, o.favs);
+        f(&mut self.carts, o.carts);
+        f(&mut self.buys, o.buys);
+        f(&mut self.units, o.units);
+        f(&mut self.gmv_cents, o.gmv_cents);
+        f(&mut self.uv, o.uv);
+        f(&mut self.buyers, o.buyers);
+    }
+}
+
+impl IsZero for Stats {
+    #[inline]
+    fn is_zero(&self) -> bool {
+        *self == Stats::default()
+    }
+}
+
+impl Semigroup for Stats {
+    #[inline]
+    fn plus_equals(&mut self, rhs: &Self) {
+        self.zip(rhs, |a, b| *a += b);
+    }
+}
+
+impl Monoid for Stats {
+    fn zero() -> Self {
+        Stats::default()
+    }
+}
+
+impl Abelian for Stats {
+    #[inline]
+    fn negate(&mut self) {
+        let zero = Stats::default();
+        self.zip(&zero, |a, _| *a = -*a);
+    }
+}
+
+impl Multiply<isize> for Stats {
+    type Output = Stats;
+    #[inline]
+    fn multiply(mut self, rhs: &isize) -> Stats {
+        let k = *rhs as i64;
+        let zero = Stats::default();
+        self.zip(&zero, |a, _| *a *= k);
+        self
+    }
+}
+
+/// Rewrites the differences of a collection (dropping those that become zero):
+/// how a `Stats`-weighted collection is projected onto the counters one output needs.
+pub fn map_diff<'s, D, R, R2>(c: VecCollection<'s, Time, D, R>, mut f: impl FnMut(R) -> R2 + 'static) -> VecCollection<'s, Time, D, R2>
+where
+    D: Clone + 'static,
+    R: Clone + 'static,
+    R2: IsZero + Clone + 'static,
+{
+    c.inner
+        .flat_map(move |(d, t, r)| {
+            let r2 = f(r);
+            (!r2.is_zero()).then_some((d, t, r2))
+        })
+        .as_collection()
+}
