@@ -1,8 +1,8 @@
 //! `category_stats`: per *current* category, counters, uv and buyers over tagged events.
 //!
 //! ```text
-//! tagged ((category,item,user), Stats) ─ map category ───────────────────────────┐
-//!        └─ map (category,user) ─ threshold_total(reach) ─ map category ─────────┴─ concat ─ count_total
+//! tagged ((category,item,user), Stats) ─ map category ─ sum_locally ────────────────┐
+//!        └─ map (category,user), diff Reach ─ threshold_total ─ map category ─────────┴─ concat ─ count_total
 //! ```
 //!
 //! Contract: at time t, one row per category holding at least one catalogued item
@@ -17,16 +17,13 @@ use differential_dataflow::VecCollection;
 use crate::model::{CategoryId, Time};
 use crate::platform::Platform;
 use crate::sink::{Field, Schema};
-use crate::stats::Stats;
+use crate::stats::{map_diff, sum_locally, Reach, Stats};
 
 pub fn category_stats<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (CategoryId, Stats)> {
-    let reach = p
-        .tagged
-        .clone()
-        .map(|(category, _item, user)| (category, user))
-        .threshold_total(|_, total: &Stats| Stats::reach_of(total))
+    let reach = map_diff(p.tagged.clone().map(|(category, _item, user)| (category, user)), |s: Stats| s.to_reach())
+        .threshold_total(|_, total: &Reach| Stats::reach_of(total))
         .map(|(category, _user)| category);
-    p.tagged.clone().map(|(category, _item, _user)| category).concat(reach).count_total()
+    sum_locally(p.tagged.clone().map(|(category, _item, _user)| category)).concat(reach).count_total()
 }
 
 pub fn schema() -> Schema<(CategoryId, Stats)> {

@@ -5,7 +5,7 @@
 //! is processed.
 //!
 //! ```text
-//! events ─ explode ((hour(ts), scene), Stats::of) ─ count_total
+//! events ─ explode ((hour(ts), scene), Stats::of) ─ sum_locally ─ count_total
 //! ```
 
 use differential_dataflow::operators::CountTotal;
@@ -14,13 +14,13 @@ use differential_dataflow::VecCollection;
 use crate::model::{Scene, Time};
 use crate::platform::Platform;
 use crate::sink::{Field, Schema};
-use crate::stats::Stats;
+use crate::stats::{sum_locally, Stats};
 
 /// Window length: one hour.
 pub const WINDOW_MS: u64 = 3_600_000;
 
 pub fn hourly_stats<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, ((u64, Scene), Stats)> {
-    p.events.clone().explode(|e| Some(((e.ts_ms - e.ts_ms % WINDOW_MS, e.scene), Stats::of(&e)))).count_total()
+    sum_locally(p.events.clone().explode(|e| Some(((e.ts_ms - e.ts_ms % WINDOW_MS, e.scene), Stats::of(&e))))).count_total()
 }
 
 pub fn schema() -> Schema<((u64, Scene), Stats)> {

@@ -1,8 +1,8 @@
 //! `scene_stats`: per scene, counters, uv and buyers over all events.
 //!
 //! ```text
-//! events ─ explode (scene, Stats::of) ───────────────────────────────────────────┐
-//!        └─ explode ((scene,user), Stats::of) ─ threshold_total(reach) ─ map scene┴─ concat ─ count_total
+//! events ─ explode (scene, Stats::of) ─ sum_locally ─────────────────────────────┐
+//!        └─ explode ((scene,user), Reach) ─ threshold_total ─ map scene ──────────┴─ concat ─ count_total
 //! ```
 //!
 //! Contract: at time t, one row per scene with events of logical time ≤ t.
@@ -13,16 +13,16 @@ use differential_dataflow::VecCollection;
 use crate::model::{Scene, Time};
 use crate::platform::Platform;
 use crate::sink::{Field, Schema};
-use crate::stats::Stats;
+use crate::stats::{event_reach, sum_locally, Reach, Stats};
 
 pub fn scene_stats<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (Scene, Stats)> {
     let reach = p
         .events
         .clone()
-        .explode(|e| Some(((e.scene, e.user), Stats::of(&e))))
-        .threshold_total(|_, total: &Stats| Stats::reach_of(total))
+        .explode(|e| Some(((e.scene, e.user), event_reach(&e))))
+        .threshold_total(|_, total: &Reach| Stats::reach_of(total))
         .map(|(scene, _user)| scene);
-    p.events.clone().explode(|e| Some((e.scene, Stats::of(&e)))).concat(reach).count_total()
+    sum_locally(p.events.clone().explode(|e| Some((e.scene, Stats::of(&e))))).concat(reach).count_total()
 }
 
 pub fn schema() -> Schema<(Scene, Stats)> {

@@ -182,6 +182,9 @@ const RATE_RETIRE: f64 = 0.0015;
 const NEW_ITEM_SHARE: f64 = 0.15;
 const SALE_CUT_SHARE: f64 = 0.15;
 
+/// Bound of the out-of-order buffer (events held back); at the bound the earliest is released.
+const MAX_DELAYED: usize = 100_000;
+
 // item states
 const S_NOT_YET: u8 = 0;
 const S_LIVE: u8 = 1;
@@ -209,8 +212,11 @@ fn validate(cfg: &GenConfig) -> io::Result<()> {
     if cfg.items + unknown_pool(cfg.items) > max {
         return Err(invalid(format!("gen: items must be at most {}", max - max / 51)));
     }
-    if cfg.categories > 50_000_000 {
-        return Err(invalid("gen: categories must be at most 50000000".into()));
+    if cfg.categories > 10_000_000 {
+        return Err(invalid(format!(
+            "gen: categories must be at most 10000000, got {}",
+            cfg.categories
+        )));
     }
     if !(cfg.days > 0.0) || cfg.days > 3650.0 {
         return Err(invalid(format!("gen: days must be in (0, 3650], got {}", cfg.days)));
@@ -285,21 +291,28 @@ impl Bij {
 struct Popularity {
     zipf: Zipf<f64>,
     n: u64,
+    /// Zipf–Mandelbrot offset: rank r has weight (r + 1 + offset)^-s.
+    offset: u64,
     bij: Bij,
 }
 
 impl Popularity {
-    fn new(n: u64, s: f64, rng: &mut Pcg64Mcg) -> Popularity {
+    fn new(n: u64, s: f64, offset: u64, rng: &mut Pcg64Mcg) -> Popularity {
         Popularity {
-            zipf: Zipf::new(n as f64, s).expect("valid zipf"),
+            zipf: Zipf::new((n + offset) as f64, s).expect("valid zipf"),
             n,
+            offset,
             bij: Bij::new(n, rng),
         }
     }
     #[inline]
     fn rank(&self, rng: &mut Pcg64Mcg) -> u64 {
-        let k = self.zipf.sample(rng) as u64;
-        k.clamp(1, self.n) - 1
+        loop {
+            let k = self.zipf.sample(rng) as u64;
+            if k > self.offset {
+                return (k - self.offset).clamp(1, self.n) - 1;
+            }
+        }
     }
     #[inline]
     fn sample(&self, rng: &mut Pcg64Mcg) -> u32 {
@@ -502,10 +515,10 @@ impl<'a> Gen<'a> {
         let w_mean = acc / (span_ms as f64 / 60_000.0);
 
         // ---- popularity models
-        let item_pop = Popularity::new(cfg.items, 1.0, &mut setup);
-        let cat_pop = Popularity::new(cfg.categories, 0.9, &mut setup);
-        let seller_pop = Popularity::new(cfg.sellers, 1.0, &mut setup);
-        let user_pop = Popularity::new(cfg.users, 0.6, &mut setup);
+        let item_pop = Popularity::new(cfg.items, 1.0, 10, &mut setup);
+        let cat_pop = Popularity::new(cfg.categories, 0.9, 2, &mut setup);
+        let seller_pop = Popularity::new(cfg.sellers, 1.0, 5, &mut setup);
+        let user_pop = Popularity::new(cfg.users, 0.6, 0, &mut setup);
 
         // ---- items
         let cat_level: Vec<f32> = {
@@ -1336,6 +1349,10 @@ impl<'a> Gen<'a> {
                 };
                 self.delayed_seq += 1;
                 self.delayed.push(Reverse(Delayed { key: ts + d, seq: self.delayed_seq, ev }));
+                if self.delayed.len() > MAX_DELAYED {
+                    let Reverse(d) = self.delayed.pop().unwrap();
+                    self.write_event(&d.ev)?;
+                }
             } else {
                 self.write_event(&ev)?;
             }

@@ -15,13 +15,12 @@
 //! it). Only the category takes part in the join, so price or status changes cost nothing
 //! downstream. Each arrangement here is built once and shared by every dataflow.
 
-use std::collections::HashMap;
-
 use differential_dataflow::input::{Input, InputSession};
 use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
 use differential_dataflow::operators::ThresholdTotal;
 use differential_dataflow::trace::implementations::ValSpine;
 use differential_dataflow::{AsCollection, Hashable, VecCollection};
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
@@ -30,7 +29,7 @@ use timely::dataflow::Scope;
 
 use crate::model::{CatalogRow, CategoryId, Event, ItemId, Time, UserId};
 use crate::source::Rejected;
-use crate::stats::Stats;
+use crate::stats::{event_reach, Reach, Stats};
 
 /// One catalog change: item, priority (the highest priority among the changes with
 /// time ≤ t decides the item's row at t), and the row (`None`: deleted).
@@ -111,11 +110,14 @@ pub fn build<'s>(scope: Scope<'s, Time>) -> (InputHandles, Platform<'s>) {
         .map(|(item, row)| (item, row.category))
         .arrange_by_key_named("Arrange: ItemCategory");
 
-    let activity = events.clone().explode(|e| Some(((e.item, e.user), Stats::of(&e))));
-    let item_user_reach = activity
+    let item_user_reach = events
         .clone()
-        .threshold_total(|_, total: &Stats| Stats::reach_of(total));
-    let activity_by_item = activity.arrange_by_key_named("Arrange: ActivityByItem");
+        .explode(|e| Some(((e.item, e.user), event_reach(&e))))
+        .threshold_total(|_, total: &Reach| Stats::reach_of(total));
+    let activity_by_item = events
+        .clone()
+        .explode(|e| Some(((e.item, e.user), Stats::of(&e))))
+        .arrange_by_key_named("Arrange: ActivityByItem");
     let tagged = activity_by_item
         .clone()
         .join_core(item_category.clone(), |item, user, category| Some((*category, *item, *user)));
@@ -136,7 +138,7 @@ fn latest_by_priority<'s>(log: VecCollection<'s, Time, CatalogChange>) -> VecCol
     let exchange = Exchange::new(|((item, _, _), _, _): &(CatalogChange, Time, isize)| item.hashed().into());
     log.inner
         .unary_frontier(exchange, "LatestByPriority", |_, _| {
-            let mut current: HashMap<ItemId, (u64, Option<CatalogRow>)> = HashMap::new();
+            let mut current: FxHashMap<ItemId, (u64, Option<CatalogRow>)> = FxHashMap::default();
             let mut pending: Vec<(Time, ItemId, u64, Option<CatalogRow>)> = Vec::new();
             let mut held: Option<Capability<Time>> = None;
             move |(input, frontier), output| {

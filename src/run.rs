@@ -5,11 +5,11 @@
 //! read between worker steps) are separate knobs: `--epoch-ms` and `--batch-lines`.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use rustc_hash::FxHashMap;
 use timely::dataflow::ProbeHandle;
 use timely::worker::Worker;
 
@@ -170,7 +170,7 @@ struct Feed<'a> {
     /// UserBehavior catalog rows this worker has sent, per item: (time, sequence)
     /// pairs none of which dominates another. A row dominated by one sent (earlier
     /// time and earlier sequence) can never decide the item's category.
-    derived_sent: HashMap<ItemId, Vec<(Time, u64)>>,
+    derived_sent: FxHashMap<ItemId, Vec<(Time, u64)>>,
     valid: Vec<isize>,
     late: Vec<isize>,
 }
@@ -178,7 +178,7 @@ struct Feed<'a> {
 impl<'a> Feed<'a> {
     fn new(cfg: &'a RunConfig, index: usize, peers: usize) -> Self {
         let n = cfg.sources.len();
-        Feed { cfg, index, peers, derived_sent: HashMap::new(), valid: vec![0; n], late: vec![0; n] }
+        Feed { cfg, index, peers, derived_sent: FxHashMap::default(), valid: vec![0; n], late: vec![0; n] }
     }
 
     fn run(

@@ -9,10 +9,24 @@
 use differential_dataflow::difference::{Abelian, IsZero, Monoid, Multiply, Semigroup};
 use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
+use differential_dataflow::{AsCollection, ExchangeData};
+use rustc_hash::FxHashMap;
+use std::hash::Hash;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::Map;
-use differential_dataflow::AsCollection;
 
 use crate::model::{Behavior, Event, Time};
+
+/// What decides whether a user counts in `uv` / `buyers` of a key: (events, buys).
+/// A small difference for the per-(key, user) arrangements of `threshold_total`.
+pub type Reach = (isize, isize);
+
+/// The [`Reach`] contribution of one event.
+#[inline]
+pub fn event_reach(e: &Event) -> Reach {
+    (1, (e.behavior == Behavior::Buy) as isize)
+}
 
 /// Accumulable counters of one group.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -59,8 +73,14 @@ impl Stats {
 
     /// Reach flags of an accumulated per-(key, user) total: present, and bought.
     #[inline]
-    pub fn reach_of(total: &Stats) -> Stats {
-        Stats::reach(total.events() != 0, total.buys != 0)
+    pub fn reach_of(total: &Reach) -> Stats {
+        Stats::reach(total.0 != 0, total.1 != 0)
+    }
+
+    /// The part of these counters that decides reach.
+    #[inline]
+    pub fn to_reach(&self) -> Reach {
+        (self.events() as isize, self.buys as isize)
     }
 
     /// Number of events of any behaviour.
@@ -140,6 +160,44 @@ where
         .flat_map(move |(d, t, r)| {
             let r2 = f(r);
             (!r2.is_zero()).then_some((d, t, r2))
+        })
+        .as_collection()
+}
+
+/// Sums the differences of equal records on this worker before they are exchanged.
+///
+/// For keys that collapse (scene, hour × scene, category) this turns a batch of
+/// events into a handful of updates with one hash probe each, sparing the exchange
+/// and the arrangement's sort. Output equals input as a collection; only how it is
+/// batched changes.
+pub fn sum_locally<'s, D>(c: VecCollection<'s, Time, D, Stats>) -> VecCollection<'s, Time, D, Stats>
+where
+    D: ExchangeData + Hash,
+{
+    let mut sums: FxHashMap<(D, Time), Stats> = FxHashMap::default();
+    c.inner
+        .unary(Pipeline, "SumLocally", move |_, _| {
+            move |input, output| {
+                let mut least = None;
+                input.for_each(|cap, data| {
+                    if let Some(cap) = cap.retain_least(0) {
+                        if least.as_ref().is_none_or(|l: &timely::dataflow::operators::Capability<Time>| cap.time() < l.time()) {
+                            least = Some(cap);
+                        }
+                    }
+                    for (d, t, r) in data.drain(..) {
+                        sums.entry((d, t)).or_default().plus_equals(&r);
+                    }
+                });
+                if let Some(cap) = least {
+                    let mut session = output.session(&cap);
+                    for ((d, t), r) in sums.drain() {
+                        if !r.is_zero() {
+                            session.give((d, t, r));
+                        }
+                    }
+                }
+            }
         })
         .as_collection()
 }
