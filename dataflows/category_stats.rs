@@ -20,10 +20,17 @@ use crate::sink::{Field, Schema};
 use crate::stats::{map_diff, sum_locally, Reach, Stats};
 
 pub fn category_stats<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (CategoryId, Stats)> {
-    let reach = map_diff(p.tagged.clone().map(|(category, _item, user)| (category, user)), |s: Stats| s.to_reach())
-        .threshold_total(|_, total: &Reach| Stats::reach_of(total))
-        .map(|(category, _user)| category);
-    sum_locally(p.tagged.clone().map(|(category, _item, _user)| category)).concat(reach).count_total()
+    let reach = map_diff(
+        p.tagged
+            .clone()
+            .map(|(category, _item, user)| (category, user)),
+        |s: Stats| s.to_reach(),
+    )
+    .threshold_total(|_, total: &Reach| Stats::reach_of(total))
+    .map(|(category, _user)| category);
+    sum_locally(p.tagged.clone().map(|(category, _item, _user)| category))
+        .concat(reach)
+        .count_total()
 }
 
 pub fn schema() -> Schema<(CategoryId, Stats)> {

@@ -22,11 +22,20 @@ pub const TOP_N: usize = 10;
 pub type Ranked = (u32, ItemId, i64, i64);
 
 pub fn category_top_items<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (CategoryId, Ranked)> {
-    map_diff(p.tagged.clone().map(|(category, item, _user)| (category, item)), |s: Stats| (s.buys, s.gmv_cents)).reduce_named(
+    map_diff(
+        p.tagged
+            .clone()
+            .map(|(category, item, _user)| (category, item)),
+        |s: Stats| (s.buys, s.gmv_cents),
+    )
+    .reduce_named(
         "CategoryTopItems",
         |_category, input: &[(&ItemId, (i64, i64))], output: &mut Vec<(Ranked, isize)>| {
-            let mut sellers: Vec<(i64, i64, ItemId)> =
-                input.iter().filter(|(_, (buys, _))| *buys > 0).map(|(item, (buys, gmv))| (*buys, *gmv, **item)).collect();
+            let mut sellers: Vec<(i64, i64, ItemId)> = input
+                .iter()
+                .filter(|(_, (buys, _))| *buys > 0)
+                .map(|(item, (buys, gmv))| (*buys, *gmv, **item))
+                .collect();
             sellers.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
             for (rank, (buys, gmv, item)) in sellers.into_iter().take(TOP_N).enumerate() {
                 output.push(((rank as u32 + 1, item, buys, gmv), 1));
@@ -40,7 +49,13 @@ pub fn schema() -> Schema<(CategoryId, Ranked)> {
         name: "category_top_items",
         columns: &["category_id", "rank", "item_id", "buys", "gmv_cents"],
         fields: |(c, (rank, item, buys, gmv))| {
-            vec![Field::U(*c), Field::U(*rank as u64), Field::U(*item), Field::I(*buys), Field::I(*gmv)]
+            vec![
+                Field::U(*c),
+                Field::U(*rank as u64),
+                Field::U(*item),
+                Field::I(*buys),
+                Field::I(*gmv),
+            ]
         },
     }
 }

@@ -20,13 +20,27 @@ use crate::stats::{sum_locally, Stats};
 pub const WINDOW_MS: u64 = 3_600_000;
 
 pub fn hourly_stats<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, ((u64, Scene), Stats)> {
-    sum_locally(p.events.clone().explode(|e| Some(((e.ts_ms - e.ts_ms % WINDOW_MS, e.scene), Stats::of(&e))))).count_total()
+    sum_locally(
+        p.events
+            .clone()
+            .explode(|e| Some(((e.ts_ms - e.ts_ms % WINDOW_MS, e.scene), Stats::of(&e)))),
+    )
+    .count_total()
 }
 
 pub fn schema() -> Schema<((u64, Scene), Stats)> {
     Schema {
         name: "hourly_stats",
-        columns: &["window_start_ms", "scene", "impressions", "clicks", "favs", "carts", "buys", "gmv_cents"],
+        columns: &[
+            "window_start_ms",
+            "scene",
+            "impressions",
+            "clicks",
+            "favs",
+            "carts",
+            "buys",
+            "gmv_cents",
+        ],
         fields: |((window, scene), s)| {
             vec![
                 Field::U(*window),

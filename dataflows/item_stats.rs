@@ -26,5 +26,9 @@ pub fn item_stats<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (ItemId, Stat
 }
 
 pub fn schema() -> Schema<(ItemId, Stats)> {
-    Schema { name: "item_stats", columns: &super::STATS_COLUMNS_ITEM, fields: |(k, s)| super::stats_fields(Field::U(*k), s) }
+    Schema {
+        name: "item_stats",
+        columns: &super::STATS_COLUMNS_ITEM,
+        fields: |(k, s)| super::stats_fields(Field::U(*k), s),
+    }
 }

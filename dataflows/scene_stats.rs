@@ -22,9 +22,15 @@ pub fn scene_stats<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (Scene, Stat
         .explode(|e| Some(((e.scene, e.user), event_reach(&e))))
         .threshold_total(|_, total: &Reach| Stats::reach_of(total))
         .map(|(scene, _user)| scene);
-    sum_locally(p.events.clone().explode(|e| Some((e.scene, Stats::of(&e))))).concat(reach).count_total()
+    sum_locally(p.events.clone().explode(|e| Some((e.scene, Stats::of(&e)))))
+        .concat(reach)
+        .count_total()
 }
 
 pub fn schema() -> Schema<(Scene, Stats)> {
-    Schema { name: "scene_stats", columns: &super::STATS_COLUMNS_SCENE, fields: |(k, s)| super::stats_fields(Field::S(*k), s) }
+    Schema {
+        name: "scene_stats",
+        columns: &super::STATS_COLUMNS_SCENE,
+        fields: |(k, s)| super::stats_fields(Field::S(*k), s),
+    }
 }

@@ -19,10 +19,21 @@ use crate::sink::{Field, Schema};
 use crate::stats::{map_diff, Stats};
 
 pub fn untagged<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (ItemId, isize)> {
-    let tagged = map_diff(p.tagged.clone().map(|(_category, item, _user)| item), |s: Stats| -(s.events() as isize));
-    p.events.clone().map(|e| e.item).concat(tagged).count_total()
+    let tagged = map_diff(
+        p.tagged.clone().map(|(_category, item, _user)| item),
+        |s: Stats| -(s.events() as isize),
+    );
+    p.events
+        .clone()
+        .map(|e| e.item)
+        .concat(tagged)
+        .count_total()
 }
 
 pub fn schema() -> Schema<(ItemId, isize)> {
-    Schema { name: "untagged", columns: &["item_id", "events"], fields: |(k, n)| vec![Field::U(*k), Field::I(*n as i64)] }
+    Schema {
+        name: "untagged",
+        columns: &["item_id", "events"],
+        fields: |(k, n)| vec![Field::U(*k), Field::I(*n as i64)],
+    }
 }

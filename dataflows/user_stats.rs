@@ -17,14 +17,34 @@ use crate::sink::{Field, Schema};
 use crate::stats::{map_diff, Stats};
 
 pub fn user_stats<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (UserId, Stats)> {
-    let items = map_diff(p.item_user_reach.clone().map(|(_item, user)| user), |r: Stats| Stats { uv: r.uv, ..Stats::default() });
-    p.events.clone().explode(|e| Some((e.user, Stats::of(&e)))).concat(items).count_total()
+    let items = map_diff(
+        p.item_user_reach.clone().map(|(_item, user)| user),
+        |r: Stats| Stats {
+            uv: r.uv,
+            ..Stats::default()
+        },
+    );
+    p.events
+        .clone()
+        .explode(|e| Some((e.user, Stats::of(&e))))
+        .concat(items)
+        .count_total()
 }
 
 pub fn schema() -> Schema<(UserId, Stats)> {
     Schema {
         name: "user_stats",
-        columns: &["user_id", "impressions", "clicks", "favs", "carts", "buys", "units", "gmv_cents", "items"],
+        columns: &[
+            "user_id",
+            "impressions",
+            "clicks",
+            "favs",
+            "carts",
+            "buys",
+            "units",
+            "gmv_cents",
+            "items",
+        ],
         fields: |(k, s)| {
             let mut v = super::counter_fields(Field::U(*k), s);
             v.push(Field::I(s.uv));

@@ -22,11 +22,20 @@ pub const TOP_N: usize = 3;
 pub type Ranked = (u32, CategoryId, i64);
 
 pub fn user_top_categories<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (UserId, Ranked)> {
-    map_diff(p.tagged.clone().map(|(category, _item, user)| (user, category)), |s: Stats| s.score() as isize).reduce_named(
+    map_diff(
+        p.tagged
+            .clone()
+            .map(|(category, _item, user)| (user, category)),
+        |s: Stats| s.score() as isize,
+    )
+    .reduce_named(
         "UserTopCategories",
         |_user, input: &[(&CategoryId, isize)], output: &mut Vec<(Ranked, isize)>| {
-            let mut scored: Vec<(i64, CategoryId)> =
-                input.iter().filter(|(_, score)| *score > 0).map(|(c, score)| (*score as i64, **c)).collect();
+            let mut scored: Vec<(i64, CategoryId)> = input
+                .iter()
+                .filter(|(_, score)| *score > 0)
+                .map(|(c, score)| (*score as i64, **c))
+                .collect();
             scored.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
             for (rank, (score, category)) in scored.into_iter().take(TOP_N).enumerate() {
                 output.push(((rank as u32 + 1, category, score), 1));
@@ -39,6 +48,13 @@ pub fn schema() -> Schema<(UserId, Ranked)> {
     Schema {
         name: "user_top_categories",
         columns: &["user_id", "rank", "category_id", "score"],
-        fields: |(u, (rank, c, score))| vec![Field::U(*u), Field::U(*rank as u64), Field::U(*c), Field::I(*score)],
+        fields: |(u, (rank, c, score))| {
+            vec![
+                Field::U(*u),
+                Field::U(*rank as u64),
+                Field::U(*c),
+                Field::I(*score),
+            ]
+        },
     }
 }

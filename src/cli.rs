@@ -13,7 +13,11 @@ use crate::sink::SinkKind;
 use crate::source::{self, Format, SourceKind, SourceSpec};
 
 #[derive(Parser, Debug)]
-#[command(name = "shopflow", version, about = "Real-time e-commerce aggregates as differential dataflows")]
+#[command(
+    name = "shopflow",
+    version,
+    about = "Real-time e-commerce aggregates as differential dataflows"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -133,14 +137,17 @@ pub struct GenArgs {
 pub fn run(args: RunArgs) -> Result<(), String> {
     let cfg = Arc::new(run_config(&args)?);
     let timely_cfg = timely_config(&args)?;
-    std::fs::create_dir_all(&cfg.out_dir).map_err(|e| format!("cannot create {}: {e}", cfg.out_dir.display()))?;
+    std::fs::create_dir_all(&cfg.out_dir)
+        .map_err(|e| format!("cannot create {}: {e}", cfg.out_dir.display()))?;
     let worker_cfg = cfg.clone();
-    let guards = timely::execute(timely_cfg, move |worker| match run::worker(worker, &worker_cfg) {
-        Ok(report) => report,
-        Err(run::RunError(message)) => {
-            // Every error is fatal for the whole run: stop all workers now.
-            eprintln!("shopflow: error: {message}");
-            std::process::exit(2);
+    let guards = timely::execute(timely_cfg, move |worker| {
+        match run::worker(worker, &worker_cfg) {
+            Ok(report) => report,
+            Err(run::RunError(message)) => {
+                // Every error is fatal for the whole run: stop all workers now.
+                eprintln!("shopflow: error: {message}");
+                std::process::exit(2);
+            }
         }
     })?;
     let mut report = None;
@@ -162,18 +169,34 @@ fn run_config(args: &RunArgs) -> Result<RunConfig, String> {
     };
     let (events, catalog) = if args.events.is_empty() {
         match format {
-            Format::Native => (vec![PathBuf::from("data/events.csv")], Some(args.catalog.clone().unwrap_or("data/catalog.csv".into()))),
-            Format::UserBehavior => (vec![PathBuf::from("data/UserBehavior.csv")], args.catalog.clone()),
+            Format::Native => (
+                vec![PathBuf::from("data/events.csv")],
+                Some(args.catalog.clone().unwrap_or("data/catalog.csv".into())),
+            ),
+            Format::UserBehavior => (
+                vec![PathBuf::from("data/UserBehavior.csv")],
+                args.catalog.clone(),
+            ),
         }
     } else {
         (args.events.clone(), args.catalog.clone())
     };
     if format == Format::UserBehavior && catalog.is_some() {
-        return Err("--catalog is for the native format; UserBehavior rows carry their own category".into());
+        return Err(
+            "--catalog is for the native format; UserBehavior rows carry their own category".into(),
+        );
     }
-    let mut sources: Vec<SourceSpec> =
-        events.into_iter().map(|path| SourceSpec { path, kind: SourceKind::Events(format) }).collect();
-    sources.extend(catalog.map(|path| SourceSpec { path, kind: SourceKind::Catalog }));
+    let mut sources: Vec<SourceSpec> = events
+        .into_iter()
+        .map(|path| SourceSpec {
+            path,
+            kind: SourceKind::Events(format),
+        })
+        .collect();
+    sources.extend(catalog.map(|path| SourceSpec {
+        path,
+        kind: SourceKind::Catalog,
+    }));
     for spec in &sources {
         source::check(spec)?;
     }
@@ -200,27 +223,50 @@ fn timely_config(args: &RunArgs) -> Result<timely::Config, String> {
     let processes = args.processes as usize;
     let process = args.process as usize;
     if process >= processes {
-        return Err(format!("--process {process} must be less than --processes {processes}"));
+        return Err(format!(
+            "--process {process} must be less than --processes {processes}"
+        ));
     }
     let communication = if processes > 1 || args.hostfile.is_some() {
         let addresses = match &args.hostfile {
             Some(path) => read_hostfile(path, processes)?,
-            None => (0..processes).map(|i| format!("localhost:{}", 2101 + i)).collect(),
+            None => (0..processes)
+                .map(|i| format!("localhost:{}", 2101 + i))
+                .collect(),
         };
-        timely::CommunicationConfig::Cluster { threads, process, addresses, report: false, zerocopy: false }
+        timely::CommunicationConfig::Cluster {
+            threads,
+            process,
+            addresses,
+            report: false,
+            zerocopy: false,
+        }
     } else if threads > 1 {
         timely::CommunicationConfig::Process(threads)
     } else {
         timely::CommunicationConfig::Thread
     };
-    Ok(timely::Config { communication, worker: timely::WorkerConfig::default() })
+    Ok(timely::Config {
+        communication,
+        worker: timely::WorkerConfig::default(),
+    })
 }
 
 fn read_hostfile(path: &Path, processes: usize) -> Result<Vec<String>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read hostfile {}: {e}", path.display()))?;
-    let hosts: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read hostfile {}: {e}", path.display()))?;
+    let hosts: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
     if hosts.len() < processes {
-        return Err(format!("hostfile {} lists {} hosts, --processes is {processes}", path.display(), hosts.len()));
+        return Err(format!(
+            "hostfile {} lists {} hosts, --processes is {processes}",
+            path.display(),
+            hosts.len()
+        ));
     }
     Ok(hosts.into_iter().take(processes).collect())
 }
@@ -229,13 +275,41 @@ fn read_hostfile(path: &Path, processes: usize) -> Result<Vec<String>, String> {
 pub fn summary(cfg: &RunConfig, r: &RunReport) -> String {
     use std::fmt::Write;
     let mut s = String::new();
-    let _ = writeln!(s, "shopflow run: {} worker(s), epoch {} ms, lateness {} ms", r.workers, cfg.epoch_ms, cfg.lateness_ms);
-    let width = r.files.iter().map(|f| f.path.display().to_string().len()).max().unwrap_or(4).max(4);
-    let _ = writeln!(s, "  {:<width$} {:>12} {:>12} {:>10} {:>10}", "file", "rows", "valid", "rejected", "late");
+    let _ = writeln!(
+        s,
+        "shopflow run: {} worker(s), epoch {} ms, lateness {} ms",
+        r.workers, cfg.epoch_ms, cfg.lateness_ms
+    );
+    let width = r
+        .files
+        .iter()
+        .map(|f| f.path.display().to_string().len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let _ = writeln!(
+        s,
+        "  {:<width$} {:>12} {:>12} {:>10} {:>10}",
+        "file", "rows", "valid", "rejected", "late"
+    );
     for f in &r.files {
-        let _ = writeln!(s, "  {:<width$} {:>12} {:>12} {:>10} {:>10}", f.path.display(), f.lines, f.valid, f.rejected, f.late);
+        let _ = writeln!(
+            s,
+            "  {:<width$} {:>12} {:>12} {:>10} {:>10}",
+            f.path.display(),
+            f.lines,
+            f.valid,
+            f.rejected,
+            f.late
+        );
     }
-    let events: u64 = cfg.sources.iter().zip(&r.files).filter(|(s, _)| matches!(s.kind, SourceKind::Events(_))).map(|(_, f)| f.valid).sum();
+    let events: u64 = cfg
+        .sources
+        .iter()
+        .zip(&r.files)
+        .filter(|(s, _)| matches!(s.kind, SourceKind::Events(_)))
+        .map(|(_, f)| f.valid)
+        .sum();
     let rejected: u64 = r.files.iter().map(|f| f.rejected).sum();
     let span = match (r.first_epoch, r.last_epoch) {
         (Some(a), Some(b)) => format!(", event time {a} .. {b} ms"),
@@ -255,9 +329,17 @@ pub fn summary(cfg: &RunConfig, r: &RunReport) -> String {
         r.rows_written,
         r.write_time.as_secs_f64()
     );
-    let _ = writeln!(s, "  rejected rows: {rejected} (see {})", cfg.out_dir.join("rejected.csv").display());
+    let _ = writeln!(
+        s,
+        "  rejected rows: {rejected} (see {})",
+        cfg.out_dir.join("rejected.csv").display()
+    );
     let secs = r.wall.as_secs_f64();
-    let _ = writeln!(s, "  wall time: {secs:.2} s, {:.0} events/s", events as f64 / secs.max(1e-9));
+    let _ = writeln!(
+        s,
+        "  wall time: {secs:.2} s, {:.0} events/s",
+        events as f64 / secs.max(1e-9)
+    );
     s
 }
 
@@ -289,9 +371,11 @@ pub fn gen(args: GenArgs) -> Result<(), String> {
     cfg.sale_hour = args.sale_hour;
     cfg.bad_rows = args.bad_rows;
     cfg.progress = true;
-    std::fs::create_dir_all(&cfg.out_dir).map_err(|e| format!("cannot create {}: {e}", cfg.out_dir.display()))?;
+    std::fs::create_dir_all(&cfg.out_dir)
+        .map_err(|e| format!("cannot create {}: {e}", cfg.out_dir.display()))?;
     let started = std::time::Instant::now();
-    let summary = generator::generate(&cfg).map_err(|e| format!("cannot generate into {}: {e}", cfg.out_dir.display()))?;
+    let summary = generator::generate(&cfg)
+        .map_err(|e| format!("cannot generate into {}: {e}", cfg.out_dir.display()))?;
     eprintln!(
         "shopflow gen: {} events, {} catalog rows, {} bad rows, {} out of order in {:.2} s -> {}",
         summary.events_written,
@@ -299,7 +383,12 @@ pub fn gen(args: GenArgs) -> Result<(), String> {
         summary.bad_rows,
         summary.late_events,
         started.elapsed().as_secs_f64(),
-        summary.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
+        summary
+            .files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     Ok(())
 }

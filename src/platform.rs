@@ -73,7 +73,8 @@ impl InputHandles {
     }
 }
 
-pub type ItemCategoryArrangement<'s> = Arranged<'s, TraceAgent<ValSpine<ItemId, CategoryId, Time, isize>>>;
+pub type ItemCategoryArrangement<'s> =
+    Arranged<'s, TraceAgent<ValSpine<ItemId, CategoryId, Time, isize>>>;
 pub type ActivityArrangement<'s> = Arranged<'s, TraceAgent<ValSpine<ItemId, UserId, Time, Stats>>>;
 
 /// The shared layer every business dataflow is a function of.
@@ -120,10 +121,26 @@ pub fn build<'s>(scope: Scope<'s, Time>) -> (InputHandles, Platform<'s>) {
         .arrange_by_key_named("Arrange: ActivityByItem");
     let tagged = activity_by_item
         .clone()
-        .join_core(item_category.clone(), |item, user, category| Some((*category, *item, *user)));
+        .join_core(item_category.clone(), |item, user, category| {
+            Some((*category, *item, *user))
+        });
 
-    let inputs = InputHandles { events: events_in, catalog: catalog_in, rejected: rejected_in, tally: tally_in };
-    let platform = Platform { events, catalog, item_category, activity_by_item, item_user_reach, tagged, rejected, tally };
+    let inputs = InputHandles {
+        events: events_in,
+        catalog: catalog_in,
+        rejected: rejected_in,
+        tally: tally_in,
+    };
+    let platform = Platform {
+        events,
+        catalog,
+        item_category,
+        activity_by_item,
+        item_user_reach,
+        tagged,
+        rejected,
+        tally,
+    };
     (inputs, platform)
 }
 
@@ -134,8 +151,11 @@ pub fn build<'s>(scope: Scope<'s, Time>) -> (InputHandles, Platform<'s>) {
 /// `(item, row)` with +1/-1 differences at the times the item's row changes. Changes
 /// are applied only once their time is complete, so their arrival order (and which
 /// worker read them) does not matter. State: one entry per item ever seen.
-fn latest_by_priority<'s>(log: VecCollection<'s, Time, CatalogChange>) -> VecCollection<'s, Time, (ItemId, CatalogRow)> {
-    let exchange = Exchange::new(|((item, _, _), _, _): &(CatalogChange, Time, isize)| item.hashed().into());
+fn latest_by_priority<'s>(
+    log: VecCollection<'s, Time, CatalogChange>,
+) -> VecCollection<'s, Time, (ItemId, CatalogRow)> {
+    let exchange =
+        Exchange::new(|((item, _, _), _, _): &(CatalogChange, Time, isize)| item.hashed().into());
     log.inner
         .unary_frontier(exchange, "LatestByPriority", |_, _| {
             let mut current: FxHashMap<ItemId, (u64, Option<CatalogRow>)> = FxHashMap::default();

@@ -124,12 +124,17 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
             Tally::Late(f) => files[f as usize].late += *n as u64,
         }
     }
-    let mut rejected: Vec<Rejected> = rejected_rows.borrow_mut().drain(..).map(|(r, _, _)| r).collect();
+    let mut rejected: Vec<Rejected> = rejected_rows
+        .borrow_mut()
+        .drain(..)
+        .map(|(r, _, _)| r)
+        .collect();
     rejected.sort();
     for r in &rejected {
         files[r.file as usize].rejected += 1;
     }
-    write_rejected(cfg, &rejected).map_err(|e| RunError(format!("cannot write rejected rows: {e}")))?;
+    write_rejected(cfg, &rejected)
+        .map_err(|e| RunError(format!("cannot write rejected rows: {e}")))?;
 
     Ok(Some(RunReport {
         files,
@@ -178,7 +183,14 @@ struct Feed<'a> {
 impl<'a> Feed<'a> {
     fn new(cfg: &'a RunConfig, index: usize, peers: usize) -> Self {
         let n = cfg.sources.len();
-        Feed { cfg, index, peers, derived_sent: FxHashMap::default(), valid: vec![0; n], late: vec![0; n] }
+        Feed {
+            cfg,
+            index,
+            peers,
+            derived_sent: FxHashMap::default(),
+            valid: vec![0; n],
+            late: vec![0; n],
+        }
     }
 
     fn run(
@@ -195,31 +207,61 @@ impl<'a> Feed<'a> {
         let (epoch_ms, lateness_ms) = (self.cfg.epoch_ms, self.cfg.lateness_ms);
         loop {
             // Read from the source that is furthest behind in event time.
-            let Some(reader) = readers.iter_mut().filter(|r| !r.exhausted).min_by_key(|r| (r.progress(), r.index)) else {
+            let Some(reader) = readers
+                .iter_mut()
+                .filter(|r| !r.exhausted)
+                .min_by_key(|r| (r.progress(), r.index))
+            else {
                 break;
             };
             let before = reader.lines_read();
             let file = reader.index;
             let mut strict_error = None;
             reader
-                .read_chunk(CHUNK_LINES, self.index, self.peers, epoch_ms, lateness_ms, |line| match line {
-                    Line::Valid { row, time, late, line } => self.accept(inputs, file, line, row, time, late),
-                    Line::Rejected { line, reason, raw } => {
-                        if self.cfg.strict && strict_error.is_none() {
-                            let path = self.cfg.sources[file as usize].path.display();
-                            strict_error = Some(format!("{path}:{line}: {reason} (--strict)"));
+                .read_chunk(
+                    CHUNK_LINES,
+                    self.index,
+                    self.peers,
+                    epoch_ms,
+                    lateness_ms,
+                    |line| match line {
+                        Line::Valid {
+                            row,
+                            time,
+                            late,
+                            line,
+                        } => self.accept(inputs, file, line, row, time, late),
+                        Line::Rejected { line, reason, raw } => {
+                            if self.cfg.strict && strict_error.is_none() {
+                                let path = self.cfg.sources[file as usize].path.display();
+                                strict_error = Some(format!("{path}:{line}: {reason} (--strict)"));
+                            }
+                            let raw = String::from_utf8_lossy(raw).into_owned();
+                            inputs.rejected.insert(Rejected {
+                                file,
+                                line,
+                                reason,
+                                raw,
+                            });
                         }
-                        let raw = String::from_utf8_lossy(raw).into_owned();
-                        inputs.rejected.insert(Rejected { file, line, reason, raw });
-                    }
-                })
-                .map_err(|e| RunError(format!("cannot read {}: {e}", self.cfg.sources[file as usize].path.display())))?;
+                    },
+                )
+                .map_err(|e| {
+                    RunError(format!(
+                        "cannot read {}: {e}",
+                        self.cfg.sources[file as usize].path.display()
+                    ))
+                })?;
             if let Some(message) = strict_error {
                 return Err(RunError(message));
             }
             since_step += reader.lines_read() - before;
 
-            let open = readers.iter().filter(|r| !r.exhausted).map(|r| r.open_epoch(lateness_ms, epoch_ms)).min();
+            let open = readers
+                .iter()
+                .filter(|r| !r.exhausted)
+                .map(|r| r.open_epoch(lateness_ms, epoch_ms))
+                .min();
             if let Some(open) = open {
                 if open > frontier {
                     inputs.advance_to(open);
@@ -235,15 +277,30 @@ impl<'a> Feed<'a> {
             }
         }
         self.flush_tallies(inputs);
-        progress.first_epoch = readers.iter().filter_map(|r| r.first_ts()).min().map(|ts| epoch_of(ts, epoch_ms));
-        progress.last_epoch = readers.iter().map(|r| epoch_of(r.progress(), epoch_ms)).max();
+        progress.first_epoch = readers
+            .iter()
+            .filter_map(|r| r.first_ts())
+            .min()
+            .map(|ts| epoch_of(ts, epoch_ms));
+        progress.last_epoch = readers
+            .iter()
+            .map(|r| epoch_of(r.progress(), epoch_ms))
+            .max();
         if let (Some(first), Some(last)) = (progress.first_epoch, progress.last_epoch) {
             progress.epochs = (last - first) / epoch_ms + 1;
         }
         Ok(progress)
     }
 
-    fn accept(&mut self, inputs: &mut InputHandles, file: u32, line: u64, row: Row, time: Time, late: bool) {
+    fn accept(
+        &mut self,
+        inputs: &mut InputHandles,
+        file: u32,
+        line: u64,
+        row: Row,
+        time: Time,
+        late: bool,
+    ) {
         self.valid[file as usize] += 1;
         self.late[file as usize] += late as isize;
         match row {
@@ -256,8 +313,17 @@ impl<'a> Feed<'a> {
                 if !sent.iter().any(|&(t, s)| t <= time && s <= seq) {
                     sent.retain(|&(t, s)| !(time <= t && seq <= s));
                     sent.push((time, seq));
-                    let row = CatalogRow { category, seller: 0, price_cents: 0, online: true, is_ad: false, ad_bid_cents: 0 };
-                    inputs.catalog.update_at((e.item, u64::MAX - seq, Some(row)), time, 1);
+                    let row = CatalogRow {
+                        category,
+                        seller: 0,
+                        price_cents: 0,
+                        online: true,
+                        is_ad: false,
+                        ad_bid_cents: 0,
+                    };
+                    inputs
+                        .catalog
+                        .update_at((e.item, u64::MAX - seq, Some(row)), time, 1);
                 }
             }
             // A later line of the catalog file wins.
@@ -268,10 +334,14 @@ impl<'a> Feed<'a> {
     fn flush_tallies(&mut self, inputs: &mut InputHandles) {
         for (f, (valid, late)) in self.valid.iter_mut().zip(self.late.iter_mut()).enumerate() {
             if *valid != 0 {
-                inputs.tally.update(Tally::Valid(f as u32), std::mem::take(valid));
+                inputs
+                    .tally
+                    .update(Tally::Valid(f as u32), std::mem::take(valid));
             }
             if *late != 0 {
-                inputs.tally.update(Tally::Late(f as u32), std::mem::take(late));
+                inputs
+                    .tally
+                    .update(Tally::Late(f as u32), std::mem::take(late));
             }
         }
     }

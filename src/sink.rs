@@ -65,21 +65,29 @@ struct StdoutWriter {
 }
 
 fn write_field(w: &mut impl Write, f: &Field) -> io::Result<()> {
+    let mut buf = itoa::Buffer::new();
     match f {
-        Field::U(v) => write!(w, "{v}"),
-        Field::I(v) => write!(w, "{v}"),
+        Field::U(v) => w.write_all(buf.format(*v).as_bytes()),
+        Field::I(v) => w.write_all(buf.format(*v).as_bytes()),
         Field::S(s) => w.write_all(s.as_str().as_bytes()),
     }
 }
 
+/// `time,diff` then `,field` for each field.
+fn write_change(w: &mut impl Write, time: Time, diff: isize, fields: &[Field]) -> io::Result<()> {
+    write_field(w, &Field::U(time))?;
+    w.write_all(b",")?;
+    write_field(w, &Field::I(diff as i64))?;
+    for f in fields {
+        w.write_all(b",")?;
+        write_field(w, f)?;
+    }
+    w.write_all(b"\n")
+}
+
 impl ChangeWriter for CsvWriter {
     fn write(&mut self, time: Time, diff: isize, fields: &[Field]) -> io::Result<()> {
-        write!(self.0, "{time},{diff}")?;
-        for f in fields {
-            self.0.write_all(b",")?;
-            write_field(&mut self.0, f)?;
-        }
-        self.0.write_all(b"\n")
+        write_change(&mut self.0, time, diff, fields)
     }
     fn finish(&mut self) -> io::Result<()> {
         self.0.flush()
@@ -106,12 +114,8 @@ impl ChangeWriter for JsonlWriter {
 impl ChangeWriter for StdoutWriter {
     fn write(&mut self, time: Time, diff: isize, fields: &[Field]) -> io::Result<()> {
         let mut out = io::stdout().lock();
-        write!(out, "{},{time},{diff}", self.name)?;
-        for f in fields {
-            out.write_all(b",")?;
-            write_field(&mut out, f)?;
-        }
-        out.write_all(b"\n")
+        write!(out, "{},", self.name)?;
+        write_change(&mut out, time, diff, fields)
     }
     fn finish(&mut self) -> io::Result<()> {
         io::stdout().flush()
@@ -119,15 +123,26 @@ impl ChangeWriter for StdoutWriter {
 }
 
 /// Opens the writer of one output.
-pub fn open(kind: SinkKind, out_dir: &Path, name: &'static str, columns: &'static [&'static str]) -> io::Result<Box<dyn ChangeWriter>> {
+pub fn open(
+    kind: SinkKind,
+    out_dir: &Path,
+    name: &'static str,
+    columns: &'static [&'static str],
+) -> io::Result<Box<dyn ChangeWriter>> {
     Ok(match kind {
         SinkKind::Csv => {
-            let mut w = BufWriter::with_capacity(1 << 20, File::create(out_dir.join(format!("{name}.csv")))?);
+            let mut w = BufWriter::with_capacity(
+                1 << 20,
+                File::create(out_dir.join(format!("{name}.csv")))?,
+            );
             writeln!(w, "time,diff,{}", columns.join(","))?;
             Box::new(CsvWriter(w))
         }
         SinkKind::Jsonl => Box::new(JsonlWriter {
-            out: BufWriter::with_capacity(1 << 20, File::create(out_dir.join(format!("{name}.jsonl")))?),
+            out: BufWriter::with_capacity(
+                1 << 20,
+                File::create(out_dir.join(format!("{name}.jsonl")))?,
+            ),
             columns,
         }),
         SinkKind::Stdout => Box::new(StdoutWriter { name }),
@@ -155,7 +170,11 @@ pub struct Sinks {
 
 impl Sinks {
     /// Writes `collection` as a change stream per `schema`.
-    pub fn attach<'s, D: ExchangeData>(&self, collection: VecCollection<'s, Time, D>, schema: Schema<D>) {
+    pub fn attach<'s, D: ExchangeData>(
+        &self,
+        collection: VecCollection<'s, Time, D>,
+        schema: Schema<D>,
+    ) {
         let mut writer = if self.writes {
             match open(self.kind, &self.out_dir, schema.name, schema.columns) {
                 Ok(w) => Some(w),
@@ -172,55 +191,68 @@ impl Sinks {
         let mut pending: BTreeMap<Time, Vec<(D, isize)>> = BTreeMap::new();
         let mut done = false;
         let collection = collection.probe_with(&self.probe);
-        collection.inner.sink(Exchange::new(|_| 0), schema.name, move |(input, frontier)| {
-            input.for_each(|_, data| {
-                for (d, t, r) in data.drain(..) {
-                    pending.entry(t).or_default().push((d, r));
+        collection.inner.sink(
+            Exchange::new(|_| 0),
+            schema.name,
+            move |(input, frontier)| {
+                input.for_each(|_, data| {
+                    for (d, t, r) in data.drain(..) {
+                        pending.entry(t).or_default().push((d, r));
+                    }
+                });
+                while let Some(entry) = pending.first_entry() {
+                    if frontier.less_equal(entry.key()) {
+                        break;
+                    }
+                    let (time, mut rows) = entry.remove_entry();
+                    consolidate(&mut rows);
+                    if let Some(w) = writer.as_mut() {
+                        let started = Instant::now();
+                        for (row, diff) in &rows {
+                            if let Err(e) = w.write(time, *diff, &(schema.fields)(row)) {
+                                this.fail(format!("cannot write {}: {e}", schema.name));
+                                writer = None;
+                                break;
+                            }
+                        }
+                        this.rows_written
+                            .set(this.rows_written.get() + rows.len() as u64);
+                        this.write_time
+                            .set(this.write_time.get() + started.elapsed());
+                    }
                 }
-            });
-            while let Some(entry) = pending.first_entry() {
-                if frontier.less_equal(entry.key()) {
-                    break;
-                }
-                let (time, mut rows) = entry.remove_entry();
-                consolidate(&mut rows);
-                if let Some(w) = writer.as_mut() {
-                    let started = Instant::now();
-                    for (row, diff) in &rows {
-                        if let Err(e) = w.write(time, *diff, &(schema.fields)(row)) {
+                if frontier.is_empty() && !done {
+                    done = true;
+                    if let Some(w) = writer.as_mut() {
+                        if let Err(e) = w.finish() {
                             this.fail(format!("cannot write {}: {e}", schema.name));
-                            writer = None;
-                            break;
                         }
                     }
-                    this.rows_written.set(this.rows_written.get() + rows.len() as u64);
-                    this.write_time.set(this.write_time.get() + started.elapsed());
+                    this.finished.set(this.finished.get() + 1);
                 }
-            }
-            if frontier.is_empty() && !done {
-                done = true;
-                if let Some(w) = writer.as_mut() {
-                    if let Err(e) = w.finish() {
-                        this.fail(format!("cannot write {}: {e}", schema.name));
-                    }
-                }
-                this.finished.set(this.finished.get() + 1);
-            }
-        });
+            },
+        );
     }
 
     /// Collects every update of `collection` on worker 0 into `into`, with its time.
-    pub fn gather<'s, D: ExchangeData>(&self, collection: VecCollection<'s, Time, D>, name: &str, into: Rc<RefCell<Vec<(D, Time, isize)>>>) {
+    pub fn gather<'s, D: ExchangeData>(
+        &self,
+        collection: VecCollection<'s, Time, D>,
+        name: &str,
+        into: Rc<RefCell<Vec<(D, Time, isize)>>>,
+    ) {
         self.attached.set(self.attached.get() + 1);
         let finished = self.finished.clone();
         let mut done = false;
-        collection.inner.sink(Exchange::new(|_| 0), name, move |(input, frontier)| {
-            input.for_each(|_, data| into.borrow_mut().extend(data.drain(..)));
-            if frontier.is_empty() && !done {
-                done = true;
-                finished.set(finished.get() + 1);
-            }
-        });
+        collection
+            .inner
+            .sink(Exchange::new(|_| 0), name, move |(input, frontier)| {
+                input.for_each(|_, data| into.borrow_mut().extend(data.drain(..)));
+                if frontier.is_empty() && !done {
+                    done = true;
+                    finished.set(finished.get() + 1);
+                }
+            });
     }
 
     fn fail(&self, message: String) {

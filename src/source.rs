@@ -24,7 +24,8 @@ use crate::model::{Behavior, CatalogRow, CategoryId, Event, ItemId, Scene, Time}
 pub const SEGMENT_LINES: u64 = 1024;
 
 pub const NATIVE_HEADER: &str = "ts_ms,user_id,item_id,scene,behavior,quantity,amount_cents";
-pub const CATALOG_HEADER: &str = "ts_ms,op,item_id,category_id,seller_id,price_cents,status,is_ad,ad_bid_cents";
+pub const CATALOG_HEADER: &str =
+    "ts_ms,op,item_id,category_id,seller_id,price_cents,status,is_ad,ad_bid_cents";
 
 /// Format of an events file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,7 +83,11 @@ pub enum Row {
     /// A UserBehavior row: an event and the category it names for its item.
     EventWithCategory(Event, CategoryId),
     /// A catalog change: `Some(row)` for an upsert, `None` for a delete.
-    Catalog { ts_ms: u64, item: ItemId, row: Option<CatalogRow> },
+    Catalog {
+        ts_ms: u64,
+        item: ItemId,
+        row: Option<CatalogRow>,
+    },
 }
 
 impl Row {
@@ -104,7 +109,9 @@ pub fn check(spec: &SourceSpec) -> Result<(), String> {
     }
     if let Some(header) = spec.kind.header() {
         let mut first = Vec::new();
-        BufReader::new(file).read_until(b'\n', &mut first).map_err(|e| format!("cannot read {path}: {e}"))?;
+        BufReader::new(file)
+            .read_until(b'\n', &mut first)
+            .map_err(|e| format!("cannot read {path}: {e}"))?;
         let first = trim_line_end(&first);
         if first != header.as_bytes() {
             return Err(format!(
@@ -139,13 +146,23 @@ pub struct SourceReader {
 
 /// What the reader hands to the worker for each line it owns.
 pub enum Line<'a> {
-    Valid { row: Row, line: u64, time: Time, late: bool },
-    Rejected { line: u64, reason: String, raw: &'a [u8] },
+    Valid {
+        row: Row,
+        line: u64,
+        time: Time,
+        late: bool,
+    },
+    Rejected {
+        line: u64,
+        reason: String,
+        raw: &'a [u8],
+    },
 }
 
 impl SourceReader {
     pub fn open(index: u32, spec: &SourceSpec) -> Result<SourceReader, String> {
-        let file = File::open(&spec.path).map_err(|e| format!("cannot open {}: {e}", spec.path.display()))?;
+        let file = File::open(&spec.path)
+            .map_err(|e| format!("cannot open {}: {e}", spec.path.display()))?;
         let mut reader = SourceReader {
             index,
             kind: spec.kind,
@@ -159,7 +176,10 @@ impl SourceReader {
         };
         if spec.kind.header().is_some() {
             reader.buf.clear();
-            reader.reader.read_until(b'\n', &mut reader.buf).map_err(|e| format!("cannot read {}: {e}", spec.path.display()))?;
+            reader
+                .reader
+                .read_until(b'\n', &mut reader.buf)
+                .map_err(|e| format!("cannot read {}: {e}", spec.path.display()))?;
             reader.line_no = 1;
         }
         Ok(reader)
@@ -167,7 +187,12 @@ impl SourceReader {
 
     /// The watermark's epoch: no later row of this file gets a logical time below it.
     pub fn open_epoch(&self, lateness_ms: u64, epoch_ms: u64) -> Time {
-        epoch_of(self.max_ts.map(|m| m.saturating_sub(lateness_ms)).unwrap_or(0), epoch_ms)
+        epoch_of(
+            self.max_ts
+                .map(|m| m.saturating_sub(lateness_ms))
+                .unwrap_or(0),
+            epoch_ms,
+        )
     }
 
     /// Greatest timestamp read so far (0 before any).
@@ -222,9 +247,18 @@ impl SourceReader {
             match parse(line, self.kind) {
                 Ok(row) => {
                     let own = epoch_of(row.ts_ms(), epoch_ms);
-                    on_line(Line::Valid { row, line: self.line_no, time: own.max(open), late: own < open });
+                    on_line(Line::Valid {
+                        row,
+                        line: self.line_no,
+                        time: own.max(open),
+                        late: own < open,
+                    });
                 }
-                Err(reason) => on_line(Line::Rejected { line: self.line_no, reason, raw: line }),
+                Err(reason) => on_line(Line::Rejected {
+                    line: self.line_no,
+                    reason,
+                    raw: line,
+                }),
             }
         }
         Ok(())
@@ -271,21 +305,28 @@ pub fn parse(line: &[u8], kind: SourceKind) -> Result<Row, String> {
     }
     match kind {
         SourceKind::Events(Format::Native) => {
-            let behavior = Behavior::from_native(fields[4])
-                .ok_or_else(|| format!("behavior: unknown `{}`", String::from_utf8_lossy(fields[4])))?;
+            let behavior = Behavior::from_native(fields[4]).ok_or_else(|| {
+                format!("behavior: unknown `{}`", String::from_utf8_lossy(fields[4]))
+            })?;
             Ok(Row::Event(Event {
                 ts_ms: num(fields[0], "ts_ms")?,
                 user: num(fields[1], "user_id")?,
                 item: num(fields[2], "item_id")?,
-                scene: Scene::new(fields[3]).ok_or("scene: must be 1 to 16 bytes without quotes")?,
+                scene: Scene::new(fields[3])
+                    .ok_or("scene: must be 1 to 16 bytes without quotes")?,
                 behavior,
-                quantity: u32::try_from(num(fields[5], "quantity")?).map_err(|_| "quantity: out of range")?,
+                quantity: u32::try_from(num(fields[5], "quantity")?)
+                    .map_err(|_| "quantity: out of range")?,
                 amount_cents: num(fields[6], "amount_cents")?,
             }))
         }
         SourceKind::Events(Format::UserBehavior) => {
-            let behavior = Behavior::from_userbehavior(fields[3])
-                .ok_or_else(|| format!("behavior_type: unknown `{}`", String::from_utf8_lossy(fields[3])))?;
+            let behavior = Behavior::from_userbehavior(fields[3]).ok_or_else(|| {
+                format!(
+                    "behavior_type: unknown `{}`",
+                    String::from_utf8_lossy(fields[3])
+                )
+            })?;
             let seconds = num(fields[4], "timestamp")?;
             let event = Event {
                 ts_ms: seconds.checked_mul(1000).ok_or("timestamp: out of range")?,
@@ -296,7 +337,10 @@ pub fn parse(line: &[u8], kind: SourceKind) -> Result<Row, String> {
                 quantity: (behavior == Behavior::Buy) as u32,
                 amount_cents: 0,
             };
-            Ok(Row::EventWithCategory(event, num(fields[2], "category_id")?))
+            Ok(Row::EventWithCategory(
+                event,
+                num(fields[2], "category_id")?,
+            ))
         }
         SourceKind::Catalog => {
             let ts_ms = num(fields[0], "ts_ms")?;
@@ -310,12 +354,22 @@ pub fn parse(line: &[u8], kind: SourceKind) -> Result<Row, String> {
                     online: match fields[6] {
                         b"online" => true,
                         b"offline" => false,
-                        other => return Err(format!("status: unknown `{}`", String::from_utf8_lossy(other))),
+                        other => {
+                            return Err(format!(
+                                "status: unknown `{}`",
+                                String::from_utf8_lossy(other)
+                            ))
+                        }
                     },
                     is_ad: match fields[7] {
                         b"1" | b"true" => true,
                         b"0" | b"false" => false,
-                        other => return Err(format!("is_ad: unknown `{}`", String::from_utf8_lossy(other))),
+                        other => {
+                            return Err(format!(
+                                "is_ad: unknown `{}`",
+                                String::from_utf8_lossy(other)
+                            ))
+                        }
                     },
                     ad_bid_cents: num(fields[8], "ad_bid_cents")?,
                 }),
@@ -345,7 +399,10 @@ fn parse_u64(field: &[u8]) -> Result<u64, &'static str> {
         if d > 9 {
             return Err("not a number");
         }
-        v = v.checked_mul(10).and_then(|v| v.checked_add(d as u64)).ok_or("out of range")?;
+        v = v
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(d as u64))
+            .ok_or("out of range")?;
     }
     Ok(v)
 }
@@ -357,24 +414,62 @@ mod tests {
     #[test]
     fn native_rows() {
         let k = SourceKind::Events(Format::Native);
-        assert!(matches!(parse(b"1000,1,2,search,buy,2,500", k), Ok(Row::Event(e)) if e.quantity == 2 && e.amount_cents == 500));
+        assert!(
+            matches!(parse(b"1000,1,2,search,buy,2,500", k), Ok(Row::Event(e)) if e.quantity == 2 && e.amount_cents == 500)
+        );
         assert_eq!(parse(b"", k).unwrap_err(), "empty line");
-        assert_eq!(parse(b"1,2,3", k).unwrap_err(), "expected 7 fields, found 3");
-        assert_eq!(parse(b"1000,1,2,search,like,0,0", k).unwrap_err(), "behavior: unknown `like`");
-        assert_eq!(parse(b"1000,-1,2,search,buy,0,0", k).unwrap_err(), "user_id: negative");
-        assert_eq!(parse(b"1000,x,2,search,buy,0,0", k).unwrap_err(), "user_id: not a number");
-        assert_eq!(parse(b"1000,1,2,,buy,0,0", k).unwrap_err(), "scene: must be 1 to 16 bytes without quotes");
-        assert_eq!(parse(b"99999999999999999999,1,2,s,buy,0,0", k).unwrap_err(), "ts_ms: out of range");
+        assert_eq!(
+            parse(b"1,2,3", k).unwrap_err(),
+            "expected 7 fields, found 3"
+        );
+        assert_eq!(
+            parse(b"1000,1,2,search,like,0,0", k).unwrap_err(),
+            "behavior: unknown `like`"
+        );
+        assert_eq!(
+            parse(b"1000,-1,2,search,buy,0,0", k).unwrap_err(),
+            "user_id: negative"
+        );
+        assert_eq!(
+            parse(b"1000,x,2,search,buy,0,0", k).unwrap_err(),
+            "user_id: not a number"
+        );
+        assert_eq!(
+            parse(b"1000,1,2,,buy,0,0", k).unwrap_err(),
+            "scene: must be 1 to 16 bytes without quotes"
+        );
+        assert_eq!(
+            parse(b"99999999999999999999,1,2,s,buy,0,0", k).unwrap_err(),
+            "ts_ms: out of range"
+        );
     }
 
     #[test]
     fn catalog_and_userbehavior_rows() {
-        assert!(matches!(parse(b"5,delete,7,,,,,,", SourceKind::Catalog), Ok(Row::Catalog { item: 7, row: None, .. })));
-        assert_eq!(parse(b"5,move,7,1,1,1,online,0,0", SourceKind::Catalog).unwrap_err(), "op: unknown `move`");
-        assert_eq!(parse(b"5,upsert,7,1,1,1,gone,0,0", SourceKind::Catalog).unwrap_err(), "status: unknown `gone`");
+        assert!(matches!(
+            parse(b"5,delete,7,,,,,,", SourceKind::Catalog),
+            Ok(Row::Catalog {
+                item: 7,
+                row: None,
+                ..
+            })
+        ));
+        assert_eq!(
+            parse(b"5,move,7,1,1,1,online,0,0", SourceKind::Catalog).unwrap_err(),
+            "op: unknown `move`"
+        );
+        assert_eq!(
+            parse(b"5,upsert,7,1,1,1,gone,0,0", SourceKind::Catalog).unwrap_err(),
+            "status: unknown `gone`"
+        );
         let ub = SourceKind::Events(Format::UserBehavior);
-        assert!(matches!(parse(b"1,2,3,pv,1511544070", ub), Ok(Row::EventWithCategory(e, 3)) if e.behavior == Behavior::Click && e.ts_ms == 1511544070000));
-        assert_eq!(parse(b"1,2,3,pv,-5", ub).unwrap_err(), "timestamp: negative");
+        assert!(
+            matches!(parse(b"1,2,3,pv,1511544070", ub), Ok(Row::EventWithCategory(e, 3)) if e.behavior == Behavior::Click && e.ts_ms == 1511544070000)
+        );
+        assert_eq!(
+            parse(b"1,2,3,pv,-5", ub).unwrap_err(),
+            "timestamp: negative"
+        );
         assert_eq!(timestamp_field(b"1,2,3,zz,7", ub), Some(7000));
     }
 }

@@ -8,9 +8,9 @@
 
 use differential_dataflow::difference::{Abelian, IsZero, Monoid, Multiply, Semigroup};
 use differential_dataflow::VecCollection;
-use serde::{Deserialize, Serialize};
 use differential_dataflow::{AsCollection, ExchangeData};
 use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
 use std::hash::Hash;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
@@ -29,7 +29,9 @@ pub fn event_reach(e: &Event) -> Reach {
 }
 
 /// Accumulable counters of one group.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Stats {
     pub impressions: i64,
     pub clicks: i64,
@@ -68,7 +70,11 @@ impl Stats {
     /// The contribution of one distinct counterpart: `uv` 1, `buyers` 1 if it bought.
     #[inline]
     pub fn reach(any: bool, bought: bool) -> Stats {
-        Stats { uv: any as i64, buyers: bought as i64, ..Stats::default() }
+        Stats {
+            uv: any as i64,
+            buyers: bought as i64,
+            ..Stats::default()
+        }
     }
 
     /// Reach flags of an accumulated per-(key, user) total: present, and bought.
@@ -150,7 +156,10 @@ impl Multiply<isize> for Stats {
 
 /// Rewrites the differences of a collection (dropping those that become zero):
 /// how a `Stats`-weighted collection is projected onto the counters one output needs.
-pub fn map_diff<'s, D, R, R2>(c: VecCollection<'s, Time, D, R>, mut f: impl FnMut(R) -> R2 + 'static) -> VecCollection<'s, Time, D, R2>
+pub fn map_diff<'s, D, R, R2>(
+    c: VecCollection<'s, Time, D, R>,
+    mut f: impl FnMut(R) -> R2 + 'static,
+) -> VecCollection<'s, Time, D, R2>
 where
     D: Clone + 'static,
     R: Clone + 'static,
@@ -181,7 +190,11 @@ where
                 let mut least = None;
                 input.for_each(|cap, data| {
                     if let Some(cap) = cap.retain_least(0) {
-                        if least.as_ref().is_none_or(|l: &timely::dataflow::operators::Capability<Time>| cap.time() < l.time()) {
+                        if least.as_ref().is_none_or(
+                            |l: &timely::dataflow::operators::Capability<Time>| {
+                                cap.time() < l.time()
+                            },
+                        ) {
                             least = Some(cap);
                         }
                     }
