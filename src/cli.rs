@@ -354,7 +354,10 @@ pub fn gen(args: GenArgs) -> Result<(), String> {
         cfg.users = v;
     }
     if let Some(v) = args.items {
+        // Categories and sellers scale from items unless given.
         cfg.items = v;
+        cfg.categories = (v / 200).clamp(5, 20_000);
+        cfg.sellers = (v / 20).max(3);
     }
     if let Some(v) = args.categories {
         cfg.categories = v;

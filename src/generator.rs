@@ -227,7 +227,7 @@ fn validate(cfg: &GenConfig) -> io::Result<()> {
             cfg.categories
         )));
     }
-    if !(cfg.days > 0.0) || cfg.days > 3650.0 {
+    if cfg.days.is_nan() || cfg.days <= 0.0 || cfg.days > 3650.0 {
         return Err(invalid(format!(
             "gen: days must be in (0, 3650], got {}",
             cfg.days
@@ -722,7 +722,8 @@ impl<'a> Gen<'a> {
         let mut any_initial = false;
         for id in 1..=n {
             let late = self.rng.random_bool(NEW_ITEM_SHARE);
-            if late && !(id == n && !any_initial) {
+            // keep at least one item in the initial catalog
+            if late && (id != n || any_initial) {
                 arrivals.push(id);
             } else {
                 any_initial = true;

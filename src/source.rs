@@ -27,6 +27,10 @@ pub const NATIVE_HEADER: &str = "ts_ms,user_id,item_id,scene,behavior,quantity,a
 pub const CATALOG_HEADER: &str =
     "ts_ms,op,item_id,category_id,seller_id,price_cents,status,is_ad,ad_bid_cents";
 
+/// The largest amount one order may carry (10^15 cents): sums of 64-bit counters stay
+/// exact up to 9,223 such orders on one key, far beyond any real total.
+pub const MAX_AMOUNT_CENTS: u64 = 1_000_000_000_000_000;
+
 /// Format of an events file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -317,7 +321,14 @@ pub fn parse(line: &[u8], kind: SourceKind) -> Result<Row, String> {
                 behavior,
                 quantity: u32::try_from(num(fields[5], "quantity")?)
                     .map_err(|_| "quantity: out of range")?,
-                amount_cents: num(fields[6], "amount_cents")?,
+                amount_cents: match num(fields[6], "amount_cents")? {
+                    a if a > MAX_AMOUNT_CENTS => {
+                        return Err(format!(
+                            "amount_cents: out of range (max {MAX_AMOUNT_CENTS})"
+                        ))
+                    }
+                    a => a,
+                },
             }))
         }
         SourceKind::Events(Format::UserBehavior) => {
