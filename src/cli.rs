@@ -312,10 +312,10 @@ pub fn summary(cfg: &RunConfig, r: &RunReport) -> String {
         .sum();
     let rejected: u64 = r.files.iter().map(|f| f.rejected).sum();
     let span = match (r.first_epoch, r.last_epoch) {
-        (Some(a), Some(b)) => format!(", event time {a} .. {b} ms"),
+        (Some(a), Some(b)) => format!(", from {a} to {b} ms"),
         _ => String::new(),
     };
-    let _ = writeln!(s, "  epochs: {}{span}", r.epochs);
+    let _ = writeln!(s, "  epochs with changes: {}{span}", r.epochs);
     let _ = writeln!(
         s,
         "  outputs: {} change stream(s) ({}) in {}: {} rows, writing took {:.2} s",

@@ -17,7 +17,7 @@ use crate::dataflows;
 use crate::model::{CatalogRow, ItemId, Time};
 use crate::platform::{self, InputHandles, Tally};
 use crate::sink::{SinkKind, Sinks};
-use crate::source::{epoch_of, Line, Rejected, Row, SourceReader, SourceSpec};
+use crate::source::{Line, Rejected, Row, SourceReader, SourceSpec};
 
 /// Lines a reader hands over before the driver re-checks watermarks.
 const CHUNK_LINES: usize = 4096;
@@ -40,6 +40,7 @@ pub struct RunConfig {
 #[derive(Debug)]
 pub struct RunReport {
     pub files: Vec<FileReport>,
+    /// Distinct times at which some output changed.
     pub epochs: u64,
     pub first_epoch: Option<Time>,
     pub last_epoch: Option<Time>,
@@ -79,6 +80,7 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
         attached: Rc::new(Cell::new(0)),
         write_time: Rc::new(Cell::new(Duration::ZERO)),
         rows_written: Rc::new(Cell::new(0)),
+        times: Rc::default(),
         error: Rc::new(RefCell::new(None)),
     };
 
@@ -97,7 +99,7 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
         readers.push(SourceReader::open(i as u32, spec).map_err(RunError)?);
     }
     let feed = Feed::new(cfg, index, peers);
-    let progress = feed.run(worker, &mut inputs, &mut readers, &probe)?;
+    feed.run(worker, &mut inputs, &mut readers, &probe)?;
     inputs.close();
 
     if index != 0 {
@@ -136,11 +138,18 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
     write_rejected(cfg, &rejected)
         .map_err(|e| RunError(format!("cannot write rejected rows: {e}")))?;
 
+    let times = sinks.times.borrow();
+    let (epochs, first_epoch, last_epoch) = (
+        times.len() as u64,
+        times.first().copied(),
+        times.last().copied(),
+    );
+    drop(times);
     Ok(Some(RunReport {
         files,
-        epochs: progress.epochs,
-        first_epoch: progress.first_epoch,
-        last_epoch: progress.last_epoch,
+        epochs,
+        first_epoch,
+        last_epoch,
         wall: started.elapsed(),
         write_time: sinks.write_time.get(),
         rows_written: sinks.rows_written.get(),
@@ -156,15 +165,6 @@ fn write_rejected(cfg: &RunConfig, rejected: &[Rejected]) -> std::io::Result<()>
         w.write_record([path.as_str(), &r.line.to_string(), &r.reason, &r.raw])?;
     }
     w.flush()
-}
-
-/// The event-time span of the input, as seen by a worker (the same on all workers).
-#[derive(Debug, Default)]
-struct Progress {
-    /// Epochs spanned from the first to the last.
-    epochs: u64,
-    first_epoch: Option<Time>,
-    last_epoch: Option<Time>,
 }
 
 /// Feeds one worker's share of the sources into the inputs.
@@ -199,8 +199,7 @@ impl<'a> Feed<'a> {
         inputs: &mut InputHandles,
         readers: &mut [SourceReader],
         probe: &ProbeHandle<Time>,
-    ) -> Result<Progress, RunError> {
-        let mut progress = Progress::default();
+    ) -> Result<(), RunError> {
         let mut frontier: Time = 0;
         let mut stepped: Time = 0;
         let mut since_step: u64 = 0;
@@ -277,19 +276,7 @@ impl<'a> Feed<'a> {
             }
         }
         self.flush_tallies(inputs);
-        progress.first_epoch = readers
-            .iter()
-            .filter_map(|r| r.first_ts())
-            .min()
-            .map(|ts| epoch_of(ts, epoch_ms));
-        progress.last_epoch = readers
-            .iter()
-            .map(|r| epoch_of(r.progress(), epoch_ms))
-            .max();
-        if let (Some(first), Some(last)) = (progress.first_epoch, progress.last_epoch) {
-            progress.epochs = (last - first) / epoch_ms + 1;
-        }
-        Ok(progress)
+        Ok(())
     }
 
     fn accept(

@@ -8,7 +8,7 @@
 //! The formats sit behind one small trait, [`ChangeWriter`].
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -164,6 +164,8 @@ pub struct Sinks {
     /// Time spent formatting and writing (worker 0).
     pub write_time: Rc<Cell<Duration>>,
     pub rows_written: Rc<Cell<u64>>,
+    /// The times at which some output changed (worker 0).
+    pub times: Rc<RefCell<BTreeSet<Time>>>,
     /// The first write error, reported at the end of the run.
     pub error: Rc<RefCell<Option<String>>>,
 }
@@ -206,6 +208,9 @@ impl Sinks {
                     }
                     let (time, mut rows) = entry.remove_entry();
                     consolidate(&mut rows);
+                    if !rows.is_empty() {
+                        this.times.borrow_mut().insert(time);
+                    }
                     if let Some(w) = writer.as_mut() {
                         let started = Instant::now();
                         for (row, diff) in &rows {

@@ -142,9 +142,8 @@ pub struct SourceReader {
     line_no: u64,
     /// Data lines seen so far (lines after the header).
     data_lines: u64,
-    /// Greatest and least timestamp fields seen so far.
+    /// Greatest timestamp field seen so far.
     max_ts: Option<u64>,
-    min_ts: Option<u64>,
     pub exhausted: bool,
 }
 
@@ -175,7 +174,6 @@ impl SourceReader {
             line_no: 0,
             data_lines: 0,
             max_ts: None,
-            min_ts: None,
             exhausted: false,
         };
         if spec.kind.header().is_some() {
@@ -202,11 +200,6 @@ impl SourceReader {
     /// Greatest timestamp read so far (0 before any).
     pub fn progress(&self) -> u64 {
         self.max_ts.unwrap_or(0)
-    }
-
-    /// Least timestamp read so far.
-    pub fn first_ts(&self) -> Option<u64> {
-        self.min_ts
     }
 
     /// Physical lines read so far (including a header).
@@ -243,7 +236,6 @@ impl SourceReader {
             let open = self.open_epoch(lateness_ms, epoch_ms);
             if let Some(ts) = timestamp_field(line, self.kind) {
                 self.max_ts = Some(self.max_ts.map_or(ts, |m| m.max(ts)));
-                self.min_ts = Some(self.min_ts.map_or(ts, |m| m.min(ts)));
             }
             if ((data_index / SEGMENT_LINES) % peers as u64) as usize != worker {
                 continue;
