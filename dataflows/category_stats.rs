@@ -17,7 +17,8 @@ use differential_dataflow::VecCollection;
 use crate::model::{CategoryId, Time};
 use crate::platform::Platform;
 use crate::sink::{Field, Schema};
-use crate::stats::{map_diff, sum_locally, Reach, Stats};
+use crate::operators::{map_diff, sum_locally};
+use crate::stats::{Reach, Stats};
 
 pub fn category_stats<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (CategoryId, Stats)> {
     let reach = map_diff(

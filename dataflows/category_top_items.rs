@@ -2,7 +2,7 @@
 //! then item id (ascending); only items with at least one buy.
 //!
 //! ```text
-//! tagged ─ map (category,item), diff (buys, gmv) ─ reduce per category: top 10
+//! tagged ─ map (category,item), diff (buys, gmv) ─ reduce_total per category: top 10
 //! ```
 //!
 //! Contract: at time t, for each category, rows `(rank, item, buys, gmv)` for rank
@@ -14,7 +14,8 @@ use differential_dataflow::VecCollection;
 use crate::model::{CategoryId, ItemId, Time};
 use crate::platform::Platform;
 use crate::sink::{Field, Schema};
-use crate::stats::{map_diff, Stats};
+use crate::operators::{map_diff, reduce_total};
+use crate::stats::Stats;
 
 /// Items kept per category.
 pub const TOP_N: usize = 10;
@@ -22,26 +23,15 @@ pub const TOP_N: usize = 10;
 pub type Ranked = (u32, ItemId, i64, i64);
 
 pub fn category_top_items<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (CategoryId, Ranked)> {
-    map_diff(
-        p.tagged
-            .clone()
-            .map(|(category, item, _user)| (category, item)),
-        |s: Stats| (s.buys, s.gmv_cents),
-    )
-    .reduce_named(
-        "CategoryTopItems",
-        |_category, input: &[(&ItemId, (i64, i64))], output: &mut Vec<(Ranked, isize)>| {
-            let mut sellers: Vec<(i64, i64, ItemId)> = input
-                .iter()
-                .filter(|(_, (buys, _))| *buys > 0)
-                .map(|(item, (buys, gmv))| (*buys, *gmv, **item))
-                .collect();
-            sellers.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
-            for (rank, (buys, gmv, item)) in sellers.into_iter().take(TOP_N).enumerate() {
-                output.push(((rank as u32 + 1, item, buys, gmv), 1));
-            }
-        },
-    )
+    let sales = map_diff(p.tagged.clone().map(|(category, item, _user)| (category, item)), |s: Stats| (s.buys, s.gmv_cents));
+    reduce_total(sales, "CategoryTopItems", |_category, input: &[(ItemId, (i64, i64))], output: &mut Vec<Ranked>| {
+        let mut sellers: Vec<(i64, i64, ItemId)> =
+            input.iter().filter(|(_, (buys, _))| *buys > 0).map(|(item, (buys, gmv))| (*buys, *gmv, *item)).collect();
+        sellers.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
+        for (rank, (buys, gmv, item)) in sellers.into_iter().take(TOP_N).enumerate() {
+            output.push((rank as u32 + 1, item, buys, gmv));
+        }
+    })
 }
 
 pub fn schema() -> Schema<(CategoryId, Ranked)> {

@@ -14,7 +14,8 @@ use differential_dataflow::VecCollection;
 use crate::model::{Scene, Time};
 use crate::platform::Platform;
 use crate::sink::{Field, Schema};
-use crate::stats::{sum_locally, Stats};
+use crate::operators::sum_locally;
+use crate::stats::Stats;
 
 /// Window length: one hour.
 pub const WINDOW_MS: u64 = 3_600_000;

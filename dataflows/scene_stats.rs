@@ -13,7 +13,8 @@ use differential_dataflow::VecCollection;
 use crate::model::{Scene, Time};
 use crate::platform::Platform;
 use crate::sink::{Field, Schema};
-use crate::stats::{event_reach, sum_locally, Reach, Stats};
+use crate::operators::sum_locally;
+use crate::stats::{event_reach, Reach, Stats};
 
 pub fn scene_stats<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (Scene, Stats)> {
     let reach = p

@@ -16,7 +16,8 @@ use differential_dataflow::VecCollection;
 use crate::model::{ItemId, Time};
 use crate::platform::Platform;
 use crate::sink::{Field, Schema};
-use crate::stats::{map_diff, Stats};
+use crate::operators::map_diff;
+use crate::stats::Stats;
 
 pub fn untagged<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (ItemId, isize)> {
     let tagged = map_diff(

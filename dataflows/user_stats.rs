@@ -14,7 +14,8 @@ use differential_dataflow::VecCollection;
 use crate::model::{Time, UserId};
 use crate::platform::Platform;
 use crate::sink::{Field, Schema};
-use crate::stats::{map_diff, Stats};
+use crate::operators::map_diff;
+use crate::stats::Stats;
 
 pub fn user_stats<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (UserId, Stats)> {
     let items = map_diff(

@@ -3,6 +3,7 @@
 //! Layers, in the order data flows through them:
 //! - [`source`]: files → rows, each worker parsing its own share, with watermarks;
 //! - [`platform`]: inputs, the current catalog, tagging, shared arrangements;
+//! - [`operators`]: custom operators for totally ordered time;
 //! - [`dataflows`]: one business dataflow per output (the top-level `dataflows/` folder);
 //! - [`sink`]: change streams `time,diff,<columns>` to files or stdout.
 //!
@@ -13,6 +14,7 @@ pub mod cli;
 pub mod dataflows;
 pub mod generator;
 pub mod model;
+pub mod operators;
 pub mod platform;
 pub mod run;
 pub mod sink;

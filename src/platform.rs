@@ -19,15 +19,12 @@ use differential_dataflow::input::{Input, InputSession};
 use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
 use differential_dataflow::operators::ThresholdTotal;
 use differential_dataflow::trace::implementations::ValSpine;
-use differential_dataflow::{AsCollection, Hashable, VecCollection};
-use rustc_hash::FxHashMap;
+use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
-use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::Capability;
 use timely::dataflow::Scope;
 
 use crate::model::{CatalogRow, CategoryId, Event, ItemId, Time, UserId};
+use crate::operators::latest_by_priority;
 use crate::source::Rejected;
 use crate::stats::{event_reach, Reach, Stats};
 
@@ -142,67 +139,4 @@ pub fn build<'s>(scope: Scope<'s, Time>) -> (InputHandles, Platform<'s>) {
         tally,
     };
     (inputs, platform)
-}
-
-/// Turns a log of catalog changes into the current catalog.
-///
-/// Contract: at time t, item k has row r iff, among the changes for k with time ≤ t,
-/// the one with the highest priority is `(k, p, Some(r))`. Output is a collection of
-/// `(item, row)` with +1/-1 differences at the times the item's row changes. Changes
-/// are applied only once their time is complete, so their arrival order (and which
-/// worker read them) does not matter. State: one entry per item ever seen.
-fn latest_by_priority<'s>(
-    log: VecCollection<'s, Time, CatalogChange>,
-) -> VecCollection<'s, Time, (ItemId, CatalogRow)> {
-    let exchange =
-        Exchange::new(|((item, _, _), _, _): &(CatalogChange, Time, isize)| item.hashed().into());
-    log.inner
-        .unary_frontier(exchange, "LatestByPriority", |_, _| {
-            let mut current: FxHashMap<ItemId, (u64, Option<CatalogRow>)> = FxHashMap::default();
-            let mut pending: Vec<(Time, ItemId, u64, Option<CatalogRow>)> = Vec::new();
-            let mut held: Option<Capability<Time>> = None;
-            move |(input, frontier), output| {
-                input.for_each(|cap, data| {
-                    if let Some(cap) = cap.retain_least(0) {
-                        if held.as_ref().is_none_or(|h| cap.time() < h.time()) {
-                            held = Some(cap);
-                        }
-                    }
-                    for ((item, priority, row), time, diff) in data.drain(..) {
-                        // The log only ever grows; a retraction would have no meaning here.
-                        debug_assert!(diff > 0);
-                        pending.push((time, item, priority, row));
-                    }
-                });
-                let Some(cap) = held.as_mut() else { return };
-                let complete = |t: &Time| !frontier.less_equal(t);
-                if !pending.iter().any(|(t, ..)| complete(t)) {
-                    return;
-                }
-                pending.sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
-                let ready = pending.iter().take_while(|(t, ..)| complete(t)).count();
-                for (time, item, priority, row) in pending.drain(..ready) {
-                    let entry = current.entry(item).or_insert((priority, None));
-                    if priority < entry.0 {
-                        continue;
-                    }
-                    if entry.1 != row {
-                        let at = cap.delayed(&time);
-                        let mut session = output.session(&at);
-                        if let Some(old) = entry.1 {
-                            session.give(((item, old), time, -1isize));
-                        }
-                        if let Some(new) = row {
-                            session.give(((item, new), time, 1isize));
-                        }
-                    }
-                    *entry = (priority, row);
-                }
-                match pending.iter().map(|(t, ..)| *t).min() {
-                    Some(t) => cap.downgrade(&t),
-                    None => held = None,
-                }
-            }
-        })
-        .as_collection()
 }

@@ -7,16 +7,9 @@
 //! yields one row per key whose value is the accumulated `Stats`.
 
 use differential_dataflow::difference::{Abelian, IsZero, Monoid, Multiply, Semigroup};
-use differential_dataflow::VecCollection;
-use differential_dataflow::{AsCollection, ExchangeData};
-use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
-use std::hash::Hash;
-use timely::dataflow::channels::pact::Pipeline;
-use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::vec::Map;
 
-use crate::model::{Behavior, Event, Time};
+use crate::model::{Behavior, Event};
 
 /// What decides whether a user counts in `uv` / `buyers` of a key: (events, buys).
 /// A small difference for the per-(key, user) arrangements of `threshold_total`.
@@ -152,65 +145,4 @@ impl Multiply<isize> for Stats {
         self.zip(&zero, |a, _| *a *= k);
         self
     }
-}
-
-/// Rewrites the differences of a collection (dropping those that become zero):
-/// how a `Stats`-weighted collection is projected onto the counters one output needs.
-pub fn map_diff<'s, D, R, R2>(
-    c: VecCollection<'s, Time, D, R>,
-    mut f: impl FnMut(R) -> R2 + 'static,
-) -> VecCollection<'s, Time, D, R2>
-where
-    D: Clone + 'static,
-    R: Clone + 'static,
-    R2: IsZero + Clone + 'static,
-{
-    c.inner
-        .flat_map(move |(d, t, r)| {
-            let r2 = f(r);
-            (!r2.is_zero()).then_some((d, t, r2))
-        })
-        .as_collection()
-}
-
-/// Sums the differences of equal records on this worker before they are exchanged.
-///
-/// For keys that collapse (scene, hour × scene, category) this turns a batch of
-/// events into a handful of updates with one hash probe each, sparing the exchange
-/// and the arrangement's sort. Output equals input as a collection; only how it is
-/// batched changes.
-pub fn sum_locally<'s, D>(c: VecCollection<'s, Time, D, Stats>) -> VecCollection<'s, Time, D, Stats>
-where
-    D: ExchangeData + Hash,
-{
-    let mut sums: FxHashMap<(D, Time), Stats> = FxHashMap::default();
-    c.inner
-        .unary(Pipeline, "SumLocally", move |_, _| {
-            move |input, output| {
-                let mut least = None;
-                input.for_each(|cap, data| {
-                    if let Some(cap) = cap.retain_least(0) {
-                        if least.as_ref().is_none_or(
-                            |l: &timely::dataflow::operators::Capability<Time>| {
-                                cap.time() < l.time()
-                            },
-                        ) {
-                            least = Some(cap);
-                        }
-                    }
-                    for (d, t, r) in data.drain(..) {
-                        sums.entry((d, t)).or_default().plus_equals(&r);
-                    }
-                });
-                if let Some(cap) = least {
-                    let mut session = output.session(&cap);
-                    for ((d, t), r) in sums.drain() {
-                        if !r.is_zero() {
-                            session.give((d, t, r));
-                        }
-                    }
-                }
-            }
-        })
-        .as_collection()
 }
