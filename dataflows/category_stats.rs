@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! tagged ((category,item,user), Stats) ─ map category ─ sum_locally ────────────────┐
-//!        └─ map (category,user), diff Reach ─ threshold_total ─ map category ─────────┴─ concat ─ count_total
+//!        └─ map (category,user), diff Reach ─ threshold_total_hashed ─ map category ─────────┴─ concat ─ count_total_hashed
 //! ```
 //!
 //! Contract: at time t, one row per category holding at least one catalogued item
@@ -11,27 +11,23 @@
 //! category at that time (and added to the new one); uv and buyers are recounted
 //! exactly (a user counts once per category however many of its items they touched).
 
-use differential_dataflow::operators::{CountTotal, ThresholdTotal};
 use differential_dataflow::VecCollection;
 
 use crate::model::{CategoryId, Time};
 use crate::platform::Platform;
 use crate::sink::{Field, Schema};
-use crate::operators::{map_diff, sum_locally};
+use crate::operators::{count_total_hashed, map_diff, sum_locally, threshold_total_hashed};
 use crate::stats::{Reach, Stats};
 
 pub fn category_stats<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (CategoryId, Stats)> {
-    let reach = map_diff(
-        p.tagged
-            .clone()
-            .map(|(category, _item, user)| (category, user)),
-        |s: Stats| s.to_reach(),
+    let reach = threshold_total_hashed(
+        map_diff(p.tagged.clone().map(|(category, _item, user)| (category, user)), |s: Stats| s.to_reach()),
+        "CategoryUserReach",
+        |total: &Reach| Stats::reach_of(total),
     )
-    .threshold_total(|_, total: &Reach| Stats::reach_of(total))
     .map(|(category, _user)| category);
-    sum_locally(p.tagged.clone().map(|(category, _item, _user)| category))
-        .concat(reach)
-        .count_total()
+    let counters = sum_locally(p.tagged.clone().map(|(category, _item, _user)| category));
+    count_total_hashed(counters.concat(reach), "CategoryStats")
 }
 
 pub fn schema() -> Schema<(CategoryId, Stats)> {

@@ -5,28 +5,23 @@
 //! is processed.
 //!
 //! ```text
-//! events ─ explode ((hour(ts), scene), Stats::of) ─ sum_locally ─ count_total
+//! events ─ explode ((hour(ts), scene), Stats::of) ─ sum_locally ─ count_total_hashed
 //! ```
 
-use differential_dataflow::operators::CountTotal;
 use differential_dataflow::VecCollection;
 
 use crate::model::{Scene, Time};
 use crate::platform::Platform;
 use crate::sink::{Field, Schema};
-use crate::operators::sum_locally;
+use crate::operators::{count_total_hashed, sum_locally};
 use crate::stats::Stats;
 
 /// Window length: one hour.
 pub const WINDOW_MS: u64 = 3_600_000;
 
 pub fn hourly_stats<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, ((u64, Scene), Stats)> {
-    sum_locally(
-        p.events
-            .clone()
-            .explode(|e| Some(((e.ts_ms - e.ts_ms % WINDOW_MS, e.scene), Stats::of(&e)))),
-    )
-    .count_total()
+    let counters = p.events.clone().explode(|e| Some(((e.ts_ms - e.ts_ms % WINDOW_MS, e.scene), Stats::of(&e))));
+    count_total_hashed(sum_locally(counters), "HourlyStats")
 }
 
 pub fn schema() -> Schema<((u64, Scene), Stats)> {

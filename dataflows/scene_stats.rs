@@ -2,30 +2,28 @@
 //!
 //! ```text
 //! events ─ explode (scene, Stats::of) ─ sum_locally ─────────────────────────────┐
-//!        └─ explode ((scene,user), Reach) ─ threshold_total ─ map scene ──────────┴─ concat ─ count_total
+//!        └─ explode ((scene,user), Reach) ─ threshold_total_hashed ─ map scene ──────────┴─ concat ─ count_total_hashed
 //! ```
 //!
 //! Contract: at time t, one row per scene with events of logical time ≤ t.
 
-use differential_dataflow::operators::{CountTotal, ThresholdTotal};
 use differential_dataflow::VecCollection;
 
 use crate::model::{Scene, Time};
 use crate::platform::Platform;
 use crate::sink::{Field, Schema};
-use crate::operators::sum_locally;
+use crate::operators::{count_total_hashed, sum_locally, threshold_total_hashed};
 use crate::stats::{event_reach, Reach, Stats};
 
 pub fn scene_stats<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (Scene, Stats)> {
-    let reach = p
-        .events
-        .clone()
-        .explode(|e| Some(((e.scene, e.user), event_reach(&e))))
-        .threshold_total(|_, total: &Reach| Stats::reach_of(total))
-        .map(|(scene, _user)| scene);
-    sum_locally(p.events.clone().explode(|e| Some((e.scene, Stats::of(&e)))))
-        .concat(reach)
-        .count_total()
+    let reach = threshold_total_hashed(
+        p.events.clone().explode(|e| Some(((e.scene, e.user), event_reach(&e)))),
+        "SceneUserReach",
+        |total: &Reach| Stats::reach_of(total),
+    )
+    .map(|(scene, _user)| scene);
+    let counters = sum_locally(p.events.clone().explode(|e| Some((e.scene, Stats::of(&e)))));
+    count_total_hashed(counters.concat(reach), "SceneStats")
 }
 
 pub fn schema() -> Schema<(Scene, Stats)> {

@@ -3,32 +3,24 @@
 //!
 //! ```text
 //! events ─ map item (+1 each) ─────────────────────────────┐
-//! tagged ─ map item, diff −events ─────────────────────────┴─ concat ─ count_total
+//! tagged ─ map item, diff −events ─────────────────────────┴─ concat ─ count_total_hashed
 //! ```
 //!
 //! Contract: at time t, one row per item that has events of logical time ≤ t and no
 //! catalog row at t (never had one, or deleted). An item that gains a row disappears;
 //! one that is deleted reappears with all its events.
 
-use differential_dataflow::operators::CountTotal;
 use differential_dataflow::VecCollection;
 
 use crate::model::{ItemId, Time};
 use crate::platform::Platform;
 use crate::sink::{Field, Schema};
-use crate::operators::map_diff;
+use crate::operators::{count_total_hashed, map_diff};
 use crate::stats::Stats;
 
 pub fn untagged<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (ItemId, isize)> {
-    let tagged = map_diff(
-        p.tagged.clone().map(|(_category, item, _user)| item),
-        |s: Stats| -(s.events() as isize),
-    );
-    p.events
-        .clone()
-        .map(|e| e.item)
-        .concat(tagged)
-        .count_total()
+    let tagged = map_diff(p.tagged.clone().map(|(_category, item, _user)| item), |s: Stats| -(s.events() as isize));
+    count_total_hashed(p.events.clone().map(|e| e.item).concat(tagged), "Untagged")
 }
 
 pub fn schema() -> Schema<(ItemId, isize)> {

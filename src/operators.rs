@@ -9,11 +9,17 @@
 //! - [`reduce_total`]: a per-key reduction kept in hash maps: for small groups
 //!   (top-k per user or category) it avoids the trace and history replay of the
 //!   general `reduce`.
+//! - [`count_total_hashed`], [`threshold_total_hashed`]: `count_total` /
+//!   `threshold_total` with the accumulation per key in a hash map instead of an
+//!   arrangement: one probe per update instead of sorting and merging batches.
+//!
+//! All but the first two are built on [`by_complete_time`], which buffers updates
+//! until their time is complete and hands them over one time at a time, in order.
 
 use std::collections::hash_map::Entry;
 use std::hash::Hash;
 
-use differential_dataflow::difference::{IsZero, Semigroup};
+use differential_dataflow::difference::{Abelian, IsZero, Semigroup};
 use differential_dataflow::{AsCollection, ExchangeData, Hashable, VecCollection};
 use rustc_hash::FxHashMap;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
@@ -86,23 +92,32 @@ where
         .as_collection()
 }
 
-/// Turns a log of catalog changes into the current catalog.
-///
-/// Contract: at time t, item k has row r iff, among the changes for k with time ≤ t,
-/// the one with the highest priority is `(k, p, Some(r))`. Output is a collection of
-/// `(item, row)` with +1/-1 differences at the times the item's row changes. Changes
-/// are applied only once their time is complete, so their arrival order (and which
-/// worker read them) does not matter. State: one entry per item ever seen.
-pub fn latest_by_priority<'s>(
-    log: VecCollection<'s, Time, CatalogChange>,
-) -> VecCollection<'s, Time, (ItemId, CatalogRow)> {
-    let exchange =
-        Exchange::new(|((item, _, _), _, _): &(CatalogChange, Time, isize)| item.hashed().into());
-    log.inner
-        .unary_frontier(exchange, "LatestByPriority", |_, _| {
-            let mut current: FxHashMap<ItemId, (u64, Option<CatalogRow>)> = FxHashMap::default();
-            let mut pending: Vec<(Time, ItemId, u64, Option<CatalogRow>)> = Vec::new();
+/// Exchanges `input` by `route`, buffers updates until their time is complete, and
+/// calls `apply(time, updates, output)` for each complete time in increasing order,
+/// with all of that time's updates (in no particular order). What `apply` pushes
+/// is emitted at that time.
+fn by_complete_time<'s, D, R, D2, R2, H, F>(
+    input: VecCollection<'s, Time, D, R>,
+    name: &str,
+    route: H,
+    mut apply: F,
+) -> VecCollection<'s, Time, D2, R2>
+where
+    D: ExchangeData,
+    R: ExchangeData,
+    D2: ExchangeData,
+    R2: ExchangeData,
+    H: Fn(&D) -> u64 + 'static,
+    F: FnMut(Time, &mut Vec<(D, R)>, &mut Vec<(D2, R2)>) + 'static,
+{
+    let exchange = Exchange::new(move |(d, _, _): &(D, Time, R)| route(d));
+    input
+        .inner
+        .unary_frontier(exchange, name, move |_, _| {
+            let mut pending: Vec<(D, Time, R)> = Vec::new();
             let mut held: Option<Capability<Time>> = None;
+            let mut batch: Vec<(D, R)> = Vec::new();
+            let mut out: Vec<(D2, R2)> = Vec::new();
             move |(input, frontier), output| {
                 input.for_each(|cap, data| {
                     if let Some(cap) = cap.retain_least(0) {
@@ -110,43 +125,62 @@ pub fn latest_by_priority<'s>(
                             held = Some(cap);
                         }
                     }
-                    for ((item, priority, row), time, diff) in data.drain(..) {
-                        // The log only ever grows; a retraction would have no meaning here.
-                        debug_assert!(diff > 0);
-                        pending.push((time, item, priority, row));
-                    }
+                    pending.append(data);
                 });
                 let Some(cap) = held.as_mut() else { return };
-                let complete = |t: &Time| !frontier.less_equal(t);
-                if !pending.iter().any(|(t, ..)| complete(t)) {
+                if !pending.iter().any(|(_, t, _)| !frontier.less_equal(t)) {
                     return;
                 }
-                pending.sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
-                let ready = pending.iter().take_while(|(t, ..)| complete(t)).count();
-                for (time, item, priority, row) in pending.drain(..ready) {
-                    let entry = current.entry(item).or_insert((priority, None));
-                    if priority < entry.0 {
-                        continue;
+                pending.sort_by_key(|(_, t, _)| *t);
+                let ready = pending.iter().take_while(|(_, t, _)| !frontier.less_equal(t)).count();
+                let mut updates = pending.drain(..ready).peekable();
+                while let Some(&(_, time, _)) = updates.peek() {
+                    batch.clear();
+                    while let Some((d, _, r)) = updates.next_if(|(_, t, _)| *t == time) {
+                        batch.push((d, r));
                     }
-                    if entry.1 != row {
+                    apply(time, &mut batch, &mut out);
+                    if !out.is_empty() {
                         let at = cap.delayed(&time);
-                        let mut session = output.session(&at);
-                        if let Some(old) = entry.1 {
-                            session.give(((item, old), time, -1isize));
-                        }
-                        if let Some(new) = row {
-                            session.give(((item, new), time, 1isize));
-                        }
+                        output.session(&at).give_iterator(out.drain(..).map(|(d, r)| (d, time, r)));
                     }
-                    *entry = (priority, row);
                 }
-                match pending.iter().map(|(t, ..)| *t).min() {
+                drop(updates);
+                match pending.iter().map(|(_, t, _)| *t).min() {
                     Some(t) => cap.downgrade(&t),
                     None => held = None,
                 }
             }
         })
         .as_collection()
+}
+
+/// Turns a log of catalog changes into the current catalog.
+///
+/// Contract: at time t, item k has row r iff, among the changes for k with time ≤ t,
+/// the one with the highest priority is `(k, p, Some(r))`. Output is a collection of
+/// `(item, row)` with +1/-1 differences at the times the item's row changes. Changes
+/// are applied only once their time is complete, so their arrival order (and which
+/// worker read them) does not matter. State: one entry per item ever seen.
+pub fn latest_by_priority<'s>(log: VecCollection<'s, Time, CatalogChange>) -> VecCollection<'s, Time, (ItemId, CatalogRow)> {
+    let mut current: FxHashMap<ItemId, (u64, Option<CatalogRow>)> = FxHashMap::default();
+    by_complete_time(log, "LatestByPriority", |(item, _, _)| item.hashed(), move |_time, changes, out| {
+        // Within a time, apply in priority order: the highest wins.
+        changes.sort_unstable_by_key(|((item, priority, _), _)| (*item, *priority));
+        for ((item, priority, row), _) in changes.drain(..) {
+            let entry = current.entry(item).or_insert((priority, None));
+            if priority < entry.0 {
+                continue;
+            }
+            if entry.1 != row {
+                out.extend(entry.1.map(|old| ((item, old), -1isize)));
+                out.extend(row.map(|new| ((item, new), 1isize)));
+            }
+            *entry = (priority, row);
+        }
+        // An item changed twice in one time emits both steps; consolidate them.
+        differential_dataflow::consolidation::consolidate(out);
+    })
 }
 
 /// A per-key reduction for totally ordered time.
@@ -165,78 +199,115 @@ where
     O: ExchangeData,
     L: FnMut(&K, &[(V, R)], &mut Vec<O>) + 'static,
 {
-    let exchange = Exchange::new(|((k, _), _, _): &((K, V), Time, R)| k.hashed().into());
-    input
-        .inner
-        .unary_frontier(exchange, name, move |_, _| {
-            let mut state: FxHashMap<K, (FxHashMap<V, R>, Vec<O>)> = FxHashMap::default();
-            let mut pending: Vec<((K, V), Time, R)> = Vec::new();
-            let mut held: Option<Capability<Time>> = None;
-            let mut touched: Vec<K> = Vec::new();
-            let mut values: Vec<(V, R)> = Vec::new();
-            let mut fresh: Vec<O> = Vec::new();
-            move |(input, frontier), output| {
-                input.for_each(|cap, data| {
-                    if let Some(cap) = cap.retain_least(0) {
-                        if held.as_ref().is_none_or(|h| cap.time() < h.time()) {
-                            held = Some(cap);
-                        }
-                    }
-                    pending.append(data);
-                });
-                let Some(cap) = held.as_mut() else { return };
-                if !pending.iter().any(|(_, t, _)| !frontier.less_equal(t)) {
-                    return;
-                }
-                pending.sort_unstable_by_key(|(_, t, _)| *t);
-                let ready = pending.iter().take_while(|(_, t, _)| !frontier.less_equal(t)).count();
-                let mut updates = pending.drain(..ready).peekable();
-                while let Some(&(_, time, _)) = updates.peek() {
-                    // Apply every update of this time, then recompute the keys it touched.
-                    while let Some(((k, v), _, r)) = updates.next_if(|(_, t, _)| *t == time) {
-                        let (acc, _) = state.entry(k.clone()).or_default();
-                        match acc.entry(v) {
-                            Entry::Occupied(mut e) => e.get_mut().plus_equals(&r),
-                            Entry::Vacant(e) => {
-                                e.insert(r);
-                            }
-                        }
-                        touched.push(k);
-                    }
-                    touched.sort_unstable();
-                    touched.dedup();
-                    let at = cap.delayed(&time);
-                    let mut session = output.session(&at);
-                    for k in touched.drain(..) {
-                        let (acc, old) = state.get_mut(&k).expect("touched key");
-                        acc.retain(|_, r| !r.is_zero());
-                        values.clear();
-                        values.extend(acc.iter().map(|(v, r)| (v.clone(), r.clone())));
-                        fresh.clear();
-                        if !values.is_empty() {
-                            logic(&k, &values, &mut fresh);
-                        }
-                        fresh.sort_unstable();
-                        if *old != fresh {
-                            for o in old.iter().filter(|o| fresh.binary_search(o).is_err()) {
-                                session.give(((k.clone(), o.clone()), time, -1isize));
-                            }
-                            for o in fresh.iter().filter(|o| old.binary_search(o).is_err()) {
-                                session.give(((k.clone(), o.clone()), time, 1isize));
-                            }
-                            std::mem::swap(old, &mut fresh);
-                        }
-                        if acc.is_empty() {
-                            state.remove(&k);
-                        }
-                    }
-                }
-                drop(updates);
-                match pending.iter().map(|(_, t, _)| *t).min() {
-                    Some(t) => cap.downgrade(&t),
-                    None => held = None,
+    let mut state: FxHashMap<K, (FxHashMap<V, R>, Vec<O>)> = FxHashMap::default();
+    let mut touched: Vec<K> = Vec::new();
+    let mut values: Vec<(V, R)> = Vec::new();
+    let mut fresh: Vec<O> = Vec::new();
+    by_complete_time(input, name, |(k, _)| k.hashed(), move |_time, updates, out| {
+        for ((k, v), r) in updates.drain(..) {
+            let (acc, _) = state.entry(k.clone()).or_default();
+            match acc.entry(v) {
+                Entry::Occupied(mut e) => e.get_mut().plus_equals(&r),
+                Entry::Vacant(e) => {
+                    e.insert(r);
                 }
             }
-        })
-        .as_collection()
+            touched.push(k);
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        for k in touched.drain(..) {
+            let (acc, old) = state.get_mut(&k).expect("touched key");
+            acc.retain(|_, r| !r.is_zero());
+            values.clear();
+            values.extend(acc.iter().map(|(v, r)| (v.clone(), r.clone())));
+            fresh.clear();
+            if !values.is_empty() {
+                logic(&k, &values, &mut fresh);
+            }
+            fresh.sort_unstable();
+            if *old != fresh {
+                out.extend(old.iter().filter(|o| fresh.binary_search(o).is_err()).map(|o| ((k.clone(), o.clone()), -1isize)));
+                out.extend(fresh.iter().filter(|o| old.binary_search(o).is_err()).map(|o| ((k.clone(), o.clone()), 1isize)));
+                std::mem::swap(old, &mut fresh);
+            }
+            if acc.is_empty() {
+                state.remove(&k);
+            }
+        }
+    })
+}
+
+/// Sums the updates of each time per key into a hash map; calls `emit(key, before,
+/// after, out)` for each key whose accumulation changed at that time (`None`: zero).
+fn accumulate_total<'s, K, R, D2, R2, F>(input: VecCollection<'s, Time, K, R>, name: &str, mut emit: F) -> VecCollection<'s, Time, D2, R2>
+where
+    K: ExchangeData + Hash,
+    R: ExchangeData + Semigroup,
+    D2: ExchangeData,
+    R2: ExchangeData,
+    F: FnMut(&K, Option<&R>, Option<&R>, &mut Vec<(D2, R2)>) + 'static,
+{
+    let mut state: FxHashMap<K, R> = FxHashMap::default();
+    let mut before: FxHashMap<K, Option<R>> = FxHashMap::default();
+    by_complete_time(input, name, |k| k.hashed(), move |_time, updates, out| {
+        for (k, r) in updates.drain(..) {
+            match state.entry(k) {
+                Entry::Occupied(mut e) => {
+                    if !before.contains_key(e.key()) {
+                        before.insert(e.key().clone(), Some(e.get().clone()));
+                    }
+                    e.get_mut().plus_equals(&r);
+                }
+                Entry::Vacant(e) => {
+                    before.entry(e.key().clone()).or_insert(None);
+                    e.insert(r);
+                }
+            }
+        }
+        for (k, old) in before.drain() {
+            let new = state.get(&k).filter(|r| !r.is_zero()).cloned();
+            if new.is_none() {
+                state.remove(&k);
+            }
+            let old = old.filter(|r| !r.is_zero());
+            emit(&k, old.as_ref(), new.as_ref(), out);
+        }
+    })
+}
+
+/// `count_total` with a hash map: `(key, accumulated)` rows, +1/-1 as they change.
+pub fn count_total_hashed<'s, K, R>(input: VecCollection<'s, Time, K, R>, name: &str) -> VecCollection<'s, Time, (K, R)>
+where
+    K: ExchangeData + Hash,
+    R: ExchangeData + Semigroup,
+{
+    accumulate_total(input, name, |k, old, new, out| {
+        if old != new {
+            out.extend(old.map(|o| ((k.clone(), o.clone()), -1isize)));
+            out.extend(new.map(|n| ((k.clone(), n.clone()), 1isize)));
+        }
+    })
+}
+
+/// `threshold_total` with a hash map: each key with difference
+/// `thresh(after) - thresh(before)` (a zero accumulation thresholds to zero).
+pub fn threshold_total_hashed<'s, K, R, R2, F>(input: VecCollection<'s, Time, K, R>, name: &str, mut thresh: F) -> VecCollection<'s, Time, K, R2>
+where
+    K: ExchangeData + Hash,
+    R: ExchangeData + Semigroup,
+    R2: ExchangeData + Abelian,
+    F: FnMut(&R) -> R2 + 'static,
+{
+    accumulate_total(input, name, move |k, old, new, out| {
+        let mut diff = new.map(&mut thresh).unwrap_or_else(R2::zero);
+        if let Some(old) = old {
+            let mut neg = thresh(old);
+            neg.negate();
+            diff.plus_equals(&neg);
+        }
+        if !diff.is_zero() {
+            out.push((k.clone(), diff));
+        }
+    })
 }

@@ -4,7 +4,7 @@
 //! ```text
 //!  events ──┬────────────────────────────────────────────────► events (raw, per worker)
 //!           ├─ explode ((item,user), Stats) ─ arrange by item ─► activity_by_item ─┐
-//!           └─ explode ((item,user), Stats) ─ threshold_total ─► item_user_reach    │ join_core
+//!           └─ explode ((item,user), Stats) ─ threshold_total_hashed ► item_user_reach    │ join_core
 //!  catalog log ─ latest-by-priority (upsert) ─► catalog ─ map category ─ arrange ─► item_category
 //!                                                                                  ▼
 //!                                            tagged: ((category, item, user), Stats)
@@ -17,14 +17,13 @@
 
 use differential_dataflow::input::{Input, InputSession};
 use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
-use differential_dataflow::operators::ThresholdTotal;
 use differential_dataflow::trace::implementations::ValSpine;
 use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::Scope;
 
 use crate::model::{CatalogRow, CategoryId, Event, ItemId, Time, UserId};
-use crate::operators::latest_by_priority;
+use crate::operators::{latest_by_priority, threshold_total_hashed};
 use crate::source::Rejected;
 use crate::stats::{event_reach, Reach, Stats};
 
@@ -108,10 +107,11 @@ pub fn build<'s>(scope: Scope<'s, Time>) -> (InputHandles, Platform<'s>) {
         .map(|(item, row)| (item, row.category))
         .arrange_by_key_named("Arrange: ItemCategory");
 
-    let item_user_reach = events
-        .clone()
-        .explode(|e| Some(((e.item, e.user), event_reach(&e))))
-        .threshold_total(|_, total: &Reach| Stats::reach_of(total));
+    let item_user_reach = threshold_total_hashed(
+        events.clone().explode(|e| Some(((e.item, e.user), event_reach(&e)))),
+        "ItemUserReach",
+        |total: &Reach| Stats::reach_of(total),
+    );
     let activity_by_item = events
         .clone()
         .explode(|e| Some(((e.item, e.user), Stats::of(&e))))
