@@ -8,6 +8,7 @@ use clap::Parser;
 use shopflow::cli::{Cli, Command};
 
 fn main() -> ExitCode {
+    keep_freed_memory();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -37,5 +38,17 @@ fn main() -> ExitCode {
             eprintln!("shopflow: error: {message}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// Differential's batchers allocate and free large buffers at a high rate. glibc
+/// returns big blocks to the kernel (mmap/munmap, heap trimming), and every new page
+/// is then faulted in and zeroed again: measured at 20 % of a run's time. Keep them.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only adjusts allocator parameters; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
     }
 }
