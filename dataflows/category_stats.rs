@@ -14,9 +14,9 @@
 use differential_dataflow::VecCollection;
 
 use crate::model::{CategoryId, Time};
+use crate::operators::{count_total_hashed, map_diff, sum_locally, threshold_total_hashed};
 use crate::platform::Platform;
 use crate::sink::{Field, Schema};
-use crate::operators::{count_total_hashed, map_diff, sum_locally, threshold_total_hashed};
 use crate::stats::{Reach, Stats};
 
 pub fn category_stats<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (CategoryId, Stats)> {
@@ -33,7 +33,7 @@ pub fn category_stats<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (Category
 pub fn schema() -> Schema<(CategoryId, Stats)> {
     Schema {
         name: "category_stats",
-        columns: &super::STATS_COLUMNS_CATEGORY,
+        columns: super::counter_columns!("category_id", "uv", "buyers"),
         fields: |(k, s)| super::stats_fields(Field::U(*k), s),
     }
 }

@@ -12,9 +12,9 @@
 use differential_dataflow::VecCollection;
 
 use crate::model::{CategoryId, ItemId, Time};
+use crate::operators::{map_diff, reduce_total};
 use crate::platform::Platform;
 use crate::sink::{Field, Schema};
-use crate::operators::{map_diff, reduce_total};
 use crate::stats::Stats;
 
 /// Items kept per category.
@@ -23,7 +23,8 @@ pub const TOP_N: usize = 10;
 pub type Ranked = (u32, ItemId, i64, i64);
 
 pub fn category_top_items<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (CategoryId, Ranked)> {
-    let sales = map_diff(p.tagged.clone().map(|(category, item, _user)| (category, item)), |s: Stats| (s.buys, s.gmv_cents));
+    let sales =
+        map_diff(p.tagged.clone().map(|(category, item, _user)| (category, item)), |s: Stats| (s.buys, s.gmv_cents));
     reduce_total(sales, "CategoryTopItems", |_category, input: &[(ItemId, (i64, i64))], output: &mut Vec<Ranked>| {
         let mut sellers: Vec<(i64, i64, ItemId)> =
             input.iter().filter(|(_, (buys, _))| *buys > 0).map(|(item, (buys, gmv))| (*buys, *gmv, *item)).collect();
@@ -39,13 +40,7 @@ pub fn schema() -> Schema<(CategoryId, Ranked)> {
         name: "category_top_items",
         columns: &["category_id", "rank", "item_id", "buys", "gmv_cents"],
         fields: |(c, (rank, item, buys, gmv))| {
-            vec![
-                Field::U(*c),
-                Field::U(*rank as u64),
-                Field::U(*item),
-                Field::I(*buys),
-                Field::I(*gmv),
-            ]
+            vec![Field::U(*c), Field::U(*rank as u64), Field::U(*item), Field::I(*buys), Field::I(*gmv)]
         },
     }
 }

@@ -11,9 +11,9 @@
 use differential_dataflow::VecCollection;
 
 use crate::model::{Scene, Time};
+use crate::operators::{count_total_hashed, sum_locally};
 use crate::platform::Platform;
 use crate::sink::{Field, Schema};
-use crate::operators::{count_total_hashed, sum_locally};
 use crate::stats::Stats;
 
 /// Window length: one hour.
@@ -27,27 +27,12 @@ pub fn hourly_stats<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, ((u64, Scen
 pub fn schema() -> Schema<((u64, Scene), Stats)> {
     Schema {
         name: "hourly_stats",
-        columns: &[
-            "window_start_ms",
-            "scene",
-            "impressions",
-            "clicks",
-            "favs",
-            "carts",
-            "buys",
-            "gmv_cents",
-        ],
+        columns: &["window_start_ms", "scene", "impressions", "clicks", "favs", "carts", "buys", "gmv_cents"],
         fields: |((window, scene), s)| {
-            vec![
-                Field::U(*window),
-                Field::S(*scene),
-                Field::I(s.impressions),
-                Field::I(s.clicks),
-                Field::I(s.favs),
-                Field::I(s.carts),
-                Field::I(s.buys),
-                Field::I(s.gmv_cents),
-            ]
+            let mut v = vec![Field::U(*window), Field::S(*scene)];
+            v.extend(super::behavior_fields(s));
+            v.push(Field::I(s.gmv_cents));
+            v
         },
     }
 }

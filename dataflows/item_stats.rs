@@ -26,7 +26,7 @@ pub fn item_stats<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (ItemId, Stat
 pub fn schema() -> Schema<(ItemId, Stats)> {
     Schema {
         name: "item_stats",
-        columns: &super::STATS_COLUMNS_ITEM,
+        columns: super::counter_columns!("item_id", "uv", "buyers"),
         fields: |(k, s)| super::stats_fields(Field::U(*k), s),
     }
 }

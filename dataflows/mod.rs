@@ -41,61 +41,27 @@ pub const ALL: &[&str] = &[
 pub fn attach<'s>(name: &str, p: &Platform<'s>, sinks: &Sinks) {
     match name {
         "item_stats" => sinks.attach(item_stats::item_stats(p), item_stats::schema()),
-        "category_stats" => {
-            sinks.attach(category_stats::category_stats(p), category_stats::schema())
-        }
+        "category_stats" => sinks.attach(category_stats::category_stats(p), category_stats::schema()),
         "scene_stats" => sinks.attach(scene_stats::scene_stats(p), scene_stats::schema()),
         "user_stats" => sinks.attach(user_stats::user_stats(p), user_stats::schema()),
-        "category_top_items" => sinks.attach(
-            category_top_items::category_top_items(p),
-            category_top_items::schema(),
-        ),
-        "user_top_categories" => sinks.attach(
-            user_top_categories::user_top_categories(p),
-            user_top_categories::schema(),
-        ),
+        "category_top_items" => sinks.attach(category_top_items::category_top_items(p), category_top_items::schema()),
+        "user_top_categories" => {
+            sinks.attach(user_top_categories::user_top_categories(p), user_top_categories::schema())
+        }
         "hourly_stats" => sinks.attach(hourly_stats::hourly_stats(p), hourly_stats::schema()),
         "untagged" => sinks.attach(untagged::untagged(p), untagged::schema()),
         other => unreachable!("unknown output {other}"),
     }
 }
 
-const STATS_COLUMNS_ITEM: [&str; 10] = [
-    "item_id",
-    "impressions",
-    "clicks",
-    "favs",
-    "carts",
-    "buys",
-    "units",
-    "gmv_cents",
-    "uv",
-    "buyers",
-];
-const STATS_COLUMNS_CATEGORY: [&str; 10] = [
-    "category_id",
-    "impressions",
-    "clicks",
-    "favs",
-    "carts",
-    "buys",
-    "units",
-    "gmv_cents",
-    "uv",
-    "buyers",
-];
-const STATS_COLUMNS_SCENE: [&str; 10] = [
-    "scene",
-    "impressions",
-    "clicks",
-    "favs",
-    "carts",
-    "buys",
-    "units",
-    "gmv_cents",
-    "uv",
-    "buyers",
-];
+/// The column names `[key, impressions, clicks, favs, carts, buys, units, gmv_cents, extra…]`
+/// of a grouped-counter output.
+macro_rules! counter_columns {
+    ($key:literal $(, $extra:literal)*) => {
+        &[$key, "impressions", "clicks", "favs", "carts", "buys", "units", "gmv_cents" $(, $extra)*]
+    };
+}
+pub(crate) use counter_columns;
 
 /// `key, impressions, clicks, favs, carts, buys, units, gmv_cents, uv, buyers`.
 fn stats_fields(key: Field, s: &Stats) -> Vec<Field> {
@@ -106,14 +72,13 @@ fn stats_fields(key: Field, s: &Stats) -> Vec<Field> {
 
 /// `key, impressions, clicks, favs, carts, buys, units, gmv_cents`.
 fn counter_fields(key: Field, s: &Stats) -> Vec<Field> {
-    vec![
-        key,
-        Field::I(s.impressions),
-        Field::I(s.clicks),
-        Field::I(s.favs),
-        Field::I(s.carts),
-        Field::I(s.buys),
-        Field::I(s.units),
-        Field::I(s.gmv_cents),
-    ]
+    let mut v = vec![key];
+    v.extend(behavior_fields(s));
+    v.extend([Field::I(s.units), Field::I(s.gmv_cents)]);
+    v
+}
+
+/// `impressions, clicks, favs, carts, buys`.
+fn behavior_fields(s: &Stats) -> [Field; 5] {
+    [Field::I(s.impressions), Field::I(s.clicks), Field::I(s.favs), Field::I(s.carts), Field::I(s.buys)]
 }

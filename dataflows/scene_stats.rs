@@ -10,9 +10,9 @@
 use differential_dataflow::VecCollection;
 
 use crate::model::{Scene, Time};
+use crate::operators::{count_total_hashed, sum_locally, threshold_total_hashed};
 use crate::platform::Platform;
 use crate::sink::{Field, Schema};
-use crate::operators::{count_total_hashed, sum_locally, threshold_total_hashed};
 use crate::stats::{event_reach, Reach, Stats};
 
 pub fn scene_stats<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (Scene, Stats)> {
@@ -29,7 +29,7 @@ pub fn scene_stats<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (Scene, Stat
 pub fn schema() -> Schema<(Scene, Stats)> {
     Schema {
         name: "scene_stats",
-        columns: &super::STATS_COLUMNS_SCENE,
+        columns: super::counter_columns!("scene", "uv", "buyers"),
         fields: |(k, s)| super::stats_fields(Field::S(*k), s),
     }
 }

@@ -13,9 +13,9 @@
 use differential_dataflow::VecCollection;
 
 use crate::model::{ItemId, Time};
+use crate::operators::{count_total_hashed, map_diff};
 use crate::platform::Platform;
 use crate::sink::{Field, Schema};
-use crate::operators::{count_total_hashed, map_diff};
 use crate::stats::Stats;
 
 pub fn untagged<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (ItemId, isize)> {

@@ -11,31 +11,24 @@
 use differential_dataflow::VecCollection;
 
 use crate::model::{Time, UserId};
+use crate::operators::{count_total_hashed, map_diff};
 use crate::platform::Platform;
 use crate::sink::{Field, Schema};
-use crate::operators::{count_total_hashed, map_diff};
 use crate::stats::Stats;
 
 pub fn user_stats<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (UserId, Stats)> {
     let counters = p.events.clone().explode(|e| Some((e.user, Stats::of(&e))));
-    let items = map_diff(p.item_user_reach.clone().map(|(_item, user)| user), |r: Stats| Stats { uv: r.uv, ..Stats::default() });
+    let items = map_diff(p.item_user_reach.clone().map(|(_item, user)| user), |r: Stats| Stats {
+        uv: r.uv,
+        ..Stats::default()
+    });
     count_total_hashed(counters.concat(items), "UserStats")
 }
 
 pub fn schema() -> Schema<(UserId, Stats)> {
     Schema {
         name: "user_stats",
-        columns: &[
-            "user_id",
-            "impressions",
-            "clicks",
-            "favs",
-            "carts",
-            "buys",
-            "units",
-            "gmv_cents",
-            "items",
-        ],
+        columns: super::counter_columns!("user_id", "items"),
         fields: |(k, s)| {
             let mut v = super::counter_fields(Field::U(*k), s);
             v.push(Field::I(s.uv));

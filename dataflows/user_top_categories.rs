@@ -12,9 +12,9 @@
 use differential_dataflow::VecCollection;
 
 use crate::model::{CategoryId, Time, UserId};
+use crate::operators::{map_diff, reduce_total};
 use crate::platform::Platform;
 use crate::sink::{Field, Schema};
-use crate::operators::{map_diff, reduce_total};
 use crate::stats::Stats;
 
 /// Categories kept per user.
@@ -23,7 +23,8 @@ pub const TOP_N: usize = 3;
 pub type Ranked = (u32, CategoryId, i64);
 
 pub fn user_top_categories<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (UserId, Ranked)> {
-    let scores = map_diff(p.tagged.clone().map(|(category, _item, user)| (user, category)), |s: Stats| s.score() as isize);
+    let scores =
+        map_diff(p.tagged.clone().map(|(category, _item, user)| (user, category)), |s: Stats| s.score() as isize);
     reduce_total(scores, "UserTopCategories", |_user, input: &[(CategoryId, isize)], output: &mut Vec<Ranked>| {
         let mut scored: Vec<(i64, CategoryId)> =
             input.iter().filter(|(_, score)| *score > 0).map(|(c, score)| (*score as i64, *c)).collect();
@@ -38,13 +39,6 @@ pub fn schema() -> Schema<(UserId, Ranked)> {
     Schema {
         name: "user_top_categories",
         columns: &["user_id", "rank", "category_id", "score"],
-        fields: |(u, (rank, c, score))| {
-            vec![
-                Field::U(*u),
-                Field::U(*rank as u64),
-                Field::U(*c),
-                Field::I(*score),
-            ]
-        },
+        fields: |(u, (rank, c, score))| vec![Field::U(*u), Field::U(*rank as u64), Field::U(*c), Field::I(*score)],
     }
 }

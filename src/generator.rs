@@ -46,12 +46,7 @@ pub const SCENE_SESSION_SHARE: [f64; 6] = [0.40, 0.22, 0.15, 0.05, 0.08, 0.10];
 /// Behaviours of the native format, indexed by the internal behaviour code.
 pub const BEHAVIORS: [&str; 5] = ["impression", "click", "fav", "cart", "buy"];
 /// Target mix of non-impression actions (for UserBehavior: pv/cart/fav/buy, pv = click).
-pub const TARGET_MIX: [(&str, f64); 4] = [
-    ("click", 0.895),
-    ("cart", 0.055),
-    ("fav", 0.029),
-    ("buy", 0.021),
-];
+pub const TARGET_MIX: [(&str, f64); 4] = [("click", 0.895), ("cart", 0.055), ("fav", 0.029), ("buy", 0.021)];
 /// Share of native events that reference an item that never appears in the catalog.
 pub const UNKNOWN_ITEM_SHARE: f64 = 0.005;
 /// Of the delayed (out-of-order) events, the share delayed by at most [`LATE_SHORT_MAX_MS`];
@@ -163,8 +158,8 @@ const SCENE_AD: u8 = 5;
 
 /// Hour-of-day traffic shape (UTC), interpolated per minute.
 const DIURNAL: [f64; 24] = [
-    0.30, 0.18, 0.12, 0.09, 0.08, 0.10, 0.18, 0.32, 0.48, 0.58, 0.64, 0.70, 0.78, 0.74, 0.68, 0.66,
-    0.68, 0.72, 0.80, 0.92, 1.00, 1.00, 0.86, 0.55,
+    0.30, 0.18, 0.12, 0.09, 0.08, 0.10, 0.18, 0.32, 0.48, 0.58, 0.64, 0.70, 0.78, 0.74, 0.68, 0.66, 0.68, 0.72, 0.80,
+    0.92, 1.00, 1.00, 0.86, 0.55,
 ];
 
 // catalog change kinds
@@ -203,62 +198,35 @@ fn invalid(msg: String) -> io::Error {
 
 fn validate(cfg: &GenConfig) -> io::Result<()> {
     let max = u32::MAX as u64;
-    for (name, v) in [
-        ("users", cfg.users),
-        ("items", cfg.items),
-        ("categories", cfg.categories),
-        ("sellers", cfg.sellers),
-    ] {
+    for (name, v) in
+        [("users", cfg.users), ("items", cfg.items), ("categories", cfg.categories), ("sellers", cfg.sellers)]
+    {
         if v == 0 || v > max {
-            return Err(invalid(format!(
-                "gen: {name} must be in 1..={max}, got {v}"
-            )));
+            return Err(invalid(format!("gen: {name} must be in 1..={max}, got {v}")));
         }
     }
     if cfg.items + unknown_pool(cfg.items) > max {
-        return Err(invalid(format!(
-            "gen: items must be at most {}",
-            max - max / 51
-        )));
+        return Err(invalid(format!("gen: items must be at most {}", max - max / 51)));
     }
     if cfg.categories > 10_000_000 {
-        return Err(invalid(format!(
-            "gen: categories must be at most 10000000, got {}",
-            cfg.categories
-        )));
+        return Err(invalid(format!("gen: categories must be at most 10000000, got {}", cfg.categories)));
     }
     if cfg.days.is_nan() || cfg.days <= 0.0 || cfg.days > 3650.0 {
-        return Err(invalid(format!(
-            "gen: days must be in (0, 3650], got {}",
-            cfg.days
-        )));
+        return Err(invalid(format!("gen: days must be in (0, 3650], got {}", cfg.days)));
     }
     if !(cfg.bad_rows >= 0.0 && cfg.bad_rows < 1.0) {
-        return Err(invalid(format!(
-            "gen: bad_rows must be in [0, 1), got {}",
-            cfg.bad_rows
-        )));
+        return Err(invalid(format!("gen: bad_rows must be in [0, 1), got {}", cfg.bad_rows)));
     }
     if !(cfg.late_fraction >= 0.0 && cfg.late_fraction <= 1.0) {
-        return Err(invalid(format!(
-            "gen: late_fraction must be in [0, 1], got {}",
-            cfg.late_fraction
-        )));
+        return Err(invalid(format!("gen: late_fraction must be in [0, 1], got {}", cfg.late_fraction)));
     }
     let span_ms = (cfg.days * 86_400_000.0).round() as u64;
-    if cfg
-        .start_ms
-        .checked_add(span_ms + LATE_LONG_MAX_MS)
-        .is_none()
-    {
+    if cfg.start_ms.checked_add(span_ms + LATE_LONG_MAX_MS).is_none() {
         return Err(invalid("gen: start_ms too large".into()));
     }
     if let Some(h) = cfg.sale_hour {
         if h.saturating_mul(3_600_000) >= span_ms {
-            return Err(invalid(format!(
-                "gen: sale_hour {h} is outside the span of {} days",
-                cfg.days
-            )));
+            return Err(invalid(format!("gen: sale_hour {h} is outside the span of {} days", cfg.days)));
         }
     }
     Ok(())
@@ -297,11 +265,7 @@ impl Bij {
                 a = 1;
             }
         }
-        Bij {
-            n,
-            a,
-            b: rng.random_range(0..n),
-        }
+        Bij { n, a, b: rng.random_range(0..n) }
     }
     #[inline]
     fn map(&self, x: u64) -> u64 {
@@ -321,12 +285,7 @@ struct Popularity {
 
 impl Popularity {
     fn new(n: u64, s: f64, offset: u64, rng: &mut Pcg64Mcg) -> Popularity {
-        Popularity {
-            zipf: Zipf::new((n + offset) as f64, s).expect("valid zipf"),
-            n,
-            offset,
-            bij: Bij::new(n, rng),
-        }
+        Popularity { zipf: Zipf::new((n + offset) as f64, s).expect("valid zipf"), n, offset, bij: Bij::new(n, rng) }
     }
     #[inline]
     fn rank(&self, rng: &mut Pcg64Mcg) -> u64 {
@@ -546,9 +505,7 @@ impl<'a> Gen<'a> {
         // ---- items
         let cat_level: Vec<f32> = {
             let n = Normal::new(0.0f64, 0.6).unwrap();
-            (0..cfg.categories)
-                .map(|_| n.sample(&mut setup).exp() as f32)
-                .collect()
+            (0..cfg.categories).map(|_| n.sample(&mut setup).exp() as f32).collect()
         };
         let price_d = LogNormal::new((3500.0f64).ln(), 1.0).unwrap();
         let bid_d = LogNormal::new((30.0f64).ln(), 0.8).unwrap();
@@ -558,11 +515,7 @@ impl<'a> Gen<'a> {
             let seller = seller_pop.sample(&mut setup);
             let p: f64 = price_d.sample(&mut setup) * cat_level[cat as usize - 1] as f64;
             let is_ad = setup.random_bool(0.05);
-            let bid = if is_ad {
-                (bid_d.sample(&mut setup) as u32).clamp(1, 5000)
-            } else {
-                0
-            };
+            let bid = if is_ad { (bid_d.sample(&mut setup) as u32).clamp(1, 5000) } else { 0 };
             items.push(Item {
                 cat,
                 seller,
@@ -575,16 +528,10 @@ impl<'a> Gen<'a> {
                 is_ad,
             });
         }
-        let mut ad_items: Vec<u32> = (1..=cfg.items as u32)
-            .filter(|&i| items[i as usize - 1].is_ad)
-            .collect();
+        let mut ad_items: Vec<u32> = (1..=cfg.items as u32).filter(|&i| items[i as usize - 1].is_ad).collect();
         ad_items.sort_by_key(|&i| (Reverse(items[i as usize - 1].bid), i));
 
-        let ev_name = if native {
-            "events.csv"
-        } else {
-            "UserBehavior.csv"
-        };
+        let ev_name = if native { "events.csv" } else { "UserBehavior.csv" };
         let ev_path = cfg.out_dir.join(ev_name);
         let ev_out = BufWriter::with_capacity(1 << 20, File::create(&ev_path)?);
         let mut files = vec![ev_path];
@@ -635,10 +582,7 @@ impl<'a> Gen<'a> {
             ev_out,
             cat_out,
             row: Vec::with_capacity(256),
-            summary: GenSummary {
-                files,
-                ..Default::default()
-            },
+            summary: GenSummary { files, ..Default::default() },
         })
     }
 
@@ -650,19 +594,14 @@ impl<'a> Gen<'a> {
         let target = self.rng.random::<f64>() * total;
         let m = self.cum.partition_point(|&c| c <= target).saturating_sub(1);
         let m = m.min(self.minute_w.len() - 1);
-        let fr = if self.minute_w[m] > 0.0 {
-            ((target - self.cum[m]) / self.minute_w[m]).clamp(0.0, 1.0)
-        } else {
-            0.0
-        };
+        let fr = if self.minute_w[m] > 0.0 { ((target - self.cum[m]) / self.minute_w[m]).clamp(0.0, 1.0) } else { 0.0 };
         let off = m as u64 * 60_000 + (fr * 60_000.0) as u64;
         off.min(self.span_ms - 1)
     }
 
     fn schedule(&mut self, ts: u64, kind: u8, item: u32, arg: u32) {
         self.change_seq += 1;
-        self.changes
-            .push(Reverse((ts, self.change_seq, kind, item, arg)));
+        self.changes.push(Reverse((ts, self.change_seq, kind, item, arg)));
     }
 
     // ---------------------------------------------------------------- availability
@@ -769,11 +708,7 @@ impl<'a> Gen<'a> {
         }
         // random changes over the span
         let item_days = self.cfg.items as f64 * self.cfg.days;
-        let mut kinds = vec![
-            (K_PRICE, RATE_PRICE),
-            (K_OFFLINE, RATE_OFFLINE),
-            (K_RETIRE, RATE_RETIRE),
-        ];
+        let mut kinds = vec![(K_PRICE, RATE_PRICE), (K_OFFLINE, RATE_OFFLINE), (K_RETIRE, RATE_RETIRE)];
         if self.native {
             kinds.push((K_MOVE, RATE_MOVE));
         }
@@ -886,8 +821,7 @@ impl<'a> Gen<'a> {
                         self.items[id as usize - 1].price = new;
                         self.write_upsert(ts, id)?;
                         let sale_end = self.cfg.sale_hour.unwrap_or(0) * 3_600_000 + 3_600_000;
-                        let back =
-                            self.start + sale_end + self.rng.random_range(0..3 * 3_600_000u64);
+                        let back = self.start + sale_end + self.rng.random_range(0..3 * 3_600_000u64);
                         if back < end {
                             self.schedule(back, K_RESTORE, id, old);
                         }
@@ -986,8 +920,7 @@ impl<'a> Gen<'a> {
                 2 => {
                     const IDX: [usize; 6] = [0, 2, 3, 4, 5, 8];
                     const JUNK: [&str; 6] = ["abc", "12.5", "7x", "NaN", "1e3", "#"];
-                    f[IDX[rb.random_range(0..IDX.len())]] =
-                        JUNK[rb.random_range(0..JUNK.len())].into();
+                    f[IDX[rb.random_range(0..IDX.len())]] = JUNK[rb.random_range(0..JUNK.len())].into();
                     f.join(",")
                 }
                 3 => {
@@ -1050,13 +983,7 @@ impl<'a> Gen<'a> {
             self.items[id as usize - 1].cat
         };
         let len = self.session_len.sample(&mut self.rng).min(2000.0) as u32 + 1;
-        Session {
-            user,
-            scene,
-            focus,
-            remaining: len,
-            pending: Vec::new(),
-        }
+        Session { user, scene, focus, remaining: len, pending: Vec::new() }
     }
 
     fn pick_item(&mut self, scene: u8, focus: u32) -> u32 {
@@ -1105,11 +1032,7 @@ impl<'a> Gen<'a> {
         let rng = &mut self.rng;
         let fav = rng.random_bool(P_FAV);
         let cart = rng.random_bool(P_CART);
-        let buy = if cart {
-            rng.random_bool(P_BUY_AFTER_CART)
-        } else {
-            rng.random_bool(P_BUY_DIRECT)
-        };
+        let buy = if cart { rng.random_bool(P_BUY_AFTER_CART) } else { rng.random_bool(P_BUY_DIRECT) };
         let s = &mut self.sessions[si];
         if buy {
             let u: f64 = rng.random();
@@ -1122,25 +1045,13 @@ impl<'a> Gen<'a> {
             } else {
                 rng.random_range(4..=10u16)
             };
-            s.pending.push(Pending {
-                item,
-                beh: BUY,
-                qty,
-            });
+            s.pending.push(Pending { item, beh: BUY, qty });
         }
         if cart {
-            s.pending.push(Pending {
-                item,
-                beh: CART,
-                qty: 0,
-            });
+            s.pending.push(Pending { item, beh: CART, qty: 0 });
         }
         if fav {
-            s.pending.push(Pending {
-                item,
-                beh: FAV,
-                qty: 0,
-            });
+            s.pending.push(Pending { item, beh: FAV, qty: 0 });
         }
     }
 
@@ -1164,11 +1075,7 @@ impl<'a> Gen<'a> {
         let item = self.pick_item(scene, focus);
         if self.native {
             if self.rng.random_bool(SCENE_CTR[scene as usize]) {
-                self.sessions[si].pending.push(Pending {
-                    item,
-                    beh: CLICK,
-                    qty: 0,
-                });
+                self.sessions[si].pending.push(Pending { item, beh: CLICK, qty: 0 });
             }
             Some((item, IMPRESSION, 0))
         } else {
@@ -1180,8 +1087,7 @@ impl<'a> Gen<'a> {
     // ---------------------------------------------------------------- events output
 
     fn next_event(&mut self, ts: u64, minute: usize) -> Ev {
-        let target = ((self.pool_base * self.minute_w[minute] / self.w_mean).round() as usize)
-            .clamp(1, 500_000);
+        let target = ((self.pool_base * self.minute_w[minute] / self.w_mean).round() as usize).clamp(1, 500_000);
         loop {
             if self.sessions.len() < target {
                 let s = self.new_session();
@@ -1193,29 +1099,13 @@ impl<'a> Gen<'a> {
                     let s = &self.sessions[si];
                     let (cat, amount) = if self.known(item) {
                         let it = &self.items[item as usize - 1];
-                        (
-                            it.cat,
-                            if beh == BUY {
-                                qty as u64 * it.price as u64
-                            } else {
-                                0
-                            },
-                        )
+                        (it.cat, if beh == BUY { qty as u64 * it.price as u64 } else { 0 })
                     } else {
                         // an item unknown to the catalog: deterministic pseudo price
                         let p = 99 + (splitmix(item as u64 ^ self.cfg.seed) % 50_000) / 10 * 10;
                         (0, if beh == BUY { qty as u64 * p } else { 0 })
                     };
-                    return Ev {
-                        ts,
-                        user: s.user,
-                        item,
-                        cat,
-                        scene: s.scene,
-                        beh,
-                        qty,
-                        amount,
-                    };
+                    return Ev { ts, user: s.user, item, cat, scene: s.scene, beh, qty, amount };
                 }
                 None => {
                     self.sessions.swap_remove(si);
@@ -1318,8 +1208,7 @@ impl<'a> Gen<'a> {
                 }
                 2 => {
                     const JUNK: [&str; 6] = ["abc", "1.5", "12x", "NaN", "1e3", "#"];
-                    f[numeric[rb.random_range(0..numeric.len())]] =
-                        JUNK[rb.random_range(0..JUNK.len())].into();
+                    f[numeric[rb.random_range(0..numeric.len())]] = JUNK[rb.random_range(0..JUNK.len())].into();
                     f.join(",")
                 }
                 3 => {
@@ -1330,11 +1219,7 @@ impl<'a> Gen<'a> {
                 4 => String::new(),
                 _ => {
                     // native only: an invalid scene (empty or longer than 16 bytes)
-                    f[3] = if rb.random_bool(0.5) {
-                        String::new()
-                    } else {
-                        "recommendation_carousel".into()
-                    };
+                    f[3] = if rb.random_bool(0.5) { String::new() } else { "recommendation_carousel".into() };
                     f.join(",")
                 }
             };
@@ -1360,11 +1245,11 @@ impl<'a> Gen<'a> {
 
     fn run(&mut self) -> io::Result<()> {
         if self.native {
-            self.cat_out.as_mut().unwrap().write_all(
-                b"ts_ms,op,item_id,category_id,seller_id,price_cents,status,is_ad,ad_bid_cents\n",
-            )?;
-            self.ev_out
-                .write_all(b"ts_ms,user_id,item_id,scene,behavior,quantity,amount_cents\n")?;
+            self.cat_out
+                .as_mut()
+                .unwrap()
+                .write_all(b"ts_ms,op,item_id,category_id,seller_id,price_cents,status,is_ad,ad_bid_cents\n")?;
+            self.ev_out.write_all(b"ts_ms,user_id,item_id,scene,behavior,quantity,amount_cents\n")?;
         }
         self.init_catalog()?;
 
@@ -1397,11 +1282,7 @@ impl<'a> Gen<'a> {
                 minute += 1;
             }
             let w = self.minute_w[minute];
-            let fr = if w > 0.0 {
-                ((target - self.cum[minute]) / w).clamp(0.0, 1.0)
-            } else {
-                0.0
-            };
+            let fr = if w > 0.0 { ((target - self.cum[minute]) / w).clamp(0.0, 1.0) } else { 0.0 };
             let mut ts = self.start + minute as u64 * 60_000 + (fr * 60_000.0) as u64;
             ts = ts.clamp(prev_ts, end - 1);
             prev_ts = ts;
@@ -1412,15 +1293,10 @@ impl<'a> Gen<'a> {
                 let d = if self.rng_late.random_bool(LATE_SHORT_SHARE) {
                     self.rng_late.random_range(1_000..=LATE_SHORT_MAX_MS)
                 } else {
-                    self.rng_late
-                        .random_range(LATE_LONG_MIN_MS..=LATE_LONG_MAX_MS)
+                    self.rng_late.random_range(LATE_LONG_MIN_MS..=LATE_LONG_MAX_MS)
                 };
                 self.delayed_seq += 1;
-                self.delayed.push(Reverse(Delayed {
-                    key: ts + d,
-                    seq: self.delayed_seq,
-                    ev,
-                }));
+                self.delayed.push(Reverse(Delayed { key: ts + d, seq: self.delayed_seq, ev }));
                 if self.delayed.len() > MAX_DELAYED {
                     let Reverse(d) = self.delayed.pop().unwrap();
                     self.write_event(&d.ev)?;

@@ -56,10 +56,7 @@ impl Scene {
 
     /// A scene from its label; `None` if empty, longer than 16 bytes, or holding a NUL or `"`.
     pub fn new(label: &[u8]) -> Option<Scene> {
-        if label.is_empty()
-            || label.len() > Self::MAX_LEN
-            || label.iter().any(|&b| b == 0 || b == b'"')
-        {
+        if label.is_empty() || label.len() > Self::MAX_LEN || label.iter().any(|&b| b == 0 || b == b'"') {
             return None;
         }
         let mut bytes = [0u8; Self::MAX_LEN];

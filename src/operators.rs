@@ -67,11 +67,10 @@ where
                 let mut least = None;
                 input.for_each(|cap, data| {
                     if let Some(cap) = cap.retain_least(0) {
-                        if least.as_ref().is_none_or(
-                            |l: &timely::dataflow::operators::Capability<Time>| {
-                                cap.time() < l.time()
-                            },
-                        ) {
+                        if least
+                            .as_ref()
+                            .is_none_or(|l: &timely::dataflow::operators::Capability<Time>| cap.time() < l.time())
+                        {
                             least = Some(cap);
                         }
                     }
@@ -162,25 +161,32 @@ where
 /// `(item, row)` with +1/-1 differences at the times the item's row changes. Changes
 /// are applied only once their time is complete, so their arrival order (and which
 /// worker read them) does not matter. State: one entry per item ever seen.
-pub fn latest_by_priority<'s>(log: VecCollection<'s, Time, CatalogChange>) -> VecCollection<'s, Time, (ItemId, CatalogRow)> {
+pub fn latest_by_priority<'s>(
+    log: VecCollection<'s, Time, CatalogChange>,
+) -> VecCollection<'s, Time, (ItemId, CatalogRow)> {
     let mut current: FxHashMap<ItemId, (u64, Option<CatalogRow>)> = FxHashMap::default();
-    by_complete_time(log, "LatestByPriority", |(item, _, _)| item.hashed(), move |_time, changes, out| {
-        // Within a time, apply in priority order: the highest wins.
-        changes.sort_unstable_by_key(|((item, priority, _), _)| (*item, *priority));
-        for ((item, priority, row), _) in changes.drain(..) {
-            let entry = current.entry(item).or_insert((priority, None));
-            if priority < entry.0 {
-                continue;
+    by_complete_time(
+        log,
+        "LatestByPriority",
+        |(item, _, _)| item.hashed(),
+        move |_time, changes, out| {
+            // Within a time, apply in priority order: the highest wins.
+            changes.sort_unstable_by_key(|((item, priority, _), _)| (*item, *priority));
+            for ((item, priority, row), _) in changes.drain(..) {
+                let entry = current.entry(item).or_insert((priority, None));
+                if priority < entry.0 {
+                    continue;
+                }
+                if entry.1 != row {
+                    out.extend(entry.1.map(|old| ((item, old), -1isize)));
+                    out.extend(row.map(|new| ((item, new), 1isize)));
+                }
+                *entry = (priority, row);
             }
-            if entry.1 != row {
-                out.extend(entry.1.map(|old| ((item, old), -1isize)));
-                out.extend(row.map(|new| ((item, new), 1isize)));
-            }
-            *entry = (priority, row);
-        }
-        // An item changed twice in one time emits both steps; consolidate them.
-        differential_dataflow::consolidation::consolidate(out);
-    })
+            // An item changed twice in one time emits both steps; consolidate them.
+            differential_dataflow::consolidation::consolidate(out);
+        },
+    )
 }
 
 /// A per-key reduction for totally ordered time.
@@ -191,7 +197,11 @@ pub fn latest_by_priority<'s>(log: VecCollection<'s, Time, CatalogChange>) -> Ve
 /// differences at the times that set changes. `logic` sees the accumulation in no
 /// particular order, and must not depend on it. State: the accumulation and last
 /// output of each live key; keys whose accumulation empties are dropped.
-pub fn reduce_total<'s, K, V, R, O, L>(input: VecCollection<'s, Time, (K, V), R>, name: &str, mut logic: L) -> VecCollection<'s, Time, (K, O)>
+pub fn reduce_total<'s, K, V, R, O, L>(
+    input: VecCollection<'s, Time, (K, V), R>,
+    name: &str,
+    mut logic: L,
+) -> VecCollection<'s, Time, (K, O)>
 where
     K: ExchangeData + Hash,
     V: ExchangeData + Hash,
@@ -203,44 +213,62 @@ where
     let mut touched: Vec<K> = Vec::new();
     let mut values: Vec<(V, R)> = Vec::new();
     let mut fresh: Vec<O> = Vec::new();
-    by_complete_time(input, name, |(k, _)| k.hashed(), move |_time, updates, out| {
-        for ((k, v), r) in updates.drain(..) {
-            let (acc, _) = state.entry(k.clone()).or_default();
-            match acc.entry(v) {
-                Entry::Occupied(mut e) => e.get_mut().plus_equals(&r),
-                Entry::Vacant(e) => {
-                    e.insert(r);
+    by_complete_time(
+        input,
+        name,
+        |(k, _)| k.hashed(),
+        move |_time, updates, out| {
+            for ((k, v), r) in updates.drain(..) {
+                let (acc, _) = state.entry(k.clone()).or_default();
+                match acc.entry(v) {
+                    Entry::Occupied(mut e) => e.get_mut().plus_equals(&r),
+                    Entry::Vacant(e) => {
+                        e.insert(r);
+                    }
+                }
+                touched.push(k);
+            }
+            touched.sort_unstable();
+            touched.dedup();
+            for k in touched.drain(..) {
+                let (acc, old) = state.get_mut(&k).expect("touched key");
+                acc.retain(|_, r| !r.is_zero());
+                values.clear();
+                values.extend(acc.iter().map(|(v, r)| (v.clone(), r.clone())));
+                fresh.clear();
+                if !values.is_empty() {
+                    logic(&k, &values, &mut fresh);
+                }
+                fresh.sort_unstable();
+                if *old != fresh {
+                    out.extend(
+                        old.iter()
+                            .filter(|o| fresh.binary_search(o).is_err())
+                            .map(|o| ((k.clone(), o.clone()), -1isize)),
+                    );
+                    out.extend(
+                        fresh
+                            .iter()
+                            .filter(|o| old.binary_search(o).is_err())
+                            .map(|o| ((k.clone(), o.clone()), 1isize)),
+                    );
+                    std::mem::swap(old, &mut fresh);
+                }
+                if acc.is_empty() {
+                    state.remove(&k);
                 }
             }
-            touched.push(k);
-        }
-        touched.sort_unstable();
-        touched.dedup();
-        for k in touched.drain(..) {
-            let (acc, old) = state.get_mut(&k).expect("touched key");
-            acc.retain(|_, r| !r.is_zero());
-            values.clear();
-            values.extend(acc.iter().map(|(v, r)| (v.clone(), r.clone())));
-            fresh.clear();
-            if !values.is_empty() {
-                logic(&k, &values, &mut fresh);
-            }
-            fresh.sort_unstable();
-            if *old != fresh {
-                out.extend(old.iter().filter(|o| fresh.binary_search(o).is_err()).map(|o| ((k.clone(), o.clone()), -1isize)));
-                out.extend(fresh.iter().filter(|o| old.binary_search(o).is_err()).map(|o| ((k.clone(), o.clone()), 1isize)));
-                std::mem::swap(old, &mut fresh);
-            }
-            if acc.is_empty() {
-                state.remove(&k);
-            }
-        }
-    })
+        },
+    )
 }
 
 /// Sums the updates of each time per key into a hash map; calls `emit(key, before,
 /// after, out)` for each key whose accumulation changed at that time (`None`: zero).
-fn accumulate_total<'s, K, R, D2, R2, F>(input: VecCollection<'s, Time, K, R>, name: &str, mut emit: F) -> VecCollection<'s, Time, D2, R2>
+fn accumulate_total<'s, K, R, D2, R2, F>(
+    input: VecCollection<'s, Time, K, R>,
+    name: &str,
+    mut emit: F,
+) -> VecCollection<'s, Time, D2, R2>
 where
     K: ExchangeData + Hash,
     R: ExchangeData + Semigroup,
@@ -250,30 +278,35 @@ where
 {
     let mut state: FxHashMap<K, R> = FxHashMap::default();
     let mut before: FxHashMap<K, Option<R>> = FxHashMap::default();
-    by_complete_time(input, name, |k| k.hashed(), move |_time, updates, out| {
-        for (k, r) in updates.drain(..) {
-            match state.entry(k) {
-                Entry::Occupied(mut e) => {
-                    if !before.contains_key(e.key()) {
-                        before.insert(e.key().clone(), Some(e.get().clone()));
+    by_complete_time(
+        input,
+        name,
+        |k| k.hashed(),
+        move |_time, updates, out| {
+            for (k, r) in updates.drain(..) {
+                match state.entry(k) {
+                    Entry::Occupied(mut e) => {
+                        if !before.contains_key(e.key()) {
+                            before.insert(e.key().clone(), Some(e.get().clone()));
+                        }
+                        e.get_mut().plus_equals(&r);
                     }
-                    e.get_mut().plus_equals(&r);
-                }
-                Entry::Vacant(e) => {
-                    before.entry(e.key().clone()).or_insert(None);
-                    e.insert(r);
+                    Entry::Vacant(e) => {
+                        before.entry(e.key().clone()).or_insert(None);
+                        e.insert(r);
+                    }
                 }
             }
-        }
-        for (k, old) in before.drain() {
-            let new = state.get(&k).filter(|r| !r.is_zero()).cloned();
-            if new.is_none() {
-                state.remove(&k);
+            for (k, old) in before.drain() {
+                let new = state.get(&k).filter(|r| !r.is_zero()).cloned();
+                if new.is_none() {
+                    state.remove(&k);
+                }
+                let old = old.filter(|r| !r.is_zero());
+                emit(&k, old.as_ref(), new.as_ref(), out);
             }
-            let old = old.filter(|r| !r.is_zero());
-            emit(&k, old.as_ref(), new.as_ref(), out);
-        }
-    })
+        },
+    )
 }
 
 /// `count_total` with a hash map: `(key, accumulated)` rows, +1/-1 as they change.
@@ -292,7 +325,11 @@ where
 
 /// `threshold_total` with a hash map: each key with difference
 /// `thresh(after) - thresh(before)` (a zero accumulation thresholds to zero).
-pub fn threshold_total_hashed<'s, K, R, R2, F>(input: VecCollection<'s, Time, K, R>, name: &str, mut thresh: F) -> VecCollection<'s, Time, K, R2>
+pub fn threshold_total_hashed<'s, K, R, R2, F>(
+    input: VecCollection<'s, Time, K, R>,
+    name: &str,
+    mut thresh: F,
+) -> VecCollection<'s, Time, K, R2>
 where
     K: ExchangeData + Hash,
     R: ExchangeData + Semigroup,

@@ -69,8 +69,7 @@ impl InputHandles {
     }
 }
 
-pub type ItemCategoryArrangement<'s> =
-    Arranged<'s, TraceAgent<ValSpine<ItemId, CategoryId, Time, isize>>>;
+pub type ItemCategoryArrangement<'s> = Arranged<'s, TraceAgent<ValSpine<ItemId, CategoryId, Time, isize>>>;
 pub type ActivityArrangement<'s> = Arranged<'s, TraceAgent<ValSpine<ItemId, UserId, Time, Stats>>>;
 
 /// The shared layer every business dataflow is a function of.
@@ -102,10 +101,8 @@ pub fn build<'s>(scope: Scope<'s, Time>) -> (InputHandles, Platform<'s>) {
     let (tally_in, tally) = scope.new_collection::<Tally, isize>();
 
     let catalog = latest_by_priority(catalog_log);
-    let item_category = catalog
-        .clone()
-        .map(|(item, row)| (item, row.category))
-        .arrange_by_key_named("Arrange: ItemCategory");
+    let item_category =
+        catalog.clone().map(|(item, row)| (item, row.category)).arrange_by_key_named("Arrange: ItemCategory");
 
     let item_user_reach = threshold_total_hashed(
         events.clone().explode(|e| Some(((e.item, e.user), event_reach(&e)))),
@@ -118,25 +115,10 @@ pub fn build<'s>(scope: Scope<'s, Time>) -> (InputHandles, Platform<'s>) {
         .arrange_by_key_named("Arrange: ActivityByItem");
     let tagged = activity_by_item
         .clone()
-        .join_core(item_category.clone(), |item, user, category| {
-            Some((*category, *item, *user))
-        });
+        .join_core(item_category.clone(), |item, user, category| Some((*category, *item, *user)));
 
-    let inputs = InputHandles {
-        events: events_in,
-        catalog: catalog_in,
-        rejected: rejected_in,
-        tally: tally_in,
-    };
-    let platform = Platform {
-        events,
-        catalog,
-        item_category,
-        activity_by_item,
-        item_user_reach,
-        tagged,
-        rejected,
-        tally,
-    };
+    let inputs = InputHandles { events: events_in, catalog: catalog_in, rejected: rejected_in, tally: tally_in };
+    let platform =
+        Platform { events, catalog, item_category, activity_by_item, item_user_reach, tagged, rejected, tally };
     (inputs, platform)
 }

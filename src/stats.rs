@@ -22,9 +22,7 @@ pub fn event_reach(e: &Event) -> Reach {
 }
 
 /// Accumulable counters of one group.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Stats {
     pub impressions: i64,
     pub clicks: i64,
@@ -63,11 +61,7 @@ impl Stats {
     /// The contribution of one distinct counterpart: `uv` 1, `buyers` 1 if it bought.
     #[inline]
     pub fn reach(any: bool, bought: bool) -> Stats {
-        Stats {
-            uv: any as i64,
-            buyers: bought as i64,
-            ..Stats::default()
-        }
+        Stats { uv: any as i64, buyers: bought as i64, ..Stats::default() }
     }
 
     /// Reach flags of an accumulated per-(key, user) total: present, and bought.

@@ -33,32 +33,17 @@ fn stderr(o: &Output) -> String {
 fn assert_clean_failure(o: &Output, needle: &str) {
     let err = stderr(o);
     assert_eq!(o.status.code(), Some(2), "exit code; stderr: {err}");
-    assert_eq!(
-        err.trim_end().lines().count(),
-        1,
-        "one line on stderr, got: {err}"
-    );
-    assert!(
-        err.contains(needle),
-        "stderr should mention {needle:?}: {err}"
-    );
-    assert!(
-        !err.contains("panicked") && !err.contains("backtrace"),
-        "{err}"
-    );
+    assert_eq!(err.trim_end().lines().count(), 1, "one line on stderr, got: {err}");
+    assert!(err.contains(needle), "stderr should mention {needle:?}: {err}");
+    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
 }
 
 const EVENTS_HEADER: &str = "ts_ms,user_id,item_id,scene,behavior,quantity,amount_cents";
-const CATALOG_HEADER: &str =
-    "ts_ms,op,item_id,category_id,seller_id,price_cents,status,is_ad,ad_bid_cents";
+const CATALOG_HEADER: &str = "ts_ms,op,item_id,category_id,seller_id,price_cents,status,is_ad,ad_bid_cents";
 
 fn write(dir: &Path, name: &str, lines: &[&str]) -> PathBuf {
     let path = dir.join(name);
-    fs::write(
-        &path,
-        lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
-    )
-    .unwrap();
+    fs::write(&path, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
     path
 }
 
@@ -66,32 +51,16 @@ fn write(dir: &Path, name: &str, lines: &[&str]) -> PathBuf {
 fn small_dataset(dir: &Path) -> (PathBuf, PathBuf) {
     let mut events = vec![EVENTS_HEADER.to_string()];
     for i in 0..400u64 {
-        let behavior =
-            ["impression", "impression", "click", "fav", "cart", "buy"][(i * 7 % 6) as usize];
-        let (q, a) = if behavior == "buy" {
-            (1 + i % 3, 100 * (1 + i % 5))
-        } else {
-            (0, 0)
-        };
+        let behavior = ["impression", "impression", "click", "fav", "cart", "buy"][(i * 7 % 6) as usize];
+        let (q, a) = if behavior == "buy" { (1 + i % 3, 100 * (1 + i % 5)) } else { (0, 0) };
         let scene = ["search", "home_feed", "detail"][(i % 3) as usize];
         // mostly increasing, some out of order, a few beyond the lateness
-        let ts = 1_000 * i + if i % 17 == 0 { 0 } else { 500 }
-            - if i % 41 == 0 && i > 100 { 90_000 } else { 0 };
-        events.push(format!(
-            "{ts},{},{},{scene},{behavior},{q},{a}",
-            i * 13 % 23,
-            i * 7 % 31
-        ));
+        let ts = 1_000 * i + if i % 17 == 0 { 0 } else { 500 } - if i % 41 == 0 && i > 100 { 90_000 } else { 0 };
+        events.push(format!("{ts},{},{},{scene},{behavior},{q},{a}", i * 13 % 23, i * 7 % 31));
     }
     let mut catalog = vec![CATALOG_HEADER.to_string()];
     for item in 0..25u64 {
-        catalog.push(format!(
-            "0,upsert,{item},{},{},{},online,{},5",
-            item % 4,
-            item % 3,
-            100 + item,
-            item % 2
-        ));
+        catalog.push(format!("0,upsert,{item},{},{},{},online,{},5", item % 4, item % 3, 100 + item, item % 2));
     }
     catalog.push("120000,upsert,3,9,1,100,offline,0,0".into());
     catalog.push("200000,delete,4,,,,,,".into());
@@ -104,20 +73,18 @@ fn small_dataset(dir: &Path) -> (PathBuf, PathBuf) {
 
 fn run_ok(args: &[&str]) -> Output {
     let o = shopflow(args);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "shopflow {args:?} failed: {}",
-        stderr(&o)
-    );
+    assert_eq!(o.status.code(), Some(0), "shopflow {args:?} failed: {}", stderr(&o));
     o
 }
 
+/// `shopflow run --events E --catalog C --out O <extra>`, which must succeed.
+fn run_on(events: &str, catalog: &str, out: &Path, extra: &[&str]) -> Output {
+    let args = [&["run", "--events", events, "--catalog", catalog, "--out", out.to_str().unwrap()][..], extra].concat();
+    run_ok(&args)
+}
+
 fn assert_same_dirs(a: &Path, b: &Path) {
-    let mut names: Vec<_> = fs::read_dir(a)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    let mut names: Vec<_> = fs::read_dir(a).unwrap().map(|e| e.unwrap().file_name()).collect();
     names.sort();
     assert!(names.len() >= 9, "outputs and rejected.csv in {a:?}");
     for name in names {
@@ -197,11 +164,7 @@ fn bad_rows_go_to_rejected_csv_and_the_run_goes_on() {
         (events.as_path(), 5, "user_id: not a number"),
         (events.as_path(), 6, "item_id: negative"),
         (events.as_path(), 7, "empty line"),
-        (
-            events.as_path(),
-            8,
-            "scene: must be 1 to 16 bytes without quotes",
-        ),
+        (events.as_path(), 8, "scene: must be 1 to 16 bytes without quotes"),
         (catalog.as_path(), 3, "op: unknown `move`"),
         (catalog.as_path(), 4, "status: unknown `sleeping`"),
     ];
@@ -215,10 +178,7 @@ fn bad_rows_go_to_rejected_csv_and_the_run_goes_on() {
     }
     // The good rows are all counted.
     let items = fs::read_to_string(out.join("item_stats.csv")).unwrap();
-    assert!(
-        items.lines().any(|l| l == "2000,1,10,0,1,0,0,1,1,700,2,1"),
-        "{items}"
-    );
+    assert!(items.lines().any(|l| l == "2000,1,10,0,1,0,0,1,1,700,2,1"), "{items}");
     let err = stderr(&o);
     assert!(err.contains("rejected rows: 8"), "{err}");
 }
@@ -226,15 +186,7 @@ fn bad_rows_go_to_rejected_csv_and_the_run_goes_on() {
 #[test]
 fn strict_stops_at_the_first_bad_row() {
     let dir = scratch("strict");
-    let events = write(
-        &dir,
-        "events.csv",
-        &[
-            EVENTS_HEADER,
-            "1000,1,10,search,click,0,0",
-            "1000,1,10,search,oops,0,0",
-        ],
-    );
+    let events = write(&dir, "events.csv", &[EVENTS_HEADER, "1000,1,10,search,click,0,0", "1000,1,10,search,oops,0,0"]);
     let o = shopflow(&[
         "run",
         "--events",
@@ -257,53 +209,20 @@ fn missing_files_bad_headers_and_bad_flags_are_one_line_errors() {
     );
     let headerless = write(&dir, "noheader.csv", &["1000,1,10,search,click,0,0"]);
     assert_clean_failure(
-        &shopflow(&[
-            "run",
-            "--events",
-            headerless.to_str().unwrap(),
-            "--out",
-            out,
-        ]),
+        &shopflow(&["run", "--events", headerless.to_str().unwrap(), "--out", out]),
         "first line must be the header",
     );
     let (events, catalog) = small_dataset(&dir);
     let events = events.to_str().unwrap();
-    assert_clean_failure(
-        &shopflow(&["run", "--events", events, "--bogus"]),
-        "--bogus",
-    );
-    assert_clean_failure(
-        &shopflow(&["run", "--events", events, "--epoch-ms", "0"]),
-        "--epoch-ms",
-    );
-    assert_clean_failure(
-        &shopflow(&["run", "--events", events, "--outputs", "item_stats,nope"]),
-        "nope",
-    );
-    assert_clean_failure(
-        &shopflow(&["run", "--events", events, "--sink", "kafka"]),
-        "kafka",
-    );
-    assert_clean_failure(
-        &shopflow(&["run", "--events", events, "-n", "2", "-p", "2"]),
-        "--process",
-    );
-    assert_clean_failure(
-        &shopflow(&[
-            "run",
-            "--events",
-            events,
-            "--catalog",
-            dir.to_str().unwrap(),
-        ]),
-        "directory",
-    );
+    assert_clean_failure(&shopflow(&["run", "--events", events, "--bogus"]), "--bogus");
+    assert_clean_failure(&shopflow(&["run", "--events", events, "--epoch-ms", "0"]), "--epoch-ms");
+    assert_clean_failure(&shopflow(&["run", "--events", events, "--outputs", "item_stats,nope"]), "nope");
+    assert_clean_failure(&shopflow(&["run", "--events", events, "--sink", "kafka"]), "kafka");
+    assert_clean_failure(&shopflow(&["run", "--events", events, "-n", "2", "-p", "2"]), "--process");
+    assert_clean_failure(&shopflow(&["run", "--events", events, "--catalog", dir.to_str().unwrap()]), "directory");
     // An output directory that cannot be created: a path below a regular file.
     let blocked = format!("{}/sub", catalog.to_str().unwrap());
-    assert_clean_failure(
-        &shopflow(&["run", "--events", events, "--out", &blocked]),
-        "cannot create",
-    );
+    assert_clean_failure(&shopflow(&["run", "--events", events, "--out", &blocked]), "cannot create");
     assert_clean_failure(&shopflow(&["frobnicate"]), "frobnicate");
 }
 
@@ -313,44 +232,16 @@ fn outputs_flag_selects_and_sinks_agree() {
     let (events, catalog) = small_dataset(&dir);
     let (events, catalog) = (events.to_str().unwrap(), catalog.to_str().unwrap());
     let csv_out = dir.join("csv");
-    run_ok(&[
-        "run",
-        "--events",
-        events,
-        "--catalog",
-        catalog,
-        "--out",
-        csv_out.to_str().unwrap(),
-        "--outputs",
-        "item_stats,untagged",
-    ]);
-    let mut names: Vec<String> = fs::read_dir(&csv_out)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
+    run_on(events, catalog, &csv_out, &["--outputs", "item_stats,untagged"]);
+    let mut names: Vec<String> =
+        fs::read_dir(&csv_out).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     names.sort();
     assert_eq!(names, ["item_stats.csv", "rejected.csv", "untagged.csv"]);
 
     let json_out = dir.join("json");
-    run_ok(&[
-        "run",
-        "--events",
-        events,
-        "--catalog",
-        catalog,
-        "--out",
-        json_out.to_str().unwrap(),
-        "--outputs",
-        "item_stats",
-        "--sink",
-        "jsonl",
-    ]);
-    let csv_rows: Vec<String> = fs::read_to_string(csv_out.join("item_stats.csv"))
-        .unwrap()
-        .lines()
-        .skip(1)
-        .map(String::from)
-        .collect();
+    run_on(events, catalog, &json_out, &["--outputs", "item_stats", "--sink", "jsonl"]);
+    let csv_rows: Vec<String> =
+        fs::read_to_string(csv_out.join("item_stats.csv")).unwrap().lines().skip(1).map(String::from).collect();
     let json_rows: Vec<String> = fs::read_to_string(json_out.join("item_stats.jsonl"))
         .unwrap()
         .lines()
@@ -379,20 +270,7 @@ fn outputs_flag_selects_and_sinks_agree() {
     assert!(!csv_rows.is_empty());
     assert_eq!(csv_rows, json_rows);
 
-    let o = run_ok(&[
-        "run",
-        "--events",
-        events,
-        "--catalog",
-        catalog,
-        "--out",
-        dir.join("so").to_str().unwrap(),
-        "--outputs",
-        "item_stats",
-        "--sink",
-        "stdout",
-        "-q",
-    ]);
+    let o = run_on(events, catalog, &dir.join("so"), &["--outputs", "item_stats", "--sink", "stdout", "-q"]);
     let stdout_rows: Vec<String> = String::from_utf8_lossy(&o.stdout)
         .lines()
         .map(|l| l.strip_prefix("item_stats,").expect("prefixed").to_string())
@@ -407,14 +285,7 @@ fn userbehavior_end_to_end() {
     let ub = write(
         &dir,
         "UserBehavior.csv",
-        &[
-            "1,7,3,pv,1000",
-            "2,7,4,buy,1001",
-            "1,8,4,cart,1002",
-            "3,8,4,fav,1003",
-            "bad,row",
-            "2,8,4,pv,-1",
-        ],
+        &["1,7,3,pv,1000", "2,7,4,buy,1001", "1,8,4,cart,1002", "3,8,4,fav,1003", "bad,row", "2,8,4,pv,-1"],
     );
     let out = dir.join("out");
     let o = run_ok(&[
@@ -437,8 +308,7 @@ fn userbehavior_end_to_end() {
     );
     let rejected = fs::read_to_string(out.join("rejected.csv")).unwrap();
     assert!(
-        rejected.contains(",5,\"expected 5 fields, found 2\",")
-            && rejected.contains(",6,timestamp: negative,"),
+        rejected.contains(",5,\"expected 5 fields, found 2\",") && rejected.contains(",6,timestamp: negative,"),
         "{rejected}"
     );
     assert!(stderr(&o).contains("rejected rows: 2"));
@@ -457,11 +327,7 @@ fn userbehavior_end_to_end() {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 #[test]
@@ -469,63 +335,24 @@ fn workers_and_processes_give_identical_files() {
     let dir = scratch("cluster");
     let (events, catalog) = small_dataset(&dir);
     let (events, catalog) = (events.to_str().unwrap(), catalog.to_str().unwrap());
-    let base = [
-        "run",
-        "--events",
-        events,
-        "--catalog",
-        catalog,
-        "--epoch-ms",
-        "5000",
-        "--lateness-ms",
-        "30000",
-        "-q",
-    ];
+    let base = ["run", "--events", events, "--catalog", catalog, "--epoch-ms", "5000", "--lateness-ms", "30000", "-q"];
     let out1 = dir.join("w1");
     run_ok(&[&base[..], &["--out", out1.to_str().unwrap(), "-w", "1"]].concat());
     let out2 = dir.join("w2");
     run_ok(&[&base[..], &["--out", out2.to_str().unwrap(), "-w", "2"]].concat());
     assert_same_dirs(&out1, &out2);
     let out3 = dir.join("w3b");
-    run_ok(
-        &[
-            &base[..],
-            &[
-                "--out",
-                out3.to_str().unwrap(),
-                "-w",
-                "3",
-                "--batch-lines",
-                "50",
-            ],
-        ]
-        .concat(),
-    );
+    run_ok(&[&base[..], &["--out", out3.to_str().unwrap(), "-w", "3", "--batch-lines", "50"]].concat());
     assert_same_dirs(&out1, &out3);
 
     for threads in ["1", "2"] {
         let hostfile = dir.join(format!("hosts{threads}"));
-        fs::write(
-            &hostfile,
-            format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port()),
-        )
-        .unwrap();
+        fs::write(&hostfile, format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port())).unwrap();
         let out = dir.join(format!("p2w{threads}"));
         let args = |p: &'static str| {
             [
                 &base[..],
-                &[
-                    "--out",
-                    out.to_str().unwrap(),
-                    "-w",
-                    threads,
-                    "-n",
-                    "2",
-                    "-p",
-                    p,
-                    "-h",
-                    hostfile.to_str().unwrap(),
-                ],
+                &["--out", out.to_str().unwrap(), "-w", threads, "-n", "2", "-p", p, "-h", hostfile.to_str().unwrap()],
             ]
             .concat()
         };
