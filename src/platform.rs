@@ -2,12 +2,12 @@
 //! the shared collections and arrangements every business dataflow builds on.
 //!
 //! ```text
-//!  events ──┬────────────────────────────────────────────────► events (raw, per worker)
-//!           ├─ explode ((item,user), Stats) ─ arrange by item ─► activity_by_item ─┐
-//!           └─ explode ((item,user), Stats) ─ threshold_total_hashed ► item_user_reach    │ join_core
-//!  catalog log ─ latest-by-priority (upsert) ─► catalog ─ map category ─ arrange ─► item_category
-//!                                                                                  ▼
-//!                                            tagged: ((category, item, user), Stats)
+//!  events ──┬───────────────────────────────────────────────────────► events (raw, per worker)
+//!           └─ explode ((item,user), Stats) ─ arrange by item ─► activity_by_item ──────┐
+//!                                   └─ batches, diff Reach ─ threshold_total_hashed ─► item_user_reach
+//!  catalog log ─ latest_by_priority ─► catalog ─ map category ─ arrange ─► item_category ─┤ join_core
+//!                                                                                        ▼
+//!                                              tagged: ((category, item, user), Stats)
 //! ```
 //!
 //! Tagging is a join with the *current* catalog: when an item moves category or is
@@ -23,9 +23,9 @@ use serde::{Deserialize, Serialize};
 use timely::dataflow::Scope;
 
 use crate::model::{CatalogRow, CategoryId, Event, ItemId, Time, UserId};
-use crate::operators::{latest_by_priority, threshold_total_hashed};
+use crate::operators::{latest_by_priority, map_diff, threshold_total_hashed};
 use crate::source::Rejected;
-use crate::stats::{event_reach, Reach, Stats};
+use crate::stats::{Reach, Stats};
 
 /// One catalog change: item, priority (the highest priority among the changes with
 /// time ≤ t decides the item's row at t), and the row (`None`: deleted).
@@ -104,15 +104,16 @@ pub fn build<'s>(scope: Scope<'s, Time>) -> (InputHandles, Platform<'s>) {
     let item_category =
         catalog.clone().map(|(item, row)| (item, row.category)).arrange_by_key_named("Arrange: ItemCategory");
 
-    let item_user_reach = threshold_total_hashed(
-        events.clone().explode(|e| Some(((e.item, e.user), event_reach(&e)))),
-        "ItemUserReach",
-        |total: &Reach| Stats::reach_of(total),
-    );
     let activity_by_item = events
         .clone()
         .explode(|e| Some(((e.item, e.user), Stats::of(&e))))
         .arrange_by_key_named("Arrange: ActivityByItem");
+    // Reach reads the arrangement's consolidated batches, not the raw events.
+    let item_user_reach = threshold_total_hashed(
+        map_diff(activity_by_item.clone().as_collection(|item, user| (*item, *user)), |s: Stats| s.to_reach()),
+        "ItemUserReach",
+        |total: &Reach| Stats::reach_of(total),
+    );
     let tagged = activity_by_item
         .clone()
         .join_core(item_category.clone(), |item, user, category| Some((*category, *item, *user)));
