@@ -24,7 +24,11 @@ fn env_or(name: &str, default: &str) -> String {
 }
 
 fn shell(cmd: &str) -> String {
-    Command::new("sh").args(["-c", cmd]).output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default()
+    Command::new("sh")
+        .args(["-c", cmd])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
 }
 
 /// Runs `cmd` to completion; returns (success, stderr, peak RSS in KiB of that child).
@@ -72,24 +76,37 @@ fn main() {
     let new_file = !csv_path.exists();
     let mut csv = OpenOptions::new().create(true).append(true).open(&csv_path).expect("results csv");
     if new_file {
-        writeln!(csv, "date,commit,machine,events,epoch_ms,workers,wall_s,events_per_s,peak_rss_mib,output_rows,writing_s").unwrap();
+        writeln!(
+            csv,
+            "date,commit,machine,events,epoch_ms,workers,wall_s,events_per_s,peak_rss_mib,output_rows,writing_s"
+        )
+        .unwrap();
     }
     for w in &workers {
         let out: PathBuf = root.join(format!("out-w{w}"));
         let started = Instant::now();
         let mut cmd = Command::new(BIN);
-        cmd.args(["run", "--format", "userbehavior", "--epoch-ms", &epoch_ms, "-w", w, "--events"]).arg(&data).arg("--out").arg(&out);
+        cmd.args(["run", "--format", "userbehavior", "--epoch-ms", &epoch_ms, "-w", w, "--events"])
+            .arg(&data)
+            .arg("--out")
+            .arg(&out);
         let (ok, stderr, rss_kib) = run_measured(cmd);
         let wall = started.elapsed().as_secs_f64();
         assert!(ok, "{stderr}");
         let rss = rss_kib as f64 / 1024.0;
         // "outputs: 8 change stream(s) (csv) in DIR: N rows, writing took S s"
         let outputs = summary_line(&stderr, "outputs:");
-        let rows: u64 = outputs.split(": ").nth(2).and_then(|s| s.split(' ').next()).and_then(|s| s.parse().ok()).unwrap_or(0);
-        let writing: f64 = outputs.rsplit("took ").next().and_then(|s| s.trim_end_matches(" s").parse().ok()).unwrap_or(f64::NAN);
+        let rows: u64 =
+            outputs.split(": ").nth(2).and_then(|s| s.split(' ').next()).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let writing: f64 =
+            outputs.rsplit("took ").next().and_then(|s| s.trim_end_matches(" s").parse().ok()).unwrap_or(f64::NAN);
         let rate = events as f64 / wall;
         println!("| {w} | {wall:.2} | {rate:.0} | {rss:.0} | {rows} | {writing:.2} |");
-        writeln!(csv, "{date},{commit},\"{machine}\",{events},{epoch_ms},{w},{wall:.3},{rate:.0},{rss:.0},{rows},{writing:.3}").unwrap();
+        writeln!(
+            csv,
+            "{date},{commit},\"{machine}\",{events},{epoch_ms},{w},{wall:.3},{rate:.0},{rss:.0},{rows},{writing:.3}"
+        )
+        .unwrap();
     }
     println!("\nappended to {}", csv_path.display());
 }

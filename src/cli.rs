@@ -2,22 +2,19 @@
 //! configuration they imply, and the run summary.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use crate::dataflows;
 use crate::generator::{self, GenConfig, GenFormat};
-use crate::run::{self, RunConfig, RunReport};
+use crate::run::{self, Pace, RunConfig, RunReport};
 use crate::sink::SinkKind;
 use crate::source::{self, Format, SourceKind, SourceSpec};
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "shopflow",
-    version,
-    about = "Real-time e-commerce aggregates as differential dataflows"
-)]
+#[command(name = "shopflow", version, about = "Real-time e-commerce aggregates as differential dataflows")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -40,7 +37,13 @@ pub enum FormatArg {
 }
 
 #[derive(Args, Debug)]
-#[command(disable_help_flag = true)]
+#[command(
+    disable_help_flag = true,
+    after_help = "Stopping: Ctrl-C (SIGINT) or SIGTERM stops a run cleanly, with or without --follow: \
+reading stops, every epoch complete at that point is written, later (partial) epochs are not, \
+rejected.csv and the summary are written as usual, and the exit code is 0. A second Ctrl-C (half a \
+second or more after the first) aborts at once: exit code 130, outputs may then be incomplete."
+)]
 pub struct RunArgs {
     /// Events file(s); repeat the flag or list several. Default: the sample data in data/
     /// (data/events.csv with data/catalog.csv, or data/UserBehavior.csv with --format userbehavior).
@@ -73,6 +76,19 @@ pub struct RunArgs {
     /// Lines read between worker steps (the physical batch; does not change results).
     #[arg(long, value_name = "N", default_value_t = 262_144, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch_lines: u64,
+    /// Pace the input at N event rows per second of wall-clock time (lines of the events
+    /// files, all workers together). Default: as fast as possible.
+    #[arg(long, value_name = "N", value_parser = positive_f64, conflicts_with = "speed")]
+    pub rate: Option<f64>,
+    /// Replay event time X times faster than real time (1440: a day per minute): a line
+    /// with timestamp ts is read no sooner than (ts - first ts) / X after the start.
+    #[arg(long, value_name = "X", value_parser = positive_f64)]
+    pub speed: Option<f64>,
+    /// Keep reading the events files as they grow, like `tail -f` (a line counts once
+    /// its newline is written); the run ends on Ctrl-C or SIGTERM. The catalog file is
+    /// read to its end, not followed. Outputs advance with the slowest events file.
+    #[arg(long)]
+    pub follow: bool,
     /// Worker threads per process.
     #[arg(short = 'w', long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub workers: u64,
@@ -85,7 +101,7 @@ pub struct RunArgs {
     /// File with one `host:port` per process (default: localhost:2101, 2102, …).
     #[arg(short = 'h', long, value_name = "FILE")]
     pub hostfile: Option<PathBuf>,
-    /// No run summary on stderr.
+    /// No run summary (and no progress line) on stderr.
     #[arg(short = 'q', long)]
     pub quiet: bool,
     /// Print help.
@@ -133,12 +149,40 @@ pub struct GenArgs {
     pub late_fraction: Option<f64>,
 }
 
+/// A positive, finite number (`--rate`, `--speed`).
+fn positive_f64(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("`{s}` is not a positive number")),
+    }
+}
+
 /// `shopflow run`.
 pub fn run(args: RunArgs) -> Result<(), String> {
     let cfg = Arc::new(run_config(&args)?);
     let timely_cfg = timely_config(&args)?;
-    std::fs::create_dir_all(&cfg.out_dir)
-        .map_err(|e| format!("cannot create {}: {e}", cfg.out_dir.display()))?;
+    std::fs::create_dir_all(&cfg.out_dir).map_err(|e| format!("cannot create {}: {e}", cfg.out_dir.display()))?;
+    // Ctrl-C / SIGTERM: a clean stop (see `run::worker`); a second one aborts.
+    // A signal within half a second of the first is the same request delivered twice
+    // (e.g. `timeout` signals the child and its process group).
+    let stop = cfg.stop.clone();
+    let quiet = args.quiet;
+    let mut first: Option<std::time::Instant> = None;
+    ctrlc::set_handler(move || match first {
+        Some(at) if at.elapsed() >= std::time::Duration::from_millis(500) => {
+            eprintln!("shopflow: interrupted again: aborting, outputs may be incomplete");
+            std::process::exit(130);
+        }
+        Some(_) => {}
+        None => {
+            first = Some(std::time::Instant::now());
+            stop.store(true, Ordering::SeqCst);
+            if !quiet {
+                eprintln!("shopflow: stopping: writing the complete epochs (Ctrl-C again to abort)");
+            }
+        }
+    })
+    .map_err(|e| format!("cannot install the Ctrl-C handler: {e}"))?;
     let worker_cfg = cfg.clone();
     let guards = timely::execute(timely_cfg, move |worker| {
         match run::worker(worker, &worker_cfg) {
@@ -173,30 +217,17 @@ fn run_config(args: &RunArgs) -> Result<RunConfig, String> {
                 vec![PathBuf::from("data/events.csv")],
                 Some(args.catalog.clone().unwrap_or("data/catalog.csv".into())),
             ),
-            Format::UserBehavior => (
-                vec![PathBuf::from("data/UserBehavior.csv")],
-                args.catalog.clone(),
-            ),
+            Format::UserBehavior => (vec![PathBuf::from("data/UserBehavior.csv")], args.catalog.clone()),
         }
     } else {
         (args.events.clone(), args.catalog.clone())
     };
     if format == Format::UserBehavior && catalog.is_some() {
-        return Err(
-            "--catalog is for the native format; UserBehavior rows carry their own category".into(),
-        );
+        return Err("--catalog is for the native format; UserBehavior rows carry their own category".into());
     }
-    let mut sources: Vec<SourceSpec> = events
-        .into_iter()
-        .map(|path| SourceSpec {
-            path,
-            kind: SourceKind::Events(format),
-        })
-        .collect();
-    sources.extend(catalog.map(|path| SourceSpec {
-        path,
-        kind: SourceKind::Catalog,
-    }));
+    let mut sources: Vec<SourceSpec> =
+        events.into_iter().map(|path| SourceSpec { path, kind: SourceKind::Events(format) }).collect();
+    sources.extend(catalog.map(|path| SourceSpec { path, kind: SourceKind::Catalog }));
     for spec in &sources {
         source::check(spec)?;
     }
@@ -215,6 +246,14 @@ fn run_config(args: &RunArgs) -> Result<RunConfig, String> {
         sink: args.sink,
         strict: args.strict,
         batch_lines: args.batch_lines,
+        pace: match (args.rate, args.speed) {
+            (Some(rate), _) => Pace::Rate(rate),
+            (None, Some(speed)) => Pace::Speed(speed),
+            (None, None) => Pace::Unpaced,
+        },
+        follow: args.follow,
+        progress: !args.quiet,
+        stop: Arc::new(AtomicBool::new(false)),
     })
 }
 
@@ -223,50 +262,27 @@ fn timely_config(args: &RunArgs) -> Result<timely::Config, String> {
     let processes = args.processes as usize;
     let process = args.process as usize;
     if process >= processes {
-        return Err(format!(
-            "--process {process} must be less than --processes {processes}"
-        ));
+        return Err(format!("--process {process} must be less than --processes {processes}"));
     }
     let communication = if processes > 1 || args.hostfile.is_some() {
         let addresses = match &args.hostfile {
             Some(path) => read_hostfile(path, processes)?,
-            None => (0..processes)
-                .map(|i| format!("localhost:{}", 2101 + i))
-                .collect(),
+            None => (0..processes).map(|i| format!("localhost:{}", 2101 + i)).collect(),
         };
-        timely::CommunicationConfig::Cluster {
-            threads,
-            process,
-            addresses,
-            report: false,
-            zerocopy: false,
-        }
+        timely::CommunicationConfig::Cluster { threads, process, addresses, report: false, zerocopy: false }
     } else if threads > 1 {
         timely::CommunicationConfig::Process(threads)
     } else {
         timely::CommunicationConfig::Thread
     };
-    Ok(timely::Config {
-        communication,
-        worker: timely::WorkerConfig::default(),
-    })
+    Ok(timely::Config { communication, worker: timely::WorkerConfig::default() })
 }
 
 fn read_hostfile(path: &Path, processes: usize) -> Result<Vec<String>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read hostfile {}: {e}", path.display()))?;
-    let hosts: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(String::from)
-        .collect();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read hostfile {}: {e}", path.display()))?;
+    let hosts: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
     if hosts.len() < processes {
-        return Err(format!(
-            "hostfile {} lists {} hosts, --processes is {processes}",
-            path.display(),
-            hosts.len()
-        ));
+        return Err(format!("hostfile {} lists {} hosts, --processes is {processes}", path.display(), hosts.len()));
     }
     Ok(hosts.into_iter().take(processes).collect())
 }
@@ -280,18 +296,8 @@ pub fn summary(cfg: &RunConfig, r: &RunReport) -> String {
         "shopflow run: {} worker(s), epoch {} ms, lateness {} ms",
         r.workers, cfg.epoch_ms, cfg.lateness_ms
     );
-    let width = r
-        .files
-        .iter()
-        .map(|f| f.path.display().to_string().len())
-        .max()
-        .unwrap_or(4)
-        .max(4);
-    let _ = writeln!(
-        s,
-        "  {:<width$} {:>12} {:>12} {:>10} {:>10}",
-        "file", "rows", "valid", "rejected", "late"
-    );
+    let width = r.files.iter().map(|f| f.path.display().to_string().len()).max().unwrap_or(4).max(4);
+    let _ = writeln!(s, "  {:<width$} {:>12} {:>12} {:>10} {:>10}", "file", "rows", "valid", "rejected", "late");
     for f in &r.files {
         let _ = writeln!(
             s,
@@ -316,6 +322,12 @@ pub fn summary(cfg: &RunConfig, r: &RunReport) -> String {
         _ => String::new(),
     };
     let _ = writeln!(s, "  epochs with changes: {}{span}", r.epochs);
+    if let Some(cutoff) = r.stopped_at {
+        let _ = writeln!(
+            s,
+            "  stopped early: outputs are complete for every time < {cutoff} ms; later epochs were not written"
+        );
+    }
     let _ = writeln!(
         s,
         "  outputs: {} change stream(s) ({}) in {}: {} rows, writing took {:.2} s",
@@ -329,17 +341,9 @@ pub fn summary(cfg: &RunConfig, r: &RunReport) -> String {
         r.rows_written,
         r.write_time.as_secs_f64()
     );
-    let _ = writeln!(
-        s,
-        "  rejected rows: {rejected} (see {})",
-        cfg.out_dir.join("rejected.csv").display()
-    );
+    let _ = writeln!(s, "  rejected rows: {rejected} (see {})", cfg.out_dir.join("rejected.csv").display());
     let secs = r.wall.as_secs_f64();
-    let _ = writeln!(
-        s,
-        "  wall time: {secs:.2} s, {:.0} events/s",
-        events as f64 / secs.max(1e-9)
-    );
+    let _ = writeln!(s, "  wall time: {secs:.2} s, {:.0} events/s", events as f64 / secs.max(1e-9));
     s
 }
 
@@ -374,11 +378,10 @@ pub fn gen(args: GenArgs) -> Result<(), String> {
     cfg.sale_hour = args.sale_hour;
     cfg.bad_rows = args.bad_rows;
     cfg.progress = true;
-    std::fs::create_dir_all(&cfg.out_dir)
-        .map_err(|e| format!("cannot create {}: {e}", cfg.out_dir.display()))?;
+    std::fs::create_dir_all(&cfg.out_dir).map_err(|e| format!("cannot create {}: {e}", cfg.out_dir.display()))?;
     let started = std::time::Instant::now();
-    let summary = generator::generate(&cfg)
-        .map_err(|e| format!("cannot generate into {}: {e}", cfg.out_dir.display()))?;
+    let summary =
+        generator::generate(&cfg).map_err(|e| format!("cannot generate into {}: {e}", cfg.out_dir.display()))?;
     eprintln!(
         "shopflow gen: {} events, {} catalog rows, {} bad rows, {} out of order in {:.2} s -> {}",
         summary.events_written,
@@ -386,12 +389,7 @@ pub fn gen(args: GenArgs) -> Result<(), String> {
         summary.bad_rows,
         summary.late_events,
         started.elapsed().as_secs_f64(),
-        summary
-            .files
-            .iter()
-            .map(|f| f.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
+        summary.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
     );
     Ok(())
 }

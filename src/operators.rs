@@ -128,6 +128,12 @@ where
                 });
                 let Some(cap) = held.as_mut() else { return };
                 if !pending.iter().any(|(_, t, _)| !frontier.less_equal(t)) {
+                    // Nothing complete yet; still hold no earlier time than needed, or the
+                    // output frontier would lag behind the input's until more data came.
+                    match pending.iter().map(|(_, t, _)| *t).min() {
+                        Some(t) => cap.downgrade(&t),
+                        None => held = None,
+                    }
                     return;
                 }
                 pending.sort_by_key(|(_, t, _)| *t);

@@ -3,14 +3,31 @@
 //!
 //! The logical epoch (what outputs report) and the physical batch (how many lines are
 //! read between worker steps) are separate knobs: `--epoch-ms` and `--batch-lines`.
+//!
+//! Replay: input may be paced against the wall clock (`--rate`, `--speed`), files may be
+//! followed as they grow (`--follow`), and a run can be stopped cleanly (Ctrl-C,
+//! SIGTERM). A clean stop keeps a consistent prefix: every worker stops reading and
+//! stops advancing its inputs, and tells every other worker (a small control dataflow,
+//! so this works across processes too) the input frontier it stopped at, or that it
+//! had read everything. Once worker 0 knows all of them, the cut-off is their minimum;
+//! the sinks write every time below it and drop the rest; only then do inputs close.
+//! Times below the cut-off are complete: every worker had advanced past them.
 
 use std::cell::{Cell, RefCell};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use indicatif::{ProgressBar, ProgressStyle};
 use rustc_hash::FxHashMap;
-use timely::dataflow::ProbeHandle;
+use serde::{Deserialize, Serialize};
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::vec::{Broadcast, Input as _};
+use timely::dataflow::{InputHandleVec, ProbeHandle};
 use timely::worker::Worker;
 
 use crate::dataflows;
@@ -21,6 +38,29 @@ use crate::source::{Line, Rejected, Row, SourceReader, SourceSpec};
 
 /// Lines a reader hands over before the driver re-checks watermarks.
 const CHUNK_LINES: usize = 4096;
+
+/// When paced or following: flush and step at least this often, and poll a followed
+/// file at its end this often.
+const LIVE_STEP: Duration = Duration::from_millis(50);
+
+/// The shortest wait for a paced line.
+const MIN_WAIT: Duration = Duration::from_millis(1);
+
+/// The progress line appears once a run has taken this long, and refreshes this often.
+const PROGRESS_AFTER: Duration = Duration::from_secs(1);
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// How input is paced against the wall clock.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Pace {
+    /// As fast as possible.
+    Unpaced,
+    /// Event rows (lines of the events files, all of them, not per worker) per second.
+    Rate(f64),
+    /// Event time runs this many times faster than real time: a line with timestamp
+    /// `ts` is not read before `start + (ts - first_ts) / speed`.
+    Speed(f64),
+}
 
 /// Everything a worker needs to run; shared by all workers.
 #[derive(Clone, Debug)]
@@ -34,6 +74,13 @@ pub struct RunConfig {
     pub sink: SinkKind,
     pub strict: bool,
     pub batch_lines: u64,
+    pub pace: Pace,
+    /// Follow the events files as they grow; the run ends only on a stop request.
+    pub follow: bool,
+    /// Show a progress line (worker 0, only when stderr is a terminal).
+    pub progress: bool,
+    /// Set by Ctrl-C / SIGTERM (or a test): stop reading, keep complete epochs.
+    pub stop: Arc<AtomicBool>,
 }
 
 /// What worker 0 reports at the end of a run.
@@ -48,6 +95,9 @@ pub struct RunReport {
     pub write_time: Duration,
     pub rows_written: u64,
     pub workers: usize,
+    /// Reading stopped early (a stop request): outputs hold every time below this
+    /// cut-off and nothing at or after it.
+    pub stopped_at: Option<Time>,
 }
 
 #[derive(Debug, Default)]
@@ -82,6 +132,7 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
         rows_written: Rc::new(Cell::new(0)),
         times: Rc::default(),
         error: Rc::new(RefCell::new(None)),
+        cutoff: Rc::new(Cell::new(Time::MAX)),
     };
 
     let mut inputs = worker.dataflow::<Time, _, _>(|scope| {
@@ -94,18 +145,55 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
         inputs
     });
 
+    let log: Rc<RefCell<Vec<Control>>> = Rc::default();
+    let handle = worker.dataflow::<Time, _, _>(|scope| {
+        let (handle, stream) = scope.new_input::<Control>();
+        let log = log.clone();
+        stream.broadcast().sink(Pipeline, "Control", move |(input, _frontier)| {
+            input.for_each(|_, data| log.borrow_mut().extend(data.drain(..)));
+        });
+        handle
+    });
+    let mut coord = Coordination { flag: cfg.stop.clone(), log, handle: Some(handle), peers };
+
     let mut readers = Vec::with_capacity(cfg.sources.len());
     for (i, spec) in cfg.sources.iter().enumerate() {
         readers.push(SourceReader::open(i as u32, spec).map_err(RunError)?);
     }
+    let mut progress = Progress::new(index == 0 && cfg.progress && std::io::stderr().is_terminal());
     let feed = Feed::new(cfg, index, peers);
-    feed.run(worker, &mut inputs, &mut readers, &probe)?;
+    let (stopped_at, frontier) = feed.run(worker, &mut inputs, &mut readers, &probe, &coord, &mut progress)?;
+    let events_read = events_read(&readers);
+
+    // End of reading: tell every worker where this one stopped (or that it read all).
+    coord.send(Control::Ended { worker: index as u64, stopped_at });
+    if index != 0 {
+        coord.close();
+    }
+    if stopped_at.is_some() {
+        // Keep the inputs open at the frontier they stopped at until worker 0 has set
+        // the sinks' cut-off: until then no sink can see a time at or past it complete.
+        if index == 0 {
+            worker.step_or_park_while(Some(LIVE_STEP), || coord.all_ended().is_none());
+            coord.decide(&sinks);
+        } else {
+            worker.step_or_park_while(Some(LIVE_STEP), || !coord.closed());
+        }
+    }
     inputs.close();
 
     if index != 0 {
         return Ok(None);
     }
-    worker.step_while(|| sinks.finished.get() < sinks.attached.get());
+    worker.step_while(|| {
+        // Worker 0 read everything itself: another worker may still have stopped early.
+        if coord.handle.is_some() && coord.all_ended().is_some() {
+            coord.decide(&sinks);
+        }
+        progress.tick(events_read, frontier, &probe);
+        sinks.finished.get() < sinks.attached.get() || coord.handle.is_some()
+    });
+    progress.finish();
     if let Some(e) = sinks.error.borrow().clone() {
         return Err(RunError(e));
     }
@@ -114,11 +202,7 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
         .sources
         .iter()
         .zip(&readers)
-        .map(|(spec, r)| FileReport {
-            path: spec.path.clone(),
-            lines: r.data_lines(),
-            ..FileReport::default()
-        })
+        .map(|(spec, r)| FileReport { path: spec.path.clone(), lines: r.data_lines(), ..FileReport::default() })
         .collect();
     for (tally, _, n) in tallies.borrow().iter() {
         match *tally {
@@ -126,24 +210,15 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
             Tally::Late(f) => files[f as usize].late += *n as u64,
         }
     }
-    let mut rejected: Vec<Rejected> = rejected_rows
-        .borrow_mut()
-        .drain(..)
-        .map(|(r, _, _)| r)
-        .collect();
+    let mut rejected: Vec<Rejected> = rejected_rows.borrow_mut().drain(..).map(|(r, _, _)| r).collect();
     rejected.sort();
     for r in &rejected {
         files[r.file as usize].rejected += 1;
     }
-    write_rejected(cfg, &rejected)
-        .map_err(|e| RunError(format!("cannot write rejected rows: {e}")))?;
+    write_rejected(cfg, &rejected).map_err(|e| RunError(format!("cannot write rejected rows: {e}")))?;
 
     let times = sinks.times.borrow();
-    let (epochs, first_epoch, last_epoch) = (
-        times.len() as u64,
-        times.first().copied(),
-        times.last().copied(),
-    );
+    let (epochs, first_epoch, last_epoch) = (times.len() as u64, times.first().copied(), times.last().copied());
     drop(times);
     Ok(Some(RunReport {
         files,
@@ -154,7 +229,178 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
         write_time: sinks.write_time.get(),
         rows_written: sinks.rows_written.get(),
         workers: peers,
+        stopped_at: Some(sinks.cutoff.get()).filter(|&c| c != Time::MAX),
     }))
+}
+
+/// Lines of the events files read so far: the same on every worker (each scans all).
+fn events_read(readers: &[SourceReader]) -> u64 {
+    readers.iter().filter(|r| r.is_events()).map(|r| r.data_lines()).sum()
+}
+
+/// Messages between workers about the end of reading (broadcast to every worker).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+enum Control {
+    /// A worker stopped reading: at input frontier `Some(t)` on a stop request, or
+    /// `None` having read every line.
+    Ended { worker: u64, stopped_at: Option<Time> },
+    /// Worker 0 has set the sinks' cut-off: stopped workers may close their inputs.
+    Close { cutoff: Time },
+}
+
+/// One worker's view of the stop protocol.
+struct Coordination {
+    /// The process's stop request (signal handler).
+    flag: Arc<AtomicBool>,
+    /// Every control message received, in arrival order.
+    log: Rc<RefCell<Vec<Control>>>,
+    /// This worker's control input; `None` once closed.
+    handle: Option<InputHandleVec<Time, Control>>,
+    peers: usize,
+}
+
+impl Coordination {
+    /// A stop was requested here, or some worker (of any process) stopped early.
+    fn stop_requested(&self) -> bool {
+        self.flag.load(Ordering::Relaxed)
+            || self.log.borrow().iter().any(|c| matches!(c, Control::Ended { stopped_at: Some(_), .. }))
+    }
+
+    fn send(&mut self, message: Control) {
+        if let Some(h) = self.handle.as_mut() {
+            h.send(message);
+            h.flush();
+        }
+    }
+
+    fn close(&mut self) {
+        self.handle = None;
+    }
+
+    /// Once every worker has ended its reading: the cut-off (`Time::MAX` when none
+    /// stopped early).
+    fn all_ended(&self) -> Option<Time> {
+        let log = self.log.borrow();
+        let mut seen = vec![false; self.peers];
+        let mut cutoff = Time::MAX;
+        for c in log.iter() {
+            if let Control::Ended { worker, stopped_at } = *c {
+                seen[worker as usize] = true;
+                cutoff = cutoff.min(stopped_at.unwrap_or(Time::MAX));
+            }
+        }
+        seen.iter().all(|&s| s).then_some(cutoff)
+    }
+
+    fn closed(&self) -> bool {
+        self.log.borrow().iter().any(|c| matches!(c, Control::Close { .. }))
+    }
+
+    /// Worker 0, once every worker has ended: sets the sinks' cut-off, lets stopped
+    /// workers close, and closes its control input.
+    fn decide(&mut self, sinks: &Sinks) {
+        let cutoff = self.all_ended().expect("every worker has ended");
+        sinks.cutoff.set(cutoff);
+        self.send(Control::Close { cutoff });
+        self.close();
+    }
+}
+
+/// The progress line on stderr (worker 0, a terminal, runs longer than a second).
+struct Progress {
+    enabled: bool,
+    started: Instant,
+    last: Instant,
+    bar: Option<ProgressBar>,
+}
+
+impl Progress {
+    fn new(enabled: bool) -> Progress {
+        let now = Instant::now();
+        Progress { enabled, started: now, last: now, bar: None }
+    }
+
+    /// Events read, events/s, the input frontier, and how far output lags it.
+    fn tick(&mut self, events: u64, frontier: Time, probe: &ProbeHandle<Time>) {
+        if !self.enabled {
+            return;
+        }
+        let now = Instant::now();
+        if now - self.last < PROGRESS_EVERY || now - self.started < PROGRESS_AFTER {
+            return;
+        }
+        self.last = now;
+        let bar = self.bar.get_or_insert_with(|| {
+            let bar = ProgressBar::new_spinner().with_elapsed(now - self.started);
+            if let Ok(style) = ProgressStyle::with_template("{spinner} run [{elapsed_precise}] {msg}") {
+                bar.set_style(style);
+            }
+            bar
+        });
+        let output = probe.with_frontier(|f| f.first().copied());
+        let lag = output.map_or(0, |o| frontier.saturating_sub(o));
+        let secs = (now - self.started).as_secs_f64();
+        bar.set_message(format!(
+            "{events} events read, {:.0}/s, epoch {frontier}, output lag {lag} ms",
+            events as f64 / secs
+        ));
+        bar.tick();
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Wall-clock pacing of the input.
+struct Pacer {
+    pace: Pace,
+    started: Instant,
+    /// `--speed`: the first timestamp seen and when.
+    base: Option<(u64, Instant)>,
+}
+
+impl Pacer {
+    fn new(pace: Pace) -> Pacer {
+        Pacer { pace, started: Instant::now(), base: None }
+    }
+
+    /// `--rate`: how many more event lines may be read now (`None`: no limit).
+    fn room(&self, events_read: u64, now: Instant) -> Option<u64> {
+        match self.pace {
+            Pace::Rate(rate) => {
+                let due = ((now - self.started).as_secs_f64() * rate).floor() as u64 + 1;
+                Some(due.saturating_sub(events_read))
+            }
+            _ => None,
+        }
+    }
+
+    /// `--rate`: when event line number `events_read` (0-based) is due.
+    fn next_due(&self, events_read: u64) -> Option<Instant> {
+        match self.pace {
+            Pace::Rate(rate) => Some(later(self.started, events_read as f64 / rate)),
+            _ => None,
+        }
+    }
+
+    /// `--speed`: when a line with this timestamp is due (`None`: now).
+    fn due_at(&mut self, ts: Option<u64>) -> Option<Instant> {
+        let Pace::Speed(speed) = self.pace else {
+            return None;
+        };
+        let ts = ts?;
+        let (ts0, wall0) = *self.base.get_or_insert_with(|| (ts, Instant::now()));
+        (ts > ts0).then(|| later(wall0, (ts - ts0) as f64 / 1000.0 / speed))
+    }
+}
+
+/// `at + secs`, saturating far in the future.
+fn later(at: Instant, secs: f64) -> Instant {
+    let far = Duration::from_secs(1 << 32);
+    Duration::try_from_secs_f64(secs).ok().and_then(|d| at.checked_add(d.min(far))).unwrap_or(at + far)
 }
 
 fn write_rejected(cfg: &RunConfig, rejected: &[Rejected]) -> std::io::Result<()> {
@@ -178,6 +424,8 @@ struct Feed<'a> {
     derived_sent: FxHashMap<ItemId, Vec<(Time, u64)>>,
     valid: Vec<isize>,
     late: Vec<isize>,
+    /// Paced or following: flush and step at least every `LIVE_STEP`.
+    live: bool,
 }
 
 impl<'a> Feed<'a> {
@@ -190,104 +438,185 @@ impl<'a> Feed<'a> {
             derived_sent: FxHashMap::default(),
             valid: vec![0; n],
             late: vec![0; n],
+            live: cfg.pace != Pace::Unpaced || cfg.follow,
         }
     }
 
+    /// Reads until every file is exhausted (`None`) or a stop is requested
+    /// (`Some(frontier)`: the input frontier reading stopped at). Also returns the
+    /// last input frontier.
     fn run(
         mut self,
         worker: &mut Worker,
         inputs: &mut InputHandles,
         readers: &mut [SourceReader],
         probe: &ProbeHandle<Time>,
-    ) -> Result<(), RunError> {
+        coord: &Coordination,
+        progress: &mut Progress,
+    ) -> Result<(Option<Time>, Time), RunError> {
         let mut frontier: Time = 0;
         let mut stepped: Time = 0;
         let mut since_step: u64 = 0;
         let (epoch_ms, lateness_ms) = (self.cfg.epoch_ms, self.cfg.lateness_ms);
+        let live = self.live;
+        let mut pacer = Pacer::new(self.cfg.pace);
+        let mut last_step = Instant::now();
+        // `--speed`: a reader whose next line is not due yet, until when.
+        let mut blocked: Vec<Option<Instant>> = vec![None; readers.len()];
+        for r in readers.iter_mut() {
+            r.follow = self.cfg.follow && r.is_events();
+        }
         loop {
-            // Read from the source that is furthest behind in event time.
-            let Some(reader) = readers
-                .iter_mut()
-                .filter(|r| !r.exhausted)
-                .min_by_key(|r| (r.progress(), r.index))
-            else {
-                break;
+            if coord.stop_requested() {
+                self.flush_tallies(inputs);
+                inputs.flush();
+                return Ok((Some(frontier), frontier));
+            }
+            let events_read = events_read(readers);
+            progress.tick(events_read, frontier, probe);
+            // Read from the source that is furthest behind in event time, among those
+            // with a line to read now.
+            let now = Instant::now();
+            let room = pacer.room(events_read, now);
+            let pick = readers
+                .iter()
+                .enumerate()
+                .filter(|(i, r)| !r.exhausted && !r.at_eof && blocked[*i].is_none_or(|b| b <= now))
+                .min_by_key(|(_, r)| (r.progress(), r.index))
+                .map(|(i, r)| (i, r.is_events()))
+                .filter(|&(_, events)| !(events && room == Some(0)));
+            let Some((i, is_events)) = pick else {
+                if readers.iter().all(|r| r.exhausted) {
+                    break;
+                }
+                // Nothing to read yet (paced, or at the end of followed files): wait
+                // for the next line (at least `MIN_WAIT`, so a high rate reads in small
+                // batches, not line by line), stepping. Before a longer wait, or when
+                // the last one is `LIVE_STEP` ago, hand the input over and let the
+                // outputs catch up.
+                let now = Instant::now();
+                let mut wake = now + LIVE_STEP;
+                if room == Some(0) {
+                    wake = wake.min(pacer.next_due(events_read).unwrap_or(wake));
+                }
+                for b in blocked.iter().flatten() {
+                    wake = wake.min(*b);
+                }
+                let wake = wake.max(now + MIN_WAIT);
+                if wake - now >= 5 * MIN_WAIT || now - last_step >= LIVE_STEP {
+                    self.sync(worker, inputs, probe, frontier, &mut stepped, coord);
+                    since_step = 0;
+                    last_step = Instant::now();
+                }
+                let now = Instant::now();
+                if wake > now {
+                    worker.step_or_park(Some(wake - now));
+                }
+                for r in readers.iter_mut() {
+                    r.at_eof = false;
+                }
+                continue;
             };
+            blocked[i] = None;
+            let max_lines = match room {
+                Some(n) if is_events => (n as usize).min(CHUNK_LINES),
+                _ => CHUNK_LINES,
+            };
+            let reader = &mut readers[i];
             let before = reader.lines_read();
             let file = reader.index;
             let mut strict_error = None;
+            let mut wait_until = None;
+            let mut clock = now;
             reader
                 .read_chunk(
-                    CHUNK_LINES,
+                    max_lines,
                     self.index,
                     self.peers,
                     epoch_ms,
                     lateness_ms,
+                    |ts| match pacer.due_at(ts) {
+                        Some(due) if due > clock => {
+                            clock = Instant::now();
+                            if due > clock {
+                                wait_until = Some(due);
+                                return false;
+                            }
+                            true
+                        }
+                        _ => true,
+                    },
                     |line| match line {
-                        Line::Valid {
-                            row,
-                            time,
-                            late,
-                            line,
-                        } => self.accept(inputs, file, line, row, time, late),
+                        Line::Valid { row, time, late, line } => self.accept(inputs, file, line, row, time, late),
                         Line::Rejected { line, reason, raw } => {
                             if self.cfg.strict && strict_error.is_none() {
                                 let path = self.cfg.sources[file as usize].path.display();
                                 strict_error = Some(format!("{path}:{line}: {reason} (--strict)"));
                             }
                             let raw = String::from_utf8_lossy(raw).into_owned();
-                            inputs.rejected.insert(Rejected {
-                                file,
-                                line,
-                                reason,
-                                raw,
-                            });
+                            inputs.rejected.insert(Rejected { file, line, reason, raw });
                         }
                     },
                 )
                 .map_err(|e| {
-                    RunError(format!(
-                        "cannot read {}: {e}",
-                        self.cfg.sources[file as usize].path.display()
-                    ))
+                    RunError(format!("cannot read {}: {e}", self.cfg.sources[file as usize].path.display()))
                 })?;
             if let Some(message) = strict_error {
                 return Err(RunError(message));
             }
+            blocked[i] = wait_until;
             since_step += reader.lines_read() - before;
 
-            let open = readers
-                .iter()
-                .filter(|r| !r.exhausted)
-                .map(|r| r.open_epoch(lateness_ms, epoch_ms))
-                .min();
+            let open = readers.iter().filter(|r| !r.exhausted).map(|r| r.open_epoch(lateness_ms, epoch_ms)).min();
             if let Some(open) = open {
                 if open > frontier {
                     inputs.advance_to(open);
                     frontier = open;
                 }
             }
-            if since_step >= self.cfg.batch_lines || open.is_none() {
-                self.flush_tallies(inputs);
-                inputs.flush();
-                worker.step_while(|| probe.less_than(&stepped));
-                stepped = frontier;
+            if since_step >= self.cfg.batch_lines || open.is_none() || (live && last_step.elapsed() >= LIVE_STEP) {
+                self.sync(worker, inputs, probe, frontier, &mut stepped, coord);
                 since_step = 0;
+                last_step = Instant::now();
             }
         }
         self.flush_tallies(inputs);
-        Ok(())
+        Ok((None, frontier))
     }
 
-    fn accept(
+    /// Hands everything read to the dataflow and steps until the outputs have caught
+    /// up with the frontier of the previous sync (flow control), or a stop arrives.
+    fn sync(
         &mut self,
+        worker: &mut Worker,
         inputs: &mut InputHandles,
-        file: u32,
-        line: u64,
-        row: Row,
-        time: Time,
-        late: bool,
+        probe: &ProbeHandle<Time>,
+        frontier: Time,
+        stepped: &mut Time,
+        coord: &Coordination,
     ) {
+        self.flush_tallies(inputs);
+        inputs.flush();
+        let target = *stepped;
+        if self.live {
+            // Paced or following, the pacing bounds the input; the outputs should keep
+            // up, but a wait must not hold reading back for long (the probe need not
+            // reach the input frontier before more input arrives).
+            let until = Instant::now() + LIVE_STEP / 10;
+            while probe.less_than(&target) && !coord.stop_requested() {
+                let now = Instant::now();
+                if now >= until {
+                    break;
+                }
+                worker.step_or_park(Some(until - now));
+            }
+        } else {
+            worker.step_while(|| probe.less_than(&target) && !coord.stop_requested());
+        }
+        *stepped = frontier;
+    }
+
+    fn accept(&mut self, inputs: &mut InputHandles, file: u32, line: u64, row: Row, time: Time, late: bool) {
         self.valid[file as usize] += 1;
         self.late[file as usize] += late as isize;
         match row {
@@ -300,17 +629,9 @@ impl<'a> Feed<'a> {
                 if !sent.iter().any(|&(t, s)| t <= time && s <= seq) {
                     sent.retain(|&(t, s)| !(time <= t && seq <= s));
                     sent.push((time, seq));
-                    let row = CatalogRow {
-                        category,
-                        seller: 0,
-                        price_cents: 0,
-                        online: true,
-                        is_ad: false,
-                        ad_bid_cents: 0,
-                    };
-                    inputs
-                        .catalog
-                        .update_at((e.item, u64::MAX - seq, Some(row)), time, 1);
+                    let row =
+                        CatalogRow { category, seller: 0, price_cents: 0, online: true, is_ad: false, ad_bid_cents: 0 };
+                    inputs.catalog.update_at((e.item, u64::MAX - seq, Some(row)), time, 1);
                 }
             }
             // A later line of the catalog file wins.
@@ -321,14 +642,10 @@ impl<'a> Feed<'a> {
     fn flush_tallies(&mut self, inputs: &mut InputHandles) {
         for (f, (valid, late)) in self.valid.iter_mut().zip(self.late.iter_mut()).enumerate() {
             if *valid != 0 {
-                inputs
-                    .tally
-                    .update(Tally::Valid(f as u32), std::mem::take(valid));
+                inputs.tally.update(Tally::Valid(f as u32), std::mem::take(valid));
             }
             if *late != 0 {
-                inputs
-                    .tally
-                    .update(Tally::Late(f as u32), std::mem::take(late));
+                inputs.tally.update(Tally::Late(f as u32), std::mem::take(late));
             }
         }
     }

@@ -131,18 +131,12 @@ pub fn open(
 ) -> io::Result<Box<dyn ChangeWriter>> {
     Ok(match kind {
         SinkKind::Csv => {
-            let mut w = BufWriter::with_capacity(
-                1 << 20,
-                File::create(out_dir.join(format!("{name}.csv")))?,
-            );
+            let mut w = BufWriter::with_capacity(1 << 20, File::create(out_dir.join(format!("{name}.csv")))?);
             writeln!(w, "time,diff,{}", columns.join(","))?;
             Box::new(CsvWriter(w))
         }
         SinkKind::Jsonl => Box::new(JsonlWriter {
-            out: BufWriter::with_capacity(
-                1 << 20,
-                File::create(out_dir.join(format!("{name}.jsonl")))?,
-            ),
+            out: BufWriter::with_capacity(1 << 20, File::create(out_dir.join(format!("{name}.jsonl")))?),
             columns,
         }),
         SinkKind::Stdout => Box::new(StdoutWriter { name }),
@@ -168,15 +162,16 @@ pub struct Sinks {
     pub times: Rc<RefCell<BTreeSet<Time>>>,
     /// The first write error, reported at the end of the run.
     pub error: Rc<RefCell<Option<String>>>,
+    /// A clean stop's cut-off: times at or after it are never written (they are not
+    /// complete: reading stopped there). `Time::MAX` when the run read everything.
+    /// Set (worker 0) before any worker's inputs close, so the frontier cannot pass
+    /// it earlier.
+    pub cutoff: Rc<Cell<Time>>,
 }
 
 impl Sinks {
     /// Writes `collection` as a change stream per `schema`.
-    pub fn attach<'s, D: ExchangeData>(
-        &self,
-        collection: VecCollection<'s, Time, D>,
-        schema: Schema<D>,
-    ) {
+    pub fn attach<'s, D: ExchangeData>(&self, collection: VecCollection<'s, Time, D>, schema: Schema<D>) {
         let mut writer = if self.writes {
             match open(self.kind, &self.out_dir, schema.name, schema.columns) {
                 Ok(w) => Some(w),
@@ -193,50 +188,47 @@ impl Sinks {
         let mut pending: BTreeMap<Time, Vec<(D, isize)>> = BTreeMap::new();
         let mut done = false;
         let collection = collection.probe_with(&self.probe);
-        collection.inner.sink(
-            Exchange::new(|_| 0),
-            schema.name,
-            move |(input, frontier)| {
-                input.for_each(|_, data| {
-                    for (d, t, r) in data.drain(..) {
-                        pending.entry(t).or_default().push((d, r));
-                    }
-                });
-                while let Some(entry) = pending.first_entry() {
-                    if frontier.less_equal(entry.key()) {
-                        break;
-                    }
-                    let (time, mut rows) = entry.remove_entry();
-                    consolidate(&mut rows);
-                    if !rows.is_empty() {
-                        this.times.borrow_mut().insert(time);
-                    }
-                    if let Some(w) = writer.as_mut() {
-                        let started = Instant::now();
-                        for (row, diff) in &rows {
-                            if let Err(e) = w.write(time, *diff, &(schema.fields)(row)) {
-                                this.fail(format!("cannot write {}: {e}", schema.name));
-                                writer = None;
-                                break;
-                            }
-                        }
-                        this.rows_written
-                            .set(this.rows_written.get() + rows.len() as u64);
-                        this.write_time
-                            .set(this.write_time.get() + started.elapsed());
-                    }
+        collection.inner.sink(Exchange::new(|_| 0), schema.name, move |(input, frontier)| {
+            input.for_each(|_, data| {
+                for (d, t, r) in data.drain(..) {
+                    pending.entry(t).or_default().push((d, r));
                 }
-                if frontier.is_empty() && !done {
-                    done = true;
-                    if let Some(w) = writer.as_mut() {
-                        if let Err(e) = w.finish() {
+            });
+            while let Some(entry) = pending.first_entry() {
+                if frontier.less_equal(entry.key()) {
+                    break;
+                }
+                let (time, mut rows) = entry.remove_entry();
+                if time >= this.cutoff.get() {
+                    continue;
+                }
+                consolidate(&mut rows);
+                if !rows.is_empty() {
+                    this.times.borrow_mut().insert(time);
+                }
+                if let Some(w) = writer.as_mut() {
+                    let started = Instant::now();
+                    for (row, diff) in &rows {
+                        if let Err(e) = w.write(time, *diff, &(schema.fields)(row)) {
                             this.fail(format!("cannot write {}: {e}", schema.name));
+                            writer = None;
+                            break;
                         }
                     }
-                    this.finished.set(this.finished.get() + 1);
+                    this.rows_written.set(this.rows_written.get() + rows.len() as u64);
+                    this.write_time.set(this.write_time.get() + started.elapsed());
                 }
-            },
-        );
+            }
+            if frontier.is_empty() && !done {
+                done = true;
+                if let Some(w) = writer.as_mut() {
+                    if let Err(e) = w.finish() {
+                        this.fail(format!("cannot write {}: {e}", schema.name));
+                    }
+                }
+                this.finished.set(this.finished.get() + 1);
+            }
+        });
     }
 
     /// Collects every update of `collection` on worker 0 into `into`, with its time.
@@ -249,15 +241,13 @@ impl Sinks {
         self.attached.set(self.attached.get() + 1);
         let finished = self.finished.clone();
         let mut done = false;
-        collection
-            .inner
-            .sink(Exchange::new(|_| 0), name, move |(input, frontier)| {
-                input.for_each(|_, data| into.borrow_mut().extend(data.drain(..)));
-                if frontier.is_empty() && !done {
-                    done = true;
-                    finished.set(finished.get() + 1);
-                }
-            });
+        collection.inner.sink(Exchange::new(|_| 0), name, move |(input, frontier)| {
+            input.for_each(|_, data| into.borrow_mut().extend(data.drain(..)));
+            if frontier.is_empty() && !done {
+                done = true;
+                finished.set(finished.get() + 1);
+            }
+        });
     }
 
     fn fail(&self, message: String) {

@@ -11,6 +11,11 @@
 //! parses) - lateness`. A valid row gets logical time `max(epoch(ts), epoch(wm))` and is
 //! late when its own epoch was already closed (`epoch(ts) < epoch(wm)`). The outcome
 //! depends only on the file's contents, never on the number of workers or on timing.
+//!
+//! Replay: a reader can hold a line back until the driver says it is due (pacing), and
+//! can follow a growing file: at its end it waits for more, and a last line without its
+//! newline is not read until the newline arrives. Since every worker scans every line,
+//! every worker paces by the same line counts and timestamps.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -24,8 +29,7 @@ use crate::model::{Behavior, CatalogRow, CategoryId, Event, ItemId, Scene, Time}
 pub const SEGMENT_LINES: u64 = 1024;
 
 pub const NATIVE_HEADER: &str = "ts_ms,user_id,item_id,scene,behavior,quantity,amount_cents";
-pub const CATALOG_HEADER: &str =
-    "ts_ms,op,item_id,category_id,seller_id,price_cents,status,is_ad,ad_bid_cents";
+pub const CATALOG_HEADER: &str = "ts_ms,op,item_id,category_id,seller_id,price_cents,status,is_ad,ad_bid_cents";
 
 /// The largest amount one order may carry (10^15 cents): sums of 64-bit counters stay
 /// exact up to 9,223 such orders on one key, far beyond any real total.
@@ -113,9 +117,7 @@ pub fn check(spec: &SourceSpec) -> Result<(), String> {
     }
     if let Some(header) = spec.kind.header() {
         let mut first = Vec::new();
-        BufReader::new(file)
-            .read_until(b'\n', &mut first)
-            .map_err(|e| format!("cannot read {path}: {e}"))?;
+        BufReader::new(file).read_until(b'\n', &mut first).map_err(|e| format!("cannot read {path}: {e}"))?;
         let first = trim_line_end(&first);
         if first != header.as_bytes() {
             return Err(format!(
@@ -144,28 +146,25 @@ pub struct SourceReader {
     data_lines: u64,
     /// Greatest timestamp field seen so far.
     max_ts: Option<u64>,
+    /// End of file reached (never set when following).
     pub exhausted: bool,
+    /// Follow the file as it grows (`tail -f`): end of file is not the end.
+    pub follow: bool,
+    /// Following, the last read found no complete line (cleared by the caller to poll again).
+    pub at_eof: bool,
+    /// `buf` holds a complete line not yet handed over (its `due` check said not yet).
+    pending: bool,
 }
 
 /// What the reader hands to the worker for each line it owns.
 pub enum Line<'a> {
-    Valid {
-        row: Row,
-        line: u64,
-        time: Time,
-        late: bool,
-    },
-    Rejected {
-        line: u64,
-        reason: String,
-        raw: &'a [u8],
-    },
+    Valid { row: Row, line: u64, time: Time, late: bool },
+    Rejected { line: u64, reason: String, raw: &'a [u8] },
 }
 
 impl SourceReader {
     pub fn open(index: u32, spec: &SourceSpec) -> Result<SourceReader, String> {
-        let file = File::open(&spec.path)
-            .map_err(|e| format!("cannot open {}: {e}", spec.path.display()))?;
+        let file = File::open(&spec.path).map_err(|e| format!("cannot open {}: {e}", spec.path.display()))?;
         let mut reader = SourceReader {
             index,
             kind: spec.kind,
@@ -175,6 +174,9 @@ impl SourceReader {
             data_lines: 0,
             max_ts: None,
             exhausted: false,
+            follow: false,
+            at_eof: false,
+            pending: false,
         };
         if spec.kind.header().is_some() {
             reader.buf.clear();
@@ -182,6 +184,7 @@ impl SourceReader {
                 .reader
                 .read_until(b'\n', &mut reader.buf)
                 .map_err(|e| format!("cannot read {}: {e}", spec.path.display()))?;
+            reader.buf.clear();
             reader.line_no = 1;
         }
         Ok(reader)
@@ -189,12 +192,7 @@ impl SourceReader {
 
     /// The watermark's epoch: no later row of this file gets a logical time below it.
     pub fn open_epoch(&self, lateness_ms: u64, epoch_ms: u64) -> Time {
-        epoch_of(
-            self.max_ts
-                .map(|m| m.saturating_sub(lateness_ms))
-                .unwrap_or(0),
-            epoch_ms,
-        )
+        epoch_of(self.max_ts.map(|m| m.saturating_sub(lateness_ms)).unwrap_or(0), epoch_ms)
     }
 
     /// Greatest timestamp read so far (0 before any).
@@ -212,8 +210,20 @@ impl SourceReader {
         self.data_lines
     }
 
+    /// Whether this is an events file (not the catalog).
+    pub fn is_events(&self) -> bool {
+        matches!(self.kind, SourceKind::Events(_))
+    }
+
     /// Reads up to `max_lines` lines; calls `on_line` for each line owned by worker
     /// `index` of `peers`. Sets `exhausted` at end of file.
+    ///
+    /// Before a line is taken, `due` is asked with its timestamp field (if it parses);
+    /// when it says no, the line stays buffered and the call returns: the next call
+    /// starts with it (pacing). When following, a line counts only once its newline
+    /// is there: at the end of the file the call sets `at_eof` and returns, keeping
+    /// a partial last line buffered until the rest of it arrives.
+    #[allow(clippy::too_many_arguments)]
     pub fn read_chunk(
         &mut self,
         max_lines: usize,
@@ -221,41 +231,49 @@ impl SourceReader {
         peers: usize,
         epoch_ms: u64,
         lateness_ms: u64,
+        mut due: impl FnMut(Option<u64>) -> bool,
         mut on_line: impl FnMut(Line<'_>),
     ) -> std::io::Result<()> {
         for _ in 0..max_lines {
-            self.buf.clear();
-            if self.reader.read_until(b'\n', &mut self.buf)? == 0 {
-                self.exhausted = true;
+            if !self.pending {
+                // Appends: a partial line kept from the last call is completed.
+                self.reader.read_until(b'\n', &mut self.buf)?;
+                if self.buf.last() != Some(&b'\n') {
+                    if self.follow {
+                        self.at_eof = true;
+                        return Ok(());
+                    }
+                    if self.buf.is_empty() {
+                        self.exhausted = true;
+                        return Ok(());
+                    }
+                    // The file's last line, without a final newline.
+                }
+                self.pending = true;
+            }
+            let line = trim_line_end(&self.buf);
+            let ts = timestamp_field(line, self.kind);
+            if !due(ts) {
                 return Ok(());
             }
+            self.pending = false;
             self.line_no += 1;
             let data_index = self.data_lines;
             self.data_lines += 1;
-            let line = trim_line_end(&self.buf);
             let open = self.open_epoch(lateness_ms, epoch_ms);
-            if let Some(ts) = timestamp_field(line, self.kind) {
+            if let Some(ts) = ts {
                 self.max_ts = Some(self.max_ts.map_or(ts, |m| m.max(ts)));
             }
-            if ((data_index / SEGMENT_LINES) % peers as u64) as usize != worker {
-                continue;
-            }
-            match parse(line, self.kind) {
-                Ok(row) => {
-                    let own = epoch_of(row.ts_ms(), epoch_ms);
-                    on_line(Line::Valid {
-                        row,
-                        line: self.line_no,
-                        time: own.max(open),
-                        late: own < open,
-                    });
+            if ((data_index / SEGMENT_LINES) % peers as u64) as usize == worker {
+                match parse(line, self.kind) {
+                    Ok(row) => {
+                        let own = epoch_of(row.ts_ms(), epoch_ms);
+                        on_line(Line::Valid { row, line: self.line_no, time: own.max(open), late: own < open });
+                    }
+                    Err(reason) => on_line(Line::Rejected { line: self.line_no, reason, raw: line }),
                 }
-                Err(reason) => on_line(Line::Rejected {
-                    line: self.line_no,
-                    reason,
-                    raw: line,
-                }),
             }
+            self.buf.clear();
         }
         Ok(())
     }
@@ -301,35 +319,26 @@ pub fn parse(line: &[u8], kind: SourceKind) -> Result<Row, String> {
     }
     match kind {
         SourceKind::Events(Format::Native) => {
-            let behavior = Behavior::from_native(fields[4]).ok_or_else(|| {
-                format!("behavior: unknown `{}`", String::from_utf8_lossy(fields[4]))
-            })?;
+            let behavior = Behavior::from_native(fields[4])
+                .ok_or_else(|| format!("behavior: unknown `{}`", String::from_utf8_lossy(fields[4])))?;
             Ok(Row::Event(Event {
                 ts_ms: num(fields[0], "ts_ms")?,
                 user: num(fields[1], "user_id")?,
                 item: num(fields[2], "item_id")?,
-                scene: Scene::new(fields[3])
-                    .ok_or("scene: must be 1 to 16 bytes without quotes")?,
+                scene: Scene::new(fields[3]).ok_or("scene: must be 1 to 16 bytes without quotes")?,
                 behavior,
-                quantity: u32::try_from(num(fields[5], "quantity")?)
-                    .map_err(|_| "quantity: out of range")?,
+                quantity: u32::try_from(num(fields[5], "quantity")?).map_err(|_| "quantity: out of range")?,
                 amount_cents: match num(fields[6], "amount_cents")? {
                     a if a > MAX_AMOUNT_CENTS => {
-                        return Err(format!(
-                            "amount_cents: out of range (max {MAX_AMOUNT_CENTS})"
-                        ))
+                        return Err(format!("amount_cents: out of range (max {MAX_AMOUNT_CENTS})"))
                     }
                     a => a,
                 },
             }))
         }
         SourceKind::Events(Format::UserBehavior) => {
-            let behavior = Behavior::from_userbehavior(fields[3]).ok_or_else(|| {
-                format!(
-                    "behavior_type: unknown `{}`",
-                    String::from_utf8_lossy(fields[3])
-                )
-            })?;
+            let behavior = Behavior::from_userbehavior(fields[3])
+                .ok_or_else(|| format!("behavior_type: unknown `{}`", String::from_utf8_lossy(fields[3])))?;
             let seconds = num(fields[4], "timestamp")?;
             let event = Event {
                 ts_ms: seconds.checked_mul(1000).ok_or("timestamp: out of range")?,
@@ -340,10 +349,7 @@ pub fn parse(line: &[u8], kind: SourceKind) -> Result<Row, String> {
                 quantity: (behavior == Behavior::Buy) as u32,
                 amount_cents: 0,
             };
-            Ok(Row::EventWithCategory(
-                event,
-                num(fields[2], "category_id")?,
-            ))
+            Ok(Row::EventWithCategory(event, num(fields[2], "category_id")?))
         }
         SourceKind::Catalog => {
             let ts_ms = num(fields[0], "ts_ms")?;
@@ -357,22 +363,12 @@ pub fn parse(line: &[u8], kind: SourceKind) -> Result<Row, String> {
                     online: match fields[6] {
                         b"online" => true,
                         b"offline" => false,
-                        other => {
-                            return Err(format!(
-                                "status: unknown `{}`",
-                                String::from_utf8_lossy(other)
-                            ))
-                        }
+                        other => return Err(format!("status: unknown `{}`", String::from_utf8_lossy(other))),
                     },
                     is_ad: match fields[7] {
                         b"1" | b"true" => true,
                         b"0" | b"false" => false,
-                        other => {
-                            return Err(format!(
-                                "is_ad: unknown `{}`",
-                                String::from_utf8_lossy(other)
-                            ))
-                        }
+                        other => return Err(format!("is_ad: unknown `{}`", String::from_utf8_lossy(other))),
                     },
                     ad_bid_cents: num(fields[8], "ad_bid_cents")?,
                 }),
@@ -402,10 +398,7 @@ fn parse_u64(field: &[u8]) -> Result<u64, &'static str> {
         if d > 9 {
             return Err("not a number");
         }
-        v = v
-            .checked_mul(10)
-            .and_then(|v| v.checked_add(d as u64))
-            .ok_or("out of range")?;
+        v = v.checked_mul(10).and_then(|v| v.checked_add(d as u64)).ok_or("out of range")?;
     }
     Ok(v)
 }
@@ -421,58 +414,24 @@ mod tests {
             matches!(parse(b"1000,1,2,search,buy,2,500", k), Ok(Row::Event(e)) if e.quantity == 2 && e.amount_cents == 500)
         );
         assert_eq!(parse(b"", k).unwrap_err(), "empty line");
-        assert_eq!(
-            parse(b"1,2,3", k).unwrap_err(),
-            "expected 7 fields, found 3"
-        );
-        assert_eq!(
-            parse(b"1000,1,2,search,like,0,0", k).unwrap_err(),
-            "behavior: unknown `like`"
-        );
-        assert_eq!(
-            parse(b"1000,-1,2,search,buy,0,0", k).unwrap_err(),
-            "user_id: negative"
-        );
-        assert_eq!(
-            parse(b"1000,x,2,search,buy,0,0", k).unwrap_err(),
-            "user_id: not a number"
-        );
-        assert_eq!(
-            parse(b"1000,1,2,,buy,0,0", k).unwrap_err(),
-            "scene: must be 1 to 16 bytes without quotes"
-        );
-        assert_eq!(
-            parse(b"99999999999999999999,1,2,s,buy,0,0", k).unwrap_err(),
-            "ts_ms: out of range"
-        );
+        assert_eq!(parse(b"1,2,3", k).unwrap_err(), "expected 7 fields, found 3");
+        assert_eq!(parse(b"1000,1,2,search,like,0,0", k).unwrap_err(), "behavior: unknown `like`");
+        assert_eq!(parse(b"1000,-1,2,search,buy,0,0", k).unwrap_err(), "user_id: negative");
+        assert_eq!(parse(b"1000,x,2,search,buy,0,0", k).unwrap_err(), "user_id: not a number");
+        assert_eq!(parse(b"1000,1,2,,buy,0,0", k).unwrap_err(), "scene: must be 1 to 16 bytes without quotes");
+        assert_eq!(parse(b"99999999999999999999,1,2,s,buy,0,0", k).unwrap_err(), "ts_ms: out of range");
     }
 
     #[test]
     fn catalog_and_userbehavior_rows() {
-        assert!(matches!(
-            parse(b"5,delete,7,,,,,,", SourceKind::Catalog),
-            Ok(Row::Catalog {
-                item: 7,
-                row: None,
-                ..
-            })
-        ));
-        assert_eq!(
-            parse(b"5,move,7,1,1,1,online,0,0", SourceKind::Catalog).unwrap_err(),
-            "op: unknown `move`"
-        );
-        assert_eq!(
-            parse(b"5,upsert,7,1,1,1,gone,0,0", SourceKind::Catalog).unwrap_err(),
-            "status: unknown `gone`"
-        );
+        assert!(matches!(parse(b"5,delete,7,,,,,,", SourceKind::Catalog), Ok(Row::Catalog { item: 7, row: None, .. })));
+        assert_eq!(parse(b"5,move,7,1,1,1,online,0,0", SourceKind::Catalog).unwrap_err(), "op: unknown `move`");
+        assert_eq!(parse(b"5,upsert,7,1,1,1,gone,0,0", SourceKind::Catalog).unwrap_err(), "status: unknown `gone`");
         let ub = SourceKind::Events(Format::UserBehavior);
         assert!(
             matches!(parse(b"1,2,3,pv,1511544070", ub), Ok(Row::EventWithCategory(e, 3)) if e.behavior == Behavior::Click && e.ts_ms == 1511544070000)
         );
-        assert_eq!(
-            parse(b"1,2,3,pv,-5", ub).unwrap_err(),
-            "timestamp: negative"
-        );
+        assert_eq!(parse(b"1,2,3,pv,-5", ub).unwrap_err(), "timestamp: negative");
         assert_eq!(timestamp_field(b"1,2,3,zz,7", ub), Some(7000));
     }
 }

@@ -162,12 +162,7 @@ fn parse_ub(line: &str) -> Option<UbRow> {
         return None;
     }
     unsigned(f[0])?;
-    Some(UbRow {
-        item: unsigned(f[1])?,
-        category: unsigned(f[2])?,
-        behavior: f[3].to_string(),
-        ts_s: unsigned(f[4])?,
-    })
+    Some(UbRow { item: unsigned(f[1])?, category: unsigned(f[2])?, behavior: f[3].to_string(), ts_s: unsigned(f[4])? })
 }
 
 /// Why a malformed line is malformed (used to check that every kind occurs).
@@ -185,11 +180,9 @@ fn bad_kind(line: &str, cols: usize, words: &[&str], word_col: usize) -> &'stati
     if f.iter().any(|x| x.starts_with('-')) {
         return "negative";
     }
-    if f.iter().any(|x| {
-        !x.is_empty()
-            && x.bytes().any(|b| b.is_ascii_digit())
-            && x.bytes().any(|b| !b.is_ascii_digit())
-    }) || f.iter().any(|x| ["abc", "NaN", "#"].contains(x))
+    if f.iter()
+        .any(|x| !x.is_empty() && x.bytes().any(|b| b.is_ascii_digit()) && x.bytes().any(|b| !b.is_ascii_digit()))
+        || f.iter().any(|x| ["abc", "NaN", "#"].contains(x))
     {
         return "non-numeric";
     }
@@ -197,8 +190,7 @@ fn bad_kind(line: &str, cols: usize, words: &[&str], word_col: usize) -> &'stati
 }
 
 const EVENTS_HEADER: &str = "ts_ms,user_id,item_id,scene,behavior,quantity,amount_cents";
-const CATALOG_HEADER: &str =
-    "ts_ms,op,item_id,category_id,seller_id,price_cents,status,is_ad,ad_bid_cents";
+const CATALOG_HEADER: &str = "ts_ms,op,item_id,category_id,seller_id,price_cents,status,is_ad,ad_bid_cents";
 
 // ------------------------------------------------------------------------------- tests
 
@@ -206,20 +198,14 @@ const CATALOG_HEADER: &str =
 fn defaults() {
     let cfg = GenConfig::default_with(10_000_000, 7, PathBuf::from("x"));
     assert_eq!(cfg.format, GenFormat::Native);
-    assert_eq!(
-        cfg.start_ms,
-        1_700_000_000_000 - (1_700_000_000_000 % 86_400_000)
-    );
+    assert_eq!(cfg.start_ms, 1_700_000_000_000 - (1_700_000_000_000 % 86_400_000));
     assert_eq!(cfg.start_ms % 86_400_000, 0);
     assert_eq!(cfg.days, 9.0);
     assert_eq!(cfg.late_fraction, 0.02);
     assert_eq!(cfg.bad_rows, 0.0);
     assert_eq!(cfg.sale_hour, None);
     assert!(!cfg.progress);
-    assert_eq!(
-        (cfg.users, cfg.items, cfg.categories, cfg.sellers),
-        (100_000, 200_000, 1_000, 10_000)
-    );
+    assert_eq!((cfg.users, cfg.items, cfg.categories, cfg.sellers), (100_000, 200_000, 1_000, 10_000));
     let tiny = GenConfig::default_with(0, 7, PathBuf::from("x"));
     assert!(tiny.users >= 1 && tiny.items >= 1 && tiny.categories >= 1 && tiny.sellers >= 1);
 }
@@ -260,10 +246,7 @@ fn tiny_configs_work() {
         assert_eq!(s.events_written, events);
         let ev = lines(&dir.path().join("events.csv"));
         assert_eq!(ev[0], EVENTS_HEADER);
-        assert_eq!(
-            ev[1..].iter().filter(|l| parse_event(l).is_some()).count() as u64,
-            events
-        );
+        assert_eq!(ev[1..].iter().filter(|l| parse_event(l).is_some()).count() as u64, events);
     }
 }
 
@@ -308,29 +291,18 @@ fn determinism() {
 fn native_statistics_and_catalog_consistency() {
     let dir = TempDir::new("stats");
     // GEN_TEST_SEED lets one sweep seeds by hand; CI uses the fixed default
-    let seed = std::env::var("GEN_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2024);
+    let seed = std::env::var("GEN_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(2024);
     let cfg = GenConfig::default_with(1_000_000, seed, dir.path());
     let summary = generate(&cfg).unwrap();
     assert_eq!(summary.events_written, 1_000_000);
     assert_eq!(summary.bad_rows, 0);
-    assert_eq!(
-        summary.files,
-        vec![
-            dir.path().join("events.csv"),
-            dir.path().join("catalog.csv")
-        ]
-    );
+    assert_eq!(summary.files, vec![dir.path().join("events.csv"), dir.path().join("catalog.csv")]);
 
     // ---- parse
     let ev_lines = lines(&dir.path().join("events.csv"));
     assert_eq!(ev_lines[0], EVENTS_HEADER);
-    let events: Vec<Event> = ev_lines[1..]
-        .iter()
-        .map(|l| parse_event(l).unwrap_or_else(|| panic!("invalid event row {l:?}")))
-        .collect();
+    let events: Vec<Event> =
+        ev_lines[1..].iter().map(|l| parse_event(l).unwrap_or_else(|| panic!("invalid event row {l:?}"))).collect();
     assert_eq!(events.len() as u64, summary.events_written);
     let cat_lines = lines(&dir.path().join("catalog.csv"));
     assert_eq!(cat_lines[0], CATALOG_HEADER);
@@ -351,23 +323,13 @@ fn native_statistics_and_catalog_consistency() {
     for e in &events {
         *by_behavior.entry(e.behavior.as_str()).or_default() += 1;
     }
-    let actions: u64 = by_behavior
-        .iter()
-        .filter(|(b, _)| **b != "impression")
-        .map(|(_, n)| n)
-        .sum();
+    let actions: u64 = by_behavior.iter().filter(|(b, _)| **b != "impression").map(|(_, n)| n).sum();
     for (b, target) in TARGET_MIX {
         let share = by_behavior[b] as f64 / actions as f64;
-        assert!(
-            (share - target).abs() <= 0.015,
-            "{b}: {share:.4} vs {target}"
-        );
+        assert!((share - target).abs() <= 0.015, "{b}: {share:.4} vs {target}");
     }
     let imp_share = by_behavior["impression"] as f64 / events.len() as f64;
-    assert!(
-        imp_share > 0.9 && imp_share < 0.99,
-        "impression share {imp_share}"
-    );
+    assert!(imp_share > 0.9 && imp_share < 0.99, "impression share {imp_share}");
 
     // ---- CTR per scene: within ±15 % (relative) of the model's value
     let mut imps: BTreeMap<&str, u64> = BTreeMap::new();
@@ -382,15 +344,9 @@ fn native_statistics_and_catalog_consistency() {
     assert_eq!(imps.keys().copied().collect::<Vec<_>>().len(), SCENES.len());
     for (scene, ctr) in SCENES.iter().zip(SCENE_CTR) {
         let got = clicks[scene] as f64 / imps[scene] as f64;
-        assert!(
-            (got / ctr - 1.0).abs() < 0.15,
-            "CTR {scene}: {got:.4} vs {ctr}"
-        );
+        assert!((got / ctr - 1.0).abs() < 0.15, "CTR {scene}: {got:.4} vs {ctr}");
     }
-    assert!(
-        clicks["search"] as f64 / (imps["search"] as f64)
-            > 2.0 * clicks["ad"] as f64 / imps["ad"] as f64
-    );
+    assert!(clicks["search"] as f64 / (imps["search"] as f64) > 2.0 * clicks["ad"] as f64 / imps["ad"] as f64);
 
     // ---- non-buy rows carry 0/0; buys carry a positive quantity
     for e in &events {
@@ -413,29 +369,20 @@ fn native_statistics_and_catalog_consistency() {
     let top1: u64 = counts[..(cfg.items as usize / 100)].iter().sum();
     let top1_share = top1 as f64 / events.len() as f64;
     assert!(top1_share >= 0.20, "top 1 % of items: {top1_share:.3}");
-    assert!(
-        (counts[0] as f64 / events.len() as f64) < 0.05,
-        "one item dominates"
-    );
+    assert!((counts[0] as f64 / events.len() as f64) < 0.05, "one item dominates");
     let mut ucounts: Vec<u64> = per_user.values().copied().collect();
     ucounts.sort_unstable_by(|a, b| b.cmp(a));
     let utop: u64 = ucounts[..(cfg.users as usize / 100)].iter().sum();
     let utop_share = utop as f64 / events.len() as f64;
     assert!(utop_share >= 0.05, "top 1 % of users: {utop_share:.3}");
-    assert!(
-        ucounts[0] as f64 / (events.len() as f64) < 0.05,
-        "one user dominates"
-    );
+    assert!(ucounts[0] as f64 / (events.len() as f64) < 0.05, "one user dominates");
 
     // ---- diurnal shape: busiest hour of day ≥ 3× the quietest
     let mut by_hour = [0u64; 24];
     for e in &events {
         by_hour[((e.ts / 3_600_000) % 24) as usize] += 1;
     }
-    let (mx, mn) = (
-        *by_hour.iter().max().unwrap(),
-        *by_hour.iter().min().unwrap(),
-    );
+    let (mx, mn) = (*by_hour.iter().max().unwrap(), *by_hour.iter().min().unwrap());
     assert!(mx >= 3 * mn, "diurnal {by_hour:?}");
     let peak = by_hour.iter().position(|&c| c == mx).unwrap();
     assert!((17..=23).contains(&peak), "peak hour {peak}");
@@ -458,35 +405,20 @@ fn native_statistics_and_catalog_consistency() {
     }
     assert_eq!(late, summary.late_events);
     let late_share = late as f64 / events.len() as f64;
-    assert!(
-        (late_share / cfg.late_fraction - 1.0).abs() < 0.1,
-        "late share {late_share}"
-    );
+    assert!((late_share / cfg.late_fraction - 1.0).abs() < 0.1, "late share {late_share}");
     let beyond = beyond_60s as f64 / late as f64;
-    assert!(
-        beyond > 0.08 && beyond < 0.3,
-        "share of late events beyond 60 s: {beyond}"
-    );
+    assert!(beyond > 0.08 && beyond < 0.3, "share of late events beyond 60 s: {beyond}");
     assert!(max_lateness <= 400_000, "max lateness {max_lateness}");
 
     // ---- catalog: time order, composition
-    assert!(
-        catalog.windows(2).all(|w| w[0].ts <= w[1].ts),
-        "catalog not in time order"
-    );
+    assert!(catalog.windows(2).all(|w| w[0].ts <= w[1].ts), "catalog not in time order");
     let initial: Vec<&CatRow> = catalog.iter().filter(|r| r.ts == cfg.start_ms).collect();
     assert!(initial.len() as f64 > 0.75 * cfg.items as f64);
     let ads = initial.iter().filter(|r| r.is_ad).count() as f64 / initial.len() as f64;
     assert!((0.035..0.065).contains(&ads), "ad share {ads}");
-    assert!(initial
-        .iter()
-        .all(|r| !r.delete && r.price > 0 && (r.bid > 0) == r.is_ad));
-    assert!(initial
-        .iter()
-        .all(|r| r.category >= 1 && r.category <= cfg.categories));
-    assert!(initial
-        .iter()
-        .all(|r| r.seller >= 1 && r.seller <= cfg.sellers));
+    assert!(initial.iter().all(|r| !r.delete && r.price > 0 && (r.bid > 0) == r.is_ad));
+    assert!(initial.iter().all(|r| r.category >= 1 && r.category <= cfg.categories));
+    assert!(initial.iter().all(|r| r.seller >= 1 && r.seller <= cfg.sellers));
     // items per category heavy-tailed
     let mut per_cat: BTreeMap<u64, u64> = BTreeMap::new();
     for r in &initial {
@@ -495,10 +427,7 @@ fn native_statistics_and_catalog_consistency() {
     let mut pc: Vec<u64> = per_cat.values().copied().collect();
     pc.sort_unstable_by(|a, b| b.cmp(a));
     let median = pc[pc.len() / 2];
-    assert!(
-        pc[0] >= 10 * median.max(1),
-        "items per category not heavy-tailed: {pc:?}"
-    );
+    assert!(pc[0] >= 10 * median.max(1), "items per category not heavy-tailed: {pc:?}");
 
     // ---- replay the catalog along the events (by timestamp) and check every reference
     let mut order: Vec<usize> = (0..events.len()).collect();
@@ -506,8 +435,7 @@ fn native_statistics_and_catalog_consistency() {
     let n_ids = (cfg.items as usize) * 2 + 100;
     let mut state: Vec<Option<CatRow>> = vec![None; n_ids];
     let mut ever: Vec<bool> = vec![false; n_ids];
-    let (mut arrivals, mut price_changes, mut moves, mut offline, mut back_online, mut deletes) =
-        (0, 0, 0, 0, 0, 0);
+    let (mut arrivals, mut price_changes, mut moves, mut offline, mut back_online, mut deletes) = (0, 0, 0, 0, 0, 0);
     let mut ci = 0;
     let mut unknown = 0u64;
     let mut buys_checked = 0u64;
@@ -516,11 +444,7 @@ fn native_statistics_and_catalog_consistency() {
         while ci < catalog.len() && catalog[ci].ts <= e.ts {
             let r = &catalog[ci];
             let id = r.item as usize;
-            assert!(
-                r.item >= 1 && r.item <= cfg.items,
-                "catalog item id {}",
-                r.item
-            );
+            assert!(r.item >= 1 && r.item <= cfg.items, "catalog item id {}", r.item);
             if r.delete {
                 assert!(state[id].is_some(), "delete of a missing item {id}");
                 deletes += 1;
@@ -557,21 +481,12 @@ fn native_statistics_and_catalog_consistency() {
         match &state[id] {
             Some(row) => {
                 if e.behavior == "buy" {
-                    assert_eq!(
-                        e.amount,
-                        e.qty * row.price,
-                        "buy not at the current price {e:?}"
-                    );
+                    assert_eq!(e.amount, e.qty * row.price, "buy not at the current price {e:?}");
                     buys_checked += 1;
                 }
             }
             None => {
-                assert!(
-                    e.item > cfg.items,
-                    "event references item {} outside the catalog at {}",
-                    e.item,
-                    e.ts
-                );
+                assert!(e.item > cfg.items, "event references item {} outside the catalog at {}", e.item, e.ts);
                 unknown += 1;
             }
         }
@@ -579,21 +494,12 @@ fn native_statistics_and_catalog_consistency() {
     // the unknown items never appear in the catalog
     assert!(catalog.iter().all(|r| r.item <= cfg.items));
     let unknown_share = unknown as f64 / events.len() as f64;
-    assert!(
-        (unknown_share / UNKNOWN_ITEM_SHARE - 1.0).abs() < 0.3,
-        "unknown-item share {unknown_share}"
-    );
+    assert!((unknown_share / UNKNOWN_ITEM_SHARE - 1.0).abs() < 0.3, "unknown-item share {unknown_share}");
     assert!(buys_checked > 500, "buys {buys_checked}");
-    assert!(
-        arrivals as f64 > 0.1 * cfg.items as f64,
-        "arrivals {arrivals}"
-    );
+    assert!(arrivals as f64 > 0.1 * cfg.items as f64, "arrivals {arrivals}");
     assert!(price_changes > 1000, "price changes {price_changes}");
     assert!(moves > 50, "category moves {moves}");
-    assert!(
-        offline > 100 && back_online > 50,
-        "offline {offline} back {back_online}"
-    );
+    assert!(offline > 100 && back_online > 50, "offline {offline} back {back_online}");
     assert!(deletes > 20, "deletes {deletes}");
 
     // ---- the same at the logical times the README defines (epoch 1000 ms, lateness 60 s):
@@ -617,10 +523,7 @@ fn native_statistics_and_catalog_consistency() {
         }
         let e = &events[i];
         if !exists[e.item as usize] {
-            assert!(
-                e.item > cfg.items,
-                "untagged known item {e:?} at logical time {t}"
-            );
+            assert!(e.item > cfg.items, "untagged known item {e:?} at logical time {t}");
             untagged += 1;
         }
     }
@@ -642,10 +545,7 @@ fn check_bad_rows_native(dir: &Path, summary: &GenSummary) -> BTreeMap<&'static 
             let mut k = bad_kind(l, 7, &words, 4);
             if k == "other" {
                 let scene = l.split(',').nth(3).unwrap();
-                assert!(
-                    scene.is_empty() || scene.len() > 16,
-                    "unexpected bad row {l:?}"
-                );
+                assert!(scene.is_empty() || scene.len() > 16, "unexpected bad row {l:?}");
                 k = "scene";
             }
             *kinds.entry(k).or_default() += 1;
@@ -685,31 +585,14 @@ fn bad_rows_are_malformed_and_counted() {
     let s = generate(&cfg).unwrap();
     assert_eq!(s.events_written, 200_000);
     let kinds = check_bad_rows_native(&dir.path(), &s);
-    for k in [
-        "empty",
-        "columns",
-        "word",
-        "negative",
-        "non-numeric",
-        "scene",
-        "status/is_ad",
-    ] {
-        assert!(
-            kinds.get(k).copied().unwrap_or(0) > 0,
-            "no bad row of kind {k}: {kinds:?}"
-        );
+    for k in ["empty", "columns", "word", "negative", "non-numeric", "scene", "status/is_ad"] {
+        assert!(kinds.get(k).copied().unwrap_or(0) > 0, "no bad row of kind {k}: {kinds:?}");
     }
     let total_rows = s.events_written + s.catalog_rows + s.bad_rows;
     let share = s.bad_rows as f64 / total_rows as f64;
-    assert!(
-        (share / cfg.bad_rows - 1.0).abs() < 0.1,
-        "bad share {share}"
-    );
+    assert!((share / cfg.bad_rows - 1.0).abs() < 0.1, "bad share {share}");
     // the catalog carries bad rows too
-    let cat_bad = lines(&dir.path().join("catalog.csv"))[1..]
-        .iter()
-        .filter(|l| parse_catalog(l).is_none())
-        .count();
+    let cat_bad = lines(&dir.path().join("catalog.csv"))[1..].iter().filter(|l| parse_catalog(l).is_none()).count();
     assert!(cat_bad > 10);
 
     // the valid rows are exactly those of the run without bad rows
@@ -723,13 +606,7 @@ fn bad_rows_are_malformed_and_counted() {
         let _ = header;
         let dirty: Vec<String> = lines(&dir.path().join(name))
             .into_iter()
-            .filter(|l| {
-                if name == "events.csv" {
-                    parse_event(l).is_some()
-                } else {
-                    parse_catalog(l).is_some()
-                }
-            })
+            .filter(|l| if name == "events.csv" { parse_event(l).is_some() } else { parse_catalog(l).is_some() })
             .collect();
         let cl: Vec<String> = lines(&clean.path().join(name))[1..].to_vec();
         assert!(dirty == cl, "{name}: valid rows differ");
@@ -785,21 +662,13 @@ fn userbehavior_format() {
     for (b, target) in TARGET_MIX {
         let b = if b == "click" { "pv" } else { b };
         let share = mix[b] as f64 / rows.len() as f64;
-        assert!(
-            (share - target).abs() <= 0.015,
-            "{b}: {share:.4} vs {target}"
-        );
+        assert!((share - target).abs() <= 0.015, "{b}: {share:.4} vs {target}");
     }
     // each item keeps its category
     let mut cat: BTreeMap<u64, u64> = BTreeMap::new();
     for r in &rows {
         assert!(r.item >= 1 && r.item <= cfg.items);
-        assert_eq!(
-            *cat.entry(r.item).or_insert(r.category),
-            r.category,
-            "item {} moved",
-            r.item
-        );
+        assert_eq!(*cat.entry(r.item).or_insert(r.category), r.category, "item {} moved", r.item);
     }
     // out of order share
     let mut max_ts = 0;
@@ -811,10 +680,7 @@ fn userbehavior_format() {
         max_ts = max_ts.max(r.ts_s);
     }
     let share = late as f64 / rows.len() as f64;
-    assert!(
-        share > 0.5 * cfg.late_fraction && share <= cfg.late_fraction * 1.1,
-        "late share {share}"
-    );
+    assert!(share > 0.5 * cfg.late_fraction && share <= cfg.late_fraction * 1.1, "late share {share}");
 }
 
 #[test]
@@ -825,27 +691,16 @@ fn sale_hour_spike() {
     let sale = 24 + 20; // day 2, 20:00
     cfg.sale_hour = Some(sale);
     let s = generate(&cfg).unwrap();
-    let events: Vec<Event> = lines(&dir.path().join("events.csv"))[1..]
-        .iter()
-        .map(|l| parse_event(l).unwrap())
-        .collect();
+    let events: Vec<Event> =
+        lines(&dir.path().join("events.csv"))[1..].iter().map(|l| parse_event(l).unwrap()).collect();
     assert_eq!(events.len() as u64, s.events_written);
     let hour = |ts: u64| (ts - cfg.start_ms) / 3_600_000;
     let in_sale = events.iter().filter(|e| hour(e.ts) == sale).count() as f64;
-    let same_hour_other_days = events
-        .iter()
-        .filter(|e| hour(e.ts) == 20 || hour(e.ts) == 68)
-        .count() as f64
-        / 2.0;
-    assert!(
-        in_sale > 6.0 * same_hour_other_days,
-        "sale {in_sale} vs {same_hour_other_days}"
-    );
+    let same_hour_other_days = events.iter().filter(|e| hour(e.ts) == 20 || hour(e.ts) == 68).count() as f64 / 2.0;
+    assert!(in_sale > 6.0 * same_hour_other_days, "sale {in_sale} vs {same_hour_other_days}");
     // many new items and price cuts around the sale
-    let catalog: Vec<CatRow> = lines(&dir.path().join("catalog.csv"))[1..]
-        .iter()
-        .map(|l| parse_catalog(l).unwrap())
-        .collect();
+    let catalog: Vec<CatRow> =
+        lines(&dir.path().join("catalog.csv"))[1..].iter().map(|l| parse_catalog(l).unwrap()).collect();
     let sale_start = cfg.start_ms + sale * 3_600_000;
     let mut price: BTreeMap<u64, u64> = BTreeMap::new();
     let (mut cuts, mut new_in_sale) = (0, 0);
@@ -861,8 +716,5 @@ fn sale_hour_spike() {
         }
     }
     assert!(cuts as f64 > 0.1 * cfg.items as f64, "price cuts {cuts}");
-    assert!(
-        new_in_sale as f64 > 0.03 * cfg.items as f64,
-        "new items {new_in_sale}"
-    );
+    assert!(new_in_sale as f64 > 0.03 * cfg.items as f64, "new items {new_in_sale}");
 }

@@ -13,9 +13,7 @@ use std::collections::BTreeSet;
 use common::*;
 
 fn rows(v: &[&str]) -> BTreeSet<Vec<String>> {
-    v.iter()
-        .map(|r| r.split(',').map(String::from).collect())
-        .collect()
+    v.iter().map(|r| r.split(',').map(String::from).collect()).collect()
 }
 
 /// Hand-computed example: checks the reference itself (no binary needed).
@@ -43,11 +41,7 @@ fn reference_self_check() {
         "7100,upsert,10,7,1,100,online,false,0", // wm 6200 -> t 7000 (not late)
     ]
     .join("\r\n");
-    let gen = Generated {
-        format: Format::Native,
-        events: vec![events],
-        catalog: Some(catalog),
-    };
+    let gen = Generated { format: Format::Native, events: vec![events], catalog: Some(catalog) };
     let spec = RunSpec::write(&gen, &dir, 1000, 2000);
     let r = Reference::compute(&spec);
     assert_eq!(r.times, vec![4000, 5000, 7000, 8000, 9000, 18000]);
@@ -59,90 +53,42 @@ fn reference_self_check() {
     assert_eq!(r.state_at("untagged", 5000), rows(&[]));
     assert_eq!(r.state_at("untagged", 7000), rows(&["11,1"]));
     assert_eq!(r.state_at("untagged", 8000), rows(&[]));
-    assert_eq!(
-        r.state_at("category_stats", 8000),
-        rows(&["7,0,1,0,0,0,0,0,1,0", "9,0,0,1,0,0,0,0,1,0"])
-    );
-    assert_eq!(
-        r.state_at("category_stats", 9000),
-        rows(&["7,0,1,0,0,1,2,300,2,1", "9,0,0,1,0,0,0,0,1,0"])
-    );
-    assert_eq!(
-        r.state_at("category_top_items", 9000),
-        rows(&["7,1,10,1,300"])
-    );
-    assert_eq!(
-        r.state_at("user_top_categories", 9000),
-        rows(&["1,1,9,3", "1,2,7,1", "2,1,7,10"])
-    );
-    assert_eq!(
-        r.state_at("user_top_categories", 18000),
-        rows(&["1,1,9,3", "1,2,7,1", "2,1,7,10", "3,1,9,5"])
-    );
-    assert_eq!(
-        r.state_at("hourly_stats", 18000),
-        rows(&["0,home,0,1,0,1,1,300", "0,search,0,0,1,0,0,0"])
-    );
-    assert_eq!(
-        r.state_at("item_stats", 18000),
-        rows(&["10,0,1,0,0,1,2,300,2,1", "11,0,0,1,1,0,0,0,2,0"])
-    );
+    assert_eq!(r.state_at("category_stats", 8000), rows(&["7,0,1,0,0,0,0,0,1,0", "9,0,0,1,0,0,0,0,1,0"]));
+    assert_eq!(r.state_at("category_stats", 9000), rows(&["7,0,1,0,0,1,2,300,2,1", "9,0,0,1,0,0,0,0,1,0"]));
+    assert_eq!(r.state_at("category_top_items", 9000), rows(&["7,1,10,1,300"]));
+    assert_eq!(r.state_at("user_top_categories", 9000), rows(&["1,1,9,3", "1,2,7,1", "2,1,7,10"]));
+    assert_eq!(r.state_at("user_top_categories", 18000), rows(&["1,1,9,3", "1,2,7,1", "2,1,7,10", "3,1,9,5"]));
+    assert_eq!(r.state_at("hourly_stats", 18000), rows(&["0,home,0,1,0,1,1,300", "0,search,0,0,1,0,0,0"]));
+    assert_eq!(r.state_at("item_stats", 18000), rows(&["10,0,1,0,0,1,2,300,2,1", "11,0,0,1,1,0,0,0,2,0"]));
     assert_eq!(
         r.state_at("user_stats", 18000),
-        rows(&[
-            "1,0,1,1,0,0,0,0,2",
-            "2,0,0,0,0,1,2,300,1",
-            "3,0,0,0,1,0,0,0,1"
-        ])
+        rows(&["1,0,1,1,0,0,0,0,2", "2,0,0,0,0,1,2,300,1", "3,0,0,0,1,0,0,0,1"])
     );
-    assert_eq!(
-        r.state_at("scene_stats", 9000),
-        rows(&["home,0,1,0,0,1,2,300,2,1", "search,0,0,1,0,0,0,0,1,0"])
-    );
+    assert_eq!(r.state_at("scene_stats", 9000), rows(&["home,0,1,0,0,1,2,300,2,1", "search,0,0,1,0,0,0,0,1,0"]));
 
     // UserBehavior: smallest (file index, line) among rows with logical time <= t.
     let f0 = ["1,10,7,pv,100", "1,10,8,pv,110", "2,10,9,buy,50"].join("\n") + "\n"; // epoch 10 s, lateness 20 s
     let f1 = ["3,10,5,fav,60", "3,11,6,cart,200"].join("\n") + "\n";
-    let gen = Generated {
-        format: Format::UserBehavior,
-        events: vec![f0, f1],
-        catalog: None,
-    };
+    let gen = Generated { format: Format::UserBehavior, events: vec![f0, f1], catalog: None };
     let spec = RunSpec::write(&gen, &dir.join("ub"), 10_000, 20_000);
     let r = Reference::compute(&spec);
     // f0: line1 t=100000, line2 t=110000, line3 wm=90000 -> late, t=90000.
     // f1: line1 t=60000, line2 t=200000.
     assert_eq!(r.times, vec![60000, 90000, 100000, 110000, 200000]);
-    assert_eq!(
-        r.state_at("category_stats", 60000),
-        rows(&["5,0,0,1,0,0,0,0,1,0"])
-    );
+    assert_eq!(r.state_at("category_stats", 60000), rows(&["5,0,0,1,0,0,0,0,1,0"]));
     // At 90000 file 0 line 3 (cat 9) is the smallest position -> everything moves to 9.
-    assert_eq!(
-        r.state_at("category_stats", 90000),
-        rows(&["9,0,0,1,0,1,1,0,2,1"])
-    );
+    assert_eq!(r.state_at("category_stats", 90000), rows(&["9,0,0,1,0,1,1,0,2,1"]));
     // At 100000 file 0 line 1 (cat 7) wins.
-    assert_eq!(
-        r.state_at("category_stats", 100000),
-        rows(&["7,0,1,1,0,1,1,0,3,1"])
-    );
+    assert_eq!(r.state_at("category_stats", 100000), rows(&["7,0,1,1,0,1,1,0,3,1"]));
     assert_eq!(r.state_at("untagged", 200000), rows(&[]));
-    assert_eq!(
-        r.state_at("scene_stats", 200000),
-        rows(&["taobao,0,2,1,1,1,1,0,3,1"])
-    );
+    assert_eq!(r.state_at("scene_stats", 200000), rows(&["taobao,0,2,1,1,1,1,0,3,1"]));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The generator exercises what it should (no binary needed).
 #[test]
 fn generator_coverage() {
-    let cfg = GenConfig {
-        malformed: true,
-        crlf: true,
-        ..GenConfig::native(5)
-    };
+    let cfg = GenConfig { malformed: true, crlf: true, ..GenConfig::native(5) };
     let dir = scratch_dir("gen_coverage", 5);
     let gen = generate(&cfg);
     let spec = RunSpec::write(&gen, &dir, cfg.epoch_ms, cfg.lateness_ms);
@@ -170,15 +116,8 @@ fn generator_coverage() {
 fn config(test: &str, seed: u64) -> GenConfig {
     match test {
         // seed 8: large files (many 1024-line segments per worker); seed 11: no catalog
-        "native" if seed == 8 => GenConfig {
-            events_per_file: 12_000,
-            catalog_rows: 2_500,
-            ..GenConfig::native(seed)
-        },
-        "native" if seed == 11 => GenConfig {
-            catalog_rows: 0,
-            ..GenConfig::native(seed)
-        },
+        "native" if seed == 8 => GenConfig { events_per_file: 12_000, catalog_rows: 2_500, ..GenConfig::native(seed) },
+        "native" if seed == 11 => GenConfig { catalog_rows: 0, ..GenConfig::native(seed) },
         // seed 12: 1 ms epochs (about two thousand logical times)
         "native" if seed == 12 => GenConfig {
             epoch_ms: 1,
@@ -200,10 +139,7 @@ fn config(test: &str, seed: u64) -> GenConfig {
             n_event_files: if seed % 2 == 0 { 2 } else { 1 },
             ..GenConfig::native(seed)
         },
-        "userbehavior" => GenConfig {
-            malformed: seed % 2 == 0,
-            ..GenConfig::userbehavior(seed)
-        },
+        "userbehavior" => GenConfig { malformed: seed % 2 == 0, ..GenConfig::userbehavior(seed) },
         _ => panic!("unknown test {test}"),
     }
 }
@@ -246,12 +182,7 @@ fn native_two_event_files() {
 #[test]
 fn native_malformed_rows() {
     let s = seeds(&[201, 202, 203]);
-    let counts = check_seeds(
-        "malformed",
-        &s,
-        |seed| config("malformed", seed),
-        |_| vec![1, 2],
-    );
+    let counts = check_seeds("malformed", &s, |seed| config("malformed", seed), |_| vec![1, 2]);
     for c in counts {
         assert!(c.rejected > 0);
     }
@@ -286,44 +217,23 @@ fn minimize_failure() {
     let spec = std::env::var("SHOPFLOW_MIN").expect("set SHOPFLOW_MIN=test:seed:workers");
     let parts: Vec<&str> = spec.split(':').collect();
     let (test, seed) = (parts[0], parts[1].parse::<u64>().unwrap());
-    let workers: Vec<usize> = parts
-        .get(2)
-        .unwrap_or(&"1")
-        .split(',')
-        .map(|w| w.parse().unwrap())
-        .collect();
+    let workers: Vec<usize> = parts.get(2).unwrap_or(&"1").split(',').map(|w| w.parse().unwrap()).collect();
     let needle = std::env::var("SHOPFLOW_MIN_MATCH").unwrap_or_default();
     let cfg = config(test, seed);
     let dir = scratch_dir("minimize", seed);
     let input = RawInput::from_generated(&generate(&cfg));
     let fails = |inp: &RawInput| {
-        failure_of(
-            inp,
-            &dir.join("try"),
-            cfg.epoch_ms,
-            cfg.lateness_ms,
-            &workers,
-        )
-        .map_or(false, |m| m.contains(&needle))
+        failure_of(inp, &dir.join("try"), cfg.epoch_ms, cfg.lateness_ms, &workers)
+            .map_or(false, |m| m.contains(&needle))
     };
-    assert!(
-        fails(&input),
-        "the input does not fail (with match {needle:?})"
-    );
+    assert!(fails(&input), "the input does not fail (with match {needle:?})");
     let min = minimize(input, fails);
     for (k, f) in min.files.iter().enumerate() {
         println!("--- file {k} ---\n{}", f.concat());
     }
     println!(
         "--- failure ---\n{}",
-        failure_of(
-            &min,
-            &dir.join("final"),
-            cfg.epoch_ms,
-            cfg.lateness_ms,
-            &workers
-        )
-        .unwrap()
+        failure_of(&min, &dir.join("final"), cfg.epoch_ms, cfg.lateness_ms, &workers).unwrap()
     );
     println!(
         "(epoch-ms {}, lateness-ms {}, files kept in {})",
@@ -336,26 +246,13 @@ fn minimize_failure() {
 /// The checker is not vacuous: mutated outputs of a correct run are rejected.
 #[test]
 fn checker_detects_mutations() {
-    let cfg = GenConfig {
-        events_per_file: 800,
-        catalog_rows: 120,
-        ..GenConfig::native(42)
-    };
+    let cfg = GenConfig { events_per_file: 800, catalog_rows: 120, ..GenConfig::native(42) };
     let dir = scratch_dir("mutations", 42);
-    let spec = RunSpec::write(
-        &generate(&cfg),
-        &dir.join("in"),
-        cfg.epoch_ms,
-        cfg.lateness_ms,
-    );
+    let spec = RunSpec::write(&generate(&cfg), &dir.join("in"), cfg.epoch_ms, cfg.lateness_ms);
     let r = Reference::compute(&spec);
     let out = dir.join("out");
     let res = run_shopflow(&spec, &out, 1);
-    assert!(
-        res.status.success(),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
-    );
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
     if let Err(e) = compare_outputs(&r, &out) {
         panic!("the unmutated run must pass to test the checker:\n{e}");
     }
@@ -409,10 +306,7 @@ fn checker_detects_mutations() {
             let mut l = lines.clone();
             m(&mut l);
             std::fs::write(&path, l.join("\n") + "\n").unwrap();
-            assert!(
-                compare_outputs(&r, &out).is_err(),
-                "mutation {mname:?} of {name} was not detected"
-            );
+            assert!(compare_outputs(&r, &out).is_err(), "mutation {mname:?} of {name} was not detected");
         }
         std::fs::write(&path, orig).unwrap();
     }
@@ -424,8 +318,7 @@ fn checker_detects_mutations() {
 #[test]
 fn edge_shapes() {
     let dir = scratch_dir("edge_shapes", 0);
-    let ev =
-        format!("{NATIVE_HEADER}\n0,1,2,a,click,0,0\n0,1,2,a,click,0,0\n59999,3,2,a,buy,1,7\n");
+    let ev = format!("{NATIVE_HEADER}\n0,1,2,a,click,0,0\n0,1,2,a,click,0,0\n59999,3,2,a,buy,1,7\n");
     let cat_rows = format!("{CATALOG_HEADER}\n10,upsert,2,5,0,0,offline,true,0\n");
     let cases: Vec<(&str, Generated)> = vec![
         (
@@ -444,29 +337,14 @@ fn edge_shapes() {
                 catalog: Some(format!("{CATALOG_HEADER}\n")),
             },
         ),
-        (
-            "no catalog",
-            Generated {
-                format: Format::Native,
-                events: vec![ev.clone()],
-                catalog: None,
-            },
-        ),
+        ("no catalog", Generated { format: Format::Native, events: vec![ev.clone()], catalog: None }),
         (
             "one epoch",
-            Generated {
-                format: Format::Native,
-                events: vec![ev.clone(), ev.clone()],
-                catalog: Some(cat_rows.clone()),
-            },
+            Generated { format: Format::Native, events: vec![ev.clone(), ev.clone()], catalog: Some(cat_rows.clone()) },
         ),
         (
             "header only, no newline",
-            Generated {
-                format: Format::Native,
-                events: vec![NATIVE_HEADER.to_string()],
-                catalog: None,
-            },
+            Generated { format: Format::Native, events: vec![NATIVE_HEADER.to_string()], catalog: None },
         ),
     ];
     let mut failures = Vec::new();
@@ -522,11 +400,7 @@ fn extreme_values() {
     ]
     .join("\n")
         + "\n";
-    let gen = Generated {
-        format: Format::Native,
-        events: vec![events],
-        catalog: Some(catalog),
-    };
+    let gen = Generated { format: Format::Native, events: vec![events], catalog: Some(catalog) };
     check_handmade("extreme_values", &gen, 1000, 60_000);
 }
 
@@ -542,11 +416,7 @@ fn gmv_beyond_i64() {
     ]
     .join("\n")
         + "\n";
-    let gen = Generated {
-        format: Format::Native,
-        events: vec![events],
-        catalog: None,
-    };
+    let gen = Generated { format: Format::Native, events: vec![events], catalog: None };
     check_handmade("gmv_beyond_i64", &gen, 1000, 60_000);
 }
 
@@ -562,12 +432,7 @@ fn default_epoch_and_lateness() {
         ..GenConfig::native(77)
     };
     let dir = scratch_dir("defaults", 77);
-    let mut spec = RunSpec::write(
-        &generate(&cfg),
-        &dir.join("in"),
-        cfg.epoch_ms,
-        cfg.lateness_ms,
-    );
+    let mut spec = RunSpec::write(&generate(&cfg), &dir.join("in"), cfg.epoch_ms, cfg.lateness_ms);
     spec.omit_time_flags = true;
     let r = Reference::compute(&spec);
     if let Err(e) = check_spec("defaults", &dir, &spec, &r, &[1, 2]) {
@@ -576,38 +441,23 @@ fn default_epoch_and_lateness() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn exit_code(
-    test: &str,
-    events: &str,
-    catalog: Option<&str>,
-    extra: &[&str],
-) -> (Option<i32>, String) {
+fn exit_code(test: &str, events: &str, catalog: Option<&str>, extra: &[&str]) -> (Option<i32>, String) {
     let dir = scratch_dir(test, 0);
-    let gen = Generated {
-        format: Format::Native,
-        events: vec![events.to_string()],
-        catalog: catalog.map(String::from),
-    };
+    let gen =
+        Generated { format: Format::Native, events: vec![events.to_string()], catalog: catalog.map(String::from) };
     let mut spec = RunSpec::write(&gen, &dir.join("in"), 1000, 1000);
     spec.extra_args = extra.iter().map(|s| s.to_string()).collect();
     let out = run_shopflow(&spec, &dir.join("out"), 1);
     let _ = std::fs::remove_dir_all(&dir);
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 /// A file whose first line is not the header: one line on stderr, exit 2.
 #[test]
 fn bad_header_exits_2() {
     let good = format!("{NATIVE_HEADER}\n1000,1,2,home,click,0,0\n");
-    let (c, e) = exit_code(
-        "bad_header1",
-        "ts_ms,user_id,item_id,scene,behavior,quantity\n1000,1,2,home,click,0,0\n",
-        None,
-        &[],
-    );
+    let (c, e) =
+        exit_code("bad_header1", "ts_ms,user_id,item_id,scene,behavior,quantity\n1000,1,2,home,click,0,0\n", None, &[]);
     assert_eq!(c, Some(2), "short header; stderr: {e}");
     assert_eq!(e.trim_end().lines().count(), 1, "one line on stderr: {e}");
     let (c, e) = exit_code("bad_header2", "", None, &[]);
@@ -632,17 +482,11 @@ fn strict_mode() {
 /// The minimizer (used by `minimize_failure`) shrinks to the lines a failure needs.
 #[test]
 fn minimizer_self_check() {
-    let gen = generate(&GenConfig {
-        events_per_file: 300,
-        catalog_rows: 50,
-        ..GenConfig::native(9)
-    });
+    let gen = generate(&GenConfig { events_per_file: 300, catalog_rows: 50, ..GenConfig::native(9) });
     let input = RawInput::from_generated(&gen);
     let a = input.files[0][17].clone();
     let b = input.files[1][30].clone();
-    let min = minimize(input, |i| {
-        i.files[0].contains(&a) && i.files[1].contains(&b)
-    });
+    let min = minimize(input, |i| i.files[0].contains(&a) && i.files[1].contains(&b));
     assert_eq!(min.files[0].len(), 2, "header + one line");
     assert_eq!(min.files[1].len(), 2, "header + one line");
     assert_eq!(min.files[0][1], a);

@@ -20,37 +20,18 @@ use rand_pcg::Pcg64;
 
 /// The eight outputs and their columns (after `time,diff`), in README order.
 pub const OUTPUTS: [(&str, &str); 8] = [
-    (
-        "item_stats",
-        "item_id,impressions,clicks,favs,carts,buys,units,gmv_cents,uv,buyers",
-    ),
-    (
-        "category_stats",
-        "category_id,impressions,clicks,favs,carts,buys,units,gmv_cents,uv,buyers",
-    ),
-    (
-        "scene_stats",
-        "scene,impressions,clicks,favs,carts,buys,units,gmv_cents,uv,buyers",
-    ),
-    (
-        "user_stats",
-        "user_id,impressions,clicks,favs,carts,buys,units,gmv_cents,items",
-    ),
-    (
-        "category_top_items",
-        "category_id,rank,item_id,buys,gmv_cents",
-    ),
+    ("item_stats", "item_id,impressions,clicks,favs,carts,buys,units,gmv_cents,uv,buyers"),
+    ("category_stats", "category_id,impressions,clicks,favs,carts,buys,units,gmv_cents,uv,buyers"),
+    ("scene_stats", "scene,impressions,clicks,favs,carts,buys,units,gmv_cents,uv,buyers"),
+    ("user_stats", "user_id,impressions,clicks,favs,carts,buys,units,gmv_cents,items"),
+    ("category_top_items", "category_id,rank,item_id,buys,gmv_cents"),
     ("user_top_categories", "user_id,rank,category_id,score"),
-    (
-        "hourly_stats",
-        "window_start_ms,scene,impressions,clicks,favs,carts,buys,gmv_cents",
-    ),
+    ("hourly_stats", "window_start_ms,scene,impressions,clicks,favs,carts,buys,gmv_cents"),
     ("untagged", "item_id,events"),
 ];
 
 pub const NATIVE_HEADER: &str = "ts_ms,user_id,item_id,scene,behavior,quantity,amount_cents";
-pub const CATALOG_HEADER: &str =
-    "ts_ms,op,item_id,category_id,seller_id,price_cents,status,is_ad,ad_bid_cents";
+pub const CATALOG_HEADER: &str = "ts_ms,op,item_id,category_id,seller_id,price_cents,status,is_ad,ad_bid_cents";
 pub const REJECTED_HEADER: &str = "file,line,reason,raw";
 
 const HOUR_MS: u64 = 3_600_000;
@@ -136,12 +117,7 @@ impl GenConfig {
     }
 
     pub fn userbehavior(seed: u64) -> GenConfig {
-        GenConfig {
-            format: Format::UserBehavior,
-            n_event_files: 2,
-            catalog_rows: 0,
-            ..GenConfig::native(seed)
-        }
+        GenConfig { format: Format::UserBehavior, n_event_files: 2, catalog_rows: 0, ..GenConfig::native(seed) }
     }
 }
 
@@ -153,15 +129,7 @@ pub struct Generated {
     pub catalog: Option<String>,
 }
 
-const SCENE_POOL: [&str; 7] = [
-    "home",
-    "search",
-    "sixteen_bytes_16",
-    "live stream",
-    "x",
-    "cart-page",
-    "café_bär",
-];
+const SCENE_POOL: [&str; 7] = ["home", "search", "sixteen_bytes_16", "live stream", "x", "cart-page", "café_bär"];
 const CAT_POOL: [u64; 6] = [7, 12, 100, 3, 45, 999];
 
 struct Gen {
@@ -199,15 +167,7 @@ impl Gen {
         } else {
             base - base % HOUR_MS + HOUR_MS / 2 + rng.random_range(0..HOUR_MS / 4) + 12_345
         };
-        Gen {
-            rng,
-            cfg: cfg.clone(),
-            users,
-            items,
-            cats,
-            scenes,
-            t0,
-        }
+        Gen { rng, cfg: cfg.clone(), users, items, cats, scenes, t0 }
     }
 
     fn pick<T: Copy>(&mut self, v: &[T]) -> T {
@@ -280,17 +240,10 @@ impl Gen {
             let (q, a) = if b == "buy" {
                 let q = self.rng.random_range(1..=4u64);
                 let price = self.pick(&[100u64, 250, 500, 999]);
-                let a = if self.rng.random_bool(0.05) {
-                    0
-                } else {
-                    q * price
-                };
+                let a = if self.rng.random_bool(0.05) { 0 } else { q * price };
                 (q, a)
             } else if self.rng.random_bool(0.2) {
-                (
-                    self.rng.random_range(1..9u64),
-                    self.rng.random_range(1..5000u64),
-                )
+                (self.rng.random_range(1..9u64), self.rng.random_range(1..5000u64))
             } else {
                 (0, 0)
             };
@@ -326,10 +279,7 @@ impl Gen {
             11 => format!("{ts},{u},{i},home,buy,1,18446744073709551616"),
             12 => format!("abc,{u},{i},home,click,0,0"),
             // Rejected, but its timestamp parses and lies ahead: it pushes the watermark.
-            13 => format!(
-                "{},{u},{i},home,purchase,0,0",
-                clock + self.rng.random_range(0..l.max(1))
-            ),
+            13 => format!("{},{u},{i},home,purchase,0,0", clock + self.rng.random_range(0..l.max(1))),
             14 => format!("{}", clock + self.rng.random_range(0..l.max(1))),
             _ => format!("{ts},-{u},{i},home,click,0,0"),
         }
@@ -367,11 +317,7 @@ impl Gen {
                 lines.push(l);
                 continue;
             }
-            let cat = if self.rng.random_bool(0.75) {
-                base_cat[&item]
-            } else {
-                self.pick(&self.cats.clone())
-            };
+            let cat = if self.rng.random_bool(0.75) { base_cat[&item] } else { self.pick(&self.cats.clone()) };
             let b = match self.rng.random_range(0..100) {
                 0..=59 => "pv",
                 60..=71 => "fav",
@@ -398,13 +344,7 @@ impl Gen {
         let intro: Vec<u64> = cat_items
             .iter()
             .enumerate()
-            .map(|(k, _)| {
-                if k % 4 == 0 {
-                    start
-                } else {
-                    start + self.rng.random_range(0..self.cfg.span_ms * 6 / 10)
-                }
-            })
+            .map(|(k, _)| if k % 4 == 0 { start } else { start + self.rng.random_range(0..self.cfg.span_ms * 6 / 10) })
             .collect();
         let step = (2 * (self.cfg.span_ms + 10 * 60_000) / n as u64).max(1);
         let mut clock = start;
@@ -435,9 +375,7 @@ impl Gen {
                 written += 1;
                 continue;
             }
-            let avail: Vec<usize> = (0..cat_items.len())
-                .filter(|&k| intro[k] <= clock)
-                .collect();
+            let avail: Vec<usize> = (0..cat_items.len()).filter(|&k| intro[k] <= clock).collect();
             let k = avail[self.rng.random_range(0..avail.len())];
             let item = cat_items[k];
             let ts = if self.cfg.future_spike && !spiked && written >= spike_at {
@@ -447,11 +385,7 @@ impl Gen {
                 self.jitter(clock)
             };
             // Sometimes a burst: several rows for the item in one epoch (file order wins).
-            let burst = if self.rng.random_bool(0.15) {
-                self.rng.random_range(2..=4)
-            } else {
-                1
-            };
+            let burst = if self.rng.random_bool(0.15) { self.rng.random_range(2..=4) } else { 1 };
             for _ in 0..burst {
                 let ts_b = if burst > 1 {
                     ts - ts % self.cfg.epoch_ms + self.rng.random_range(0..self.cfg.epoch_ms)
@@ -472,20 +406,10 @@ impl Gen {
                     let c = self.pick(&self.cats.clone());
                     let seller = self.rng.random_range(1..50u64);
                     let price = self.rng.random_range(100..100_000u64);
-                    let status = if self.rng.random_bool(0.25) {
-                        "offline"
-                    } else {
-                        "online"
-                    };
+                    let status = if self.rng.random_bool(0.25) { "offline" } else { "online" };
                     let is_ad = self.pick(&["0", "1", "true", "false"]);
-                    let bid = if is_ad == "1" || is_ad == "true" {
-                        self.rng.random_range(1..500u64)
-                    } else {
-                        0
-                    };
-                    lines.push(format!(
-                        "{ts_b},upsert,{item},{c},{seller},{price},{status},{is_ad},{bid}"
-                    ));
+                    let bid = if is_ad == "1" || is_ad == "true" { self.rng.random_range(1..500u64) } else { 0 };
+                    lines.push(format!("{ts_b},upsert,{item},{c},{seller},{price},{status},{is_ad},{bid}"));
                 }
                 written += 1;
             }
@@ -502,11 +426,7 @@ impl Gen {
                 if last && self.rng.random_bool(0.5) {
                     break; // no final newline
                 }
-                s.push_str(if self.rng.random_bool(0.5) {
-                    "\r\n"
-                } else {
-                    "\n"
-                });
+                s.push_str(if self.rng.random_bool(0.5) { "\r\n" } else { "\n" });
             } else {
                 s.push('\n');
             }
@@ -530,28 +450,17 @@ pub fn generate(cfg: &GenConfig) -> Generated {
                 let lines = g.native_events(f);
                 events.push(g.join(&lines));
             }
-            Generated {
-                format: Format::Native,
-                events,
-                catalog,
-            }
+            Generated { format: Format::Native, events, catalog }
         }
         Format::UserBehavior => {
             let items = g.items.clone();
-            let base_cat: BTreeMap<u64, u64> = items
-                .iter()
-                .map(|&i| (i, g.pick(&g.cats.clone())))
-                .collect();
+            let base_cat: BTreeMap<u64, u64> = items.iter().map(|&i| (i, g.pick(&g.cats.clone()))).collect();
             let mut events = Vec::new();
             for f in 0..cfg.n_event_files {
                 let lines = g.ub_events(f, &base_cat);
                 events.push(g.join(&lines));
             }
-            Generated {
-                format: Format::UserBehavior,
-                events,
-                catalog: None,
-            }
+            Generated { format: Format::UserBehavior, events, catalog: None }
         }
     }
 }
@@ -676,9 +585,7 @@ pub fn file_lines(content: &str) -> Vec<&str> {
         return Vec::new();
     }
     let body = content.strip_suffix('\n').unwrap_or(content);
-    body.split('\n')
-        .map(|l| l.strip_suffix('\r').unwrap_or(l))
-        .collect()
+    body.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect()
 }
 
 /// Per line (0-based index), the watermark before that line, given the timestamp (ms)
@@ -769,10 +676,7 @@ fn parse_ub(line: &str) -> Option<(u64, u64, u64, Beh, u64)> {
 /// Timestamp field (ms) of a line, if it parses (native/catalog: field 1; UB: field 5).
 fn ts_field(format_ub: bool, line: &str) -> Option<u64> {
     if format_ub {
-        line.split(',')
-            .nth(4)
-            .and_then(pu64)
-            .and_then(|s| s.checked_mul(1000))
+        line.split(',').nth(4).and_then(pu64).and_then(|s| s.checked_mul(1000))
     } else {
         line.split(',').next().and_then(pu64)
     }
@@ -843,17 +747,10 @@ fn outputs_at(evs: &[&Ev], cat_of: &BTreeMap<u64, u64>) -> Vec<OutState> {
         by_item.entry(e.item).or_default().add(e);
         by_scene.entry(e.scene.clone()).or_default().add(e);
         by_user.entry(e.user).or_default().add(e);
-        by_hour
-            .entry((e.ts - e.ts % HOUR_MS, e.scene.clone()))
-            .or_default()
-            .add(e);
+        by_hour.entry((e.ts - e.ts % HOUR_MS, e.scene.clone())).or_default().add(e);
         if let Some(&c) = cat_of.get(&e.item) {
             by_cat.entry(c).or_default().add(e);
-            *user_cat_score
-                .entry(e.user)
-                .or_default()
-                .entry(c)
-                .or_default() += score(e.beh);
+            *user_cat_score.entry(e.user).or_default().entry(c).or_default() += score(e.beh);
         }
     }
     let mut out: Vec<OutState> = vec![BTreeSet::new(); 8];
@@ -906,12 +803,7 @@ fn outputs_at(evs: &[&Ev], cat_of: &BTreeMap<u64, u64>) -> Vec<OutState> {
         let mut v: Vec<(u64, u64)> = m.into_iter().filter(|&(_, s)| s > 0).collect();
         v.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
         for (rank, (c, s)) in v.into_iter().take(3).enumerate() {
-            out[5].insert(vec![
-                u.to_string(),
-                (rank + 1).to_string(),
-                c.to_string(),
-                s.to_string(),
-            ]);
+            out[5].insert(vec![u.to_string(), (rank + 1).to_string(), c.to_string(), s.to_string()]);
         }
     }
     for ((w, s), a) in &by_hour {
@@ -965,23 +857,8 @@ impl Reference {
                             let time = epoch(ts).max(wm_epoch);
                             counts.late_events += (epoch(ts) < wm_epoch) as usize;
                             let qty = if beh == Beh::Buy { 1 } else { 0 };
-                            events.push(Ev {
-                                time,
-                                ts,
-                                user,
-                                item,
-                                scene: "taobao".into(),
-                                beh,
-                                qty,
-                                amount: 0,
-                            });
-                            cat_rows.push(CatRow {
-                                time,
-                                file: fi,
-                                line: lineno,
-                                item,
-                                cat: Some(cat),
-                            });
+                            events.push(Ev { time, ts, user, item, scene: "taobao".into(), beh, qty, amount: 0 });
+                            cat_rows.push(CatRow { time, file: fi, line: lineno, item, cat: Some(cat) });
                         }
                         None => {
                             rejected.insert((path.clone(), lineno, line.to_string()));
@@ -992,16 +869,7 @@ impl Reference {
                         Some((ts, user, item, scene, beh, qty, amount)) => {
                             let time = epoch(ts).max(wm_epoch);
                             counts.late_events += (epoch(ts) < wm_epoch) as usize;
-                            events.push(Ev {
-                                time,
-                                ts,
-                                user,
-                                item,
-                                scene,
-                                beh,
-                                qty,
-                                amount,
-                            });
+                            events.push(Ev { time, ts, user, item, scene, beh, qty, amount });
                         }
                         None => {
                             rejected.insert((path.clone(), lineno, line.to_string()));
@@ -1029,13 +897,7 @@ impl Reference {
                         let time = epoch(ts).max(wm_epoch);
                         counts.late_catalog += (epoch(ts) < wm_epoch) as usize;
                         counts.valid_catalog += 1;
-                        cat_rows.push(CatRow {
-                            time,
-                            file: 0,
-                            line: lineno,
-                            item,
-                            cat,
-                        });
+                        cat_rows.push(CatRow { time, file: 0, line: lineno, item, cat });
                     }
                     None => {
                         rejected.insert((path.clone(), lineno, line.to_string()));
@@ -1076,29 +938,18 @@ impl Reference {
                         last.insert(r.item, r.cat);
                     }
                 }
-                cat_of = last
-                    .into_iter()
-                    .filter_map(|(i, c)| c.map(|c| (i, c)))
-                    .collect();
+                cat_of = last.into_iter().filter_map(|(i, c)| c.map(|c| (i, c))).collect();
             }
             let n = events.partition_point(|ev| ev.time <= t);
             let evs: Vec<&Ev> = events[..n].iter().collect();
             states.push(outputs_at(&evs, &cat_of));
         }
-        Reference {
-            times,
-            states,
-            rejected,
-            counts,
-        }
+        Reference { times, states, rejected, counts }
     }
 
     /// State of output `name` at time `t` (the last reference time ≤ t), for ad-hoc checks.
     pub fn state_at(&self, name: &str, t: u64) -> OutState {
-        let o = OUTPUTS
-            .iter()
-            .position(|(n, _)| *n == name)
-            .expect("unknown output");
+        let o = OUTPUTS.iter().position(|(n, _)| *n == name).expect("unknown output");
         let k = self.times.partition_point(|&x| x <= t);
         if k == 0 {
             BTreeSet::new()
@@ -1168,17 +1019,11 @@ pub fn typed_cmp(a: &[String], b: &[String], string_col: Option<usize>) -> std::
 /// times ascending, diff ±1 (never 0), no row twice within one time, rows of one time
 /// sorted by row (typed order).
 pub fn parse_change_stream(path: &Path, columns: &str) -> Result<Vec<Change>, String> {
-    let content = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let content = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let lines = file_lines(&content);
     let header = format!("time,diff,{columns}");
     if lines.first().copied() != Some(header.as_str()) {
-        return Err(format!(
-            "{}: header {:?}, expected {:?}",
-            path.display(),
-            lines.first(),
-            header
-        ));
+        return Err(format!("{}: header {:?}, expected {:?}", path.display(), lines.first(), header));
     }
     let ncols = columns.split(',').count();
     let scene_col = columns.split(',').position(|c| c == "scene");
@@ -1188,12 +1033,7 @@ pub fn parse_change_stream(path: &Path, columns: &str) -> Result<Vec<Change>, St
     for (k, line) in lines.iter().enumerate().skip(1) {
         let f = split_csv(line);
         if f.len() != ncols + 2 {
-            errs.push(format!(
-                "line {}: {} fields, expected {}: {line:?}",
-                k + 1,
-                f.len(),
-                ncols + 2
-            ));
+            errs.push(format!("line {}: {} fields, expected {}: {line:?}", k + 1, f.len(), ncols + 2));
             continue;
         }
         let Ok(time) = f[0].parse::<u64>() else {
@@ -1207,34 +1047,21 @@ pub fn parse_change_stream(path: &Path, columns: &str) -> Result<Vec<Change>, St
         if diff == 0 {
             errs.push(format!("line {}: diff 0: {line:?}", k + 1));
         } else if diff != 1 && diff != -1 {
-            errs.push(format!(
-                "line {}: diff {diff} is not ±1 (state must be a set): {line:?}",
-                k + 1
-            ));
+            errs.push(format!("line {}: diff {diff} is not ±1 (state must be a set): {line:?}", k + 1));
         }
         if let Some(prev) = out.last() {
             if time < prev.0 {
-                errs.push(format!(
-                    "line {}: time {time} after time {} (not ascending)",
-                    k + 1,
-                    prev.0
-                ));
+                errs.push(format!("line {}: time {time} after time {} (not ascending)", k + 1, prev.0));
             }
             if time != prev.0 {
                 seen_at_time.clear();
             } else if typed_cmp(&prev.2, &f[2..], scene_col) != std::cmp::Ordering::Less {
-                errs.push(format!(
-                    "line {}: rows of time {time} not sorted by row: {line:?}",
-                    k + 1
-                ));
+                errs.push(format!("line {}: rows of time {time} not sorted by row: {line:?}", k + 1));
             }
         }
         let row: Vec<String> = f[2..].to_vec();
         if !seen_at_time.insert(row.clone()) {
-            errs.push(format!(
-                "line {}: row appears twice at time {time} (not consolidated): {line:?}",
-                k + 1
-            ));
+            errs.push(format!("line {}: row appears twice at time {time} (not consolidated): {line:?}", k + 1));
         }
         out.push((time, diff, row));
     }
@@ -1243,11 +1070,7 @@ pub fn parse_change_stream(path: &Path, columns: &str) -> Result<Vec<Change>, St
     } else {
         let n = errs.len();
         errs.truncate(10);
-        Err(format!(
-            "{}: {n} contract violations, first ones:\n    {}",
-            path.display(),
-            errs.join("\n    ")
-        ))
+        Err(format!("{}: {n} contract violations, first ones:\n    {}", path.display(), errs.join("\n    ")))
     }
 }
 
@@ -1277,11 +1100,7 @@ pub fn compare_outputs(r: &Reference, out: &Path) -> Result<(), String> {
                 continue;
             }
         };
-        let stray: BTreeSet<u64> = stream
-            .iter()
-            .map(|c| c.0)
-            .filter(|t| !ref_times.contains(t))
-            .collect();
+        let stray: BTreeSet<u64> = stream.iter().map(|c| c.0).filter(|t| !ref_times.contains(t)).collect();
         if !stray.is_empty() {
             errors.push(format!(
                 "{name}: changes at times that are no logical time of any valid row: {:?}",
@@ -1311,10 +1130,7 @@ pub fn compare_outputs(r: &Reference, out: &Path) -> Result<(), String> {
                 mismatches += 1;
                 if first.is_none() {
                     let prev = if k > 0 { &r.states[k - 1][o] } else { &empty };
-                    let mut m = format!(
-                        "{name}: mismatch at t={t} (reference time #{k} of {})",
-                        r.times.len()
-                    );
+                    let mut m = format!("{name}: mismatch at t={t} (reference time #{k} of {})", r.times.len());
                     let missing: Vec<&Vec<String>> = want.difference(&got).collect();
                     let extra: Vec<&Vec<String>> = got.difference(want).collect();
                     let _ = write!(m, "\n    columns: {cols}");
@@ -1359,12 +1175,8 @@ pub fn compare_outputs(r: &Reference, out: &Path) -> Result<(), String> {
                             v
                         })
                         .collect();
-                    let _ = write!(
-                        m,
-                        "\n    binary changes applied at t ({}):{}",
-                        bin.len(),
-                        show_rows(bin.iter(), 12)
-                    );
+                    let _ =
+                        write!(m, "\n    binary changes applied at t ({}):{}", bin.len(), show_rows(bin.iter(), 12));
                     first = Some(m);
                 }
             }
@@ -1377,10 +1189,7 @@ pub fn compare_outputs(r: &Reference, out: &Path) -> Result<(), String> {
             ));
         }
         if let Some(m) = first {
-            errors.push(format!(
-                "{m}\n    ({mismatches} of {} reference times mismatch for {name})",
-                r.times.len()
-            ));
+            errors.push(format!("{m}\n    ({mismatches} of {} reference times mismatch for {name})", r.times.len()));
         }
     }
     if errors.is_empty() {
@@ -1395,14 +1204,10 @@ pub fn compare_outputs(r: &Reference, out: &Path) -> Result<(), String> {
 /// file name.
 pub fn compare_rejected(r: &Reference, spec: &RunSpec, out: &Path) -> Result<(), String> {
     let path = out.join("rejected.csv");
-    let content = std::fs::read_to_string(&path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let content = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let lines = file_lines(&content);
     if lines.first().copied() != Some(REJECTED_HEADER) {
-        return Err(format!(
-            "rejected.csv: header {:?}, expected {REJECTED_HEADER:?}",
-            lines.first()
-        ));
+        return Err(format!("rejected.csv: header {:?}, expected {REJECTED_HEADER:?}", lines.first()));
     }
     let files: Vec<&PathBuf> = spec.events.iter().chain(spec.catalog.iter()).collect();
     let mut got = BTreeSet::new();
@@ -1414,16 +1219,10 @@ pub fn compare_rejected(r: &Reference, spec: &RunSpec, out: &Path) -> Result<(),
             continue;
         }
         let file = files.iter().find(|p| {
-            p.to_string_lossy() == f[0]
-                || p.file_name()
-                    .map(|n| n.to_string_lossy() == f[0])
-                    .unwrap_or(false)
+            p.to_string_lossy() == f[0] || p.file_name().map(|n| n.to_string_lossy() == f[0]).unwrap_or(false)
         });
         let Some(file) = file else {
-            errs.push(format!(
-                "rejected.csv: file column {:?} names none of the input files",
-                f[0]
-            ));
+            errs.push(format!("rejected.csv: file column {:?} names none of the input files", f[0]));
             continue;
         };
         let Ok(lineno) = f[1].parse::<u64>() else {
@@ -1433,11 +1232,7 @@ pub fn compare_rejected(r: &Reference, spec: &RunSpec, out: &Path) -> Result<(),
         if f[2].is_empty() {
             errs.push(format!("rejected.csv: empty reason: {line:?}"));
         }
-        if !got.insert((
-            (*file).clone(),
-            lineno,
-            f[3].trim_end_matches('\r').to_string(),
-        )) {
+        if !got.insert(((*file).clone(), lineno, f[3].trim_end_matches('\r').to_string())) {
             errs.push(format!("rejected.csv: duplicate entry {line:?}"));
         }
     }
@@ -1485,9 +1280,7 @@ pub fn run_shopflow(spec: &RunSpec, out: &Path, workers: usize) -> Output {
 }
 
 pub fn scratch_dir(test: &str, seed: u64) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("reference")
-        .join(format!("{test}-seed{seed}"));
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("reference").join(format!("{test}-seed{seed}"));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
@@ -1496,10 +1289,9 @@ pub fn scratch_dir(test: &str, seed: u64) -> PathBuf {
 /// Seeds to run: `SHOPFLOW_SEEDS=1,2,3` overrides the defaults of every test.
 pub fn seeds(default: &[u64]) -> Vec<u64> {
     match std::env::var("SHOPFLOW_SEEDS") {
-        Ok(s) if !s.trim().is_empty() => s
-            .split(',')
-            .map(|x| x.trim().parse().expect("SHOPFLOW_SEEDS: u64 list"))
-            .collect(),
+        Ok(s) if !s.trim().is_empty() => {
+            s.split(',').map(|x| x.trim().parse().expect("SHOPFLOW_SEEDS: u64 list")).collect()
+        }
         _ => default.to_vec(),
     }
 }
@@ -1519,13 +1311,7 @@ const ALL_FILES: [&str; 9] = [
 /// Runs the binary on `spec` with each worker count, compares each run with the
 /// reference, and checks that runs with different worker counts produce byte-identical
 /// outputs (rejected.csv: identical as a set of lines).
-pub fn check_spec(
-    label: &str,
-    dir: &Path,
-    spec: &RunSpec,
-    r: &Reference,
-    workers: &[usize],
-) -> Result<(), String> {
+pub fn check_spec(label: &str, dir: &Path, spec: &RunSpec, r: &Reference, workers: &[usize]) -> Result<(), String> {
     let mut errors = Vec::new();
     let mut outs = Vec::new();
     for &w in workers {
@@ -1585,13 +1371,7 @@ pub fn check_generated(test: &str, cfg: &GenConfig, workers: &[usize]) -> Result
     let label = format!("{test} seed {}", cfg.seed);
     eprintln!(
         "{label} (epoch {} lateness {} files {} huge_ids {} small_t0 {} spike {}): {:?}",
-        cfg.epoch_ms,
-        cfg.lateness_ms,
-        cfg.n_event_files,
-        cfg.huge_ids,
-        cfg.small_t0,
-        cfg.future_spike,
-        r.counts
+        cfg.epoch_ms, cfg.lateness_ms, cfg.n_event_files, cfg.huge_ids, cfg.small_t0, cfg.future_spike, r.counts
     );
     match check_spec(&label, &dir, &spec, &r, workers) {
         Ok(()) => {
@@ -1600,10 +1380,7 @@ pub fn check_generated(test: &str, cfg: &GenConfig, workers: &[usize]) -> Result
             }
             Ok(r.counts)
         }
-        Err(e) => Err(format!(
-            "{e}\n  (inputs and outputs kept in {})",
-            dir.display()
-        )),
+        Err(e) => Err(format!("{e}\n  (inputs and outputs kept in {})", dir.display())),
     }
 }
 
@@ -1623,12 +1400,7 @@ pub fn check_seeds(
         }
     }
     if !failures.is_empty() {
-        panic!(
-            "{} of {} seeds failed:\n{}",
-            failures.len(),
-            seeds.len(),
-            failures.join("\n\n")
-        );
+        panic!("{} of {} seeds failed:\n{}", failures.len(), seeds.len(), failures.join("\n\n"));
     }
     counts
 }
@@ -1647,20 +1419,12 @@ pub struct RawInput {
 
 impl RawInput {
     pub fn from_generated(g: &Generated) -> RawInput {
-        let split = |c: &String| {
-            c.split_inclusive('\n')
-                .map(String::from)
-                .collect::<Vec<_>>()
-        };
+        let split = |c: &String| c.split_inclusive('\n').map(String::from).collect::<Vec<_>>();
         let mut files: Vec<Vec<String>> = g.events.iter().map(split).collect();
         if let Some(c) = &g.catalog {
             files.push(split(c));
         }
-        RawInput {
-            format: g.format,
-            files,
-            has_catalog: g.catalog.is_some(),
-        }
+        RawInput { format: g.format, files, has_catalog: g.catalog.is_some() }
     }
 
     pub fn to_generated(&self) -> Generated {
@@ -1668,11 +1432,7 @@ impl RawInput {
         Generated {
             format: self.format,
             events: self.files[..n].iter().map(|f| f.concat()).collect(),
-            catalog: if self.has_catalog {
-                Some(self.files[n].concat())
-            } else {
-                None
-            },
+            catalog: if self.has_catalog { Some(self.files[n].concat()) } else { None },
         }
     }
 
@@ -1680,13 +1440,8 @@ impl RawInput {
     fn removable(&self) -> Vec<(usize, usize)> {
         let mut v = Vec::new();
         for (f, lines) in self.files.iter().enumerate() {
-            let skip = if self.format == Format::Native
-                || (self.has_catalog && f + 1 == self.files.len())
-            {
-                1
-            } else {
-                0
-            };
+            let skip =
+                if self.format == Format::Native || (self.has_catalog && f + 1 == self.files.len()) { 1 } else { 0 };
             for k in skip..lines.len() {
                 v.push((f, k));
             }
@@ -1700,37 +1455,17 @@ impl RawInput {
             .iter()
             .enumerate()
             .map(|(f, lines)| {
-                lines
-                    .iter()
-                    .enumerate()
-                    .filter(|(k, _)| !drop.contains(&(f, *k)))
-                    .map(|(_, l)| l.clone())
-                    .collect()
+                lines.iter().enumerate().filter(|(k, _)| !drop.contains(&(f, *k))).map(|(_, l)| l.clone()).collect()
             })
             .collect();
-        RawInput {
-            format: self.format,
-            files,
-            has_catalog: self.has_catalog,
-        }
+        RawInput { format: self.format, files, has_catalog: self.has_catalog }
     }
 }
 
 /// Runs reference + binary on `input`; `Some(message)` when they disagree.
-pub fn failure_of(
-    input: &RawInput,
-    dir: &Path,
-    epoch_ms: u64,
-    lateness_ms: u64,
-    workers: &[usize],
-) -> Option<String> {
+pub fn failure_of(input: &RawInput, dir: &Path, epoch_ms: u64, lateness_ms: u64, workers: &[usize]) -> Option<String> {
     let _ = std::fs::remove_dir_all(dir);
-    let spec = RunSpec::write(
-        &input.to_generated(),
-        &dir.join("in"),
-        epoch_ms,
-        lateness_ms,
-    );
+    let spec = RunSpec::write(&input.to_generated(), &dir.join("in"), epoch_ms, lateness_ms);
     let r = Reference::compute(&spec);
     check_spec("minimize", dir, &spec, &r, workers).err()
 }
@@ -1747,10 +1482,7 @@ pub fn minimize(input: RawInput, still_fails: impl Fn(&RawInput) -> bool) -> Raw
             if start >= rem.len() {
                 break;
             }
-            let drop: BTreeSet<(usize, usize)> = rem[start..(start + chunk).min(rem.len())]
-                .iter()
-                .copied()
-                .collect();
+            let drop: BTreeSet<(usize, usize)> = rem[start..(start + chunk).min(rem.len())].iter().copied().collect();
             let cand = cur.without(&drop);
             if still_fails(&cand) {
                 cur = cand;

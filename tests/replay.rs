@@ -1,0 +1,283 @@
+//! Paced replay, following files, and clean stops, end to end on the real binary:
+//! `--rate` and `--speed` keep to the wall clock (generous bounds: tests, not
+//! benchmarks), `--follow` picks up appended lines and ends on SIGINT, and a stop keeps
+//! exactly the complete epochs (checked against the sequential reference of
+//! tests/common), with rejected.csv and the run summary still written.
+
+mod common;
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use common::{compare_outputs, parse_change_stream, Format, Reference, RunSpec, NATIVE_HEADER, OUTPUTS};
+
+const BIN: &str = env!("CARGO_BIN_EXE_shopflow");
+const CATALOG_HEADER: &str = "ts_ms,op,item_id,category_id,seller_id,price_cents,status,is_ad,ad_bid_cents";
+/// A whole number of seconds, so epochs of 1000 ms start at T0.
+const T0: u64 = 1_700_000_000_000;
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("replay-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Event rows `from..to`, row i at `T0 + i * step_ms` (a few slightly out of order),
+/// pseudo-random users, items, scenes and behaviours.
+fn event_rows(from: u64, to: u64, step_ms: u64) -> Vec<String> {
+    (from..to)
+        .map(|i| {
+            let h = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 33;
+            let behavior = ["impression", "impression", "click", "fav", "cart", "buy"][(h % 6) as usize];
+            let (q, a) = if behavior == "buy" { (1 + h % 3, 100 * (1 + h % 7)) } else { (0, 0) };
+            let scene = ["search", "home_feed", "detail"][(h / 7 % 3) as usize];
+            let back = if i % 13 == 5 { step_ms.min(400) } else { 0 };
+            let ts = T0 + i * step_ms - back;
+            format!("{ts},{},{},{scene},{behavior},{q},{a}", h / 11 % 40, h / 13 % 35)
+        })
+        .collect()
+}
+
+/// A catalog of items 0..30 with a few later moves and a delete.
+fn catalog(dir: &Path) -> PathBuf {
+    let mut lines = vec![CATALOG_HEADER.to_string()];
+    for item in 0..30u64 {
+        lines.push(format!("{T0},upsert,{item},{},{},{},online,0,0", item % 4, item % 5, 100 + item));
+    }
+    lines.push(format!("{},upsert,3,7,1,99,online,1,20", T0 + 5_500));
+    lines.push(format!("{},delete,4,,,,,,", T0 + 12_200));
+    lines.push(format!("{},upsert,5,2,1,99,offline,0,0", T0 + 30_100));
+    write_lines(&dir.join("catalog.csv"), &lines)
+}
+
+fn write_lines(path: &Path, lines: &[String]) -> PathBuf {
+    fs::write(path, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    path.to_path_buf()
+}
+
+fn events_file(dir: &Path, name: &str, rows: &[String]) -> PathBuf {
+    let mut lines = vec![NATIVE_HEADER.to_string()];
+    lines.extend(rows.iter().cloned());
+    write_lines(&dir.join(name), &lines)
+}
+
+fn run_args(events: &Path, catalog: &Path, out: &Path, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("run")
+        .arg("--events")
+        .arg(events)
+        .arg("--catalog")
+        .arg(catalog)
+        .arg("--out")
+        .arg(out)
+        .args(["--epoch-ms", "1000", "--lateness-ms", "0"])
+        .args(extra);
+    cmd
+}
+
+fn timed(mut cmd: Command) -> (Output, Duration) {
+    let started = Instant::now();
+    let out = cmd.output().expect("binary runs");
+    (out, started.elapsed())
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill").args([sig, &child.id().to_string()]).status().expect("kill runs");
+    assert!(ok.success(), "kill {sig} failed");
+}
+
+/// Waits for `child` (at most `limit`), then collects its stderr.
+fn finish(mut child: Child, limit: Duration) -> (ExitStatus, String) {
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("shopflow did not stop within {limit:?} of the signal");
+        }
+        sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    use std::io::Read;
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    (status, err)
+}
+
+/// The cut-off the summary reports after a stop.
+fn cutoff(summary: &str) -> u64 {
+    let at = summary.find("complete for every time < ").unwrap_or_else(|| panic!("no cut-off in: {summary}"));
+    let rest = &summary[at + "complete for every time < ".len()..];
+    rest.split(' ').next().unwrap().parse().unwrap()
+}
+
+/// Every output holds exactly the reference state at every time below `cutoff`, and
+/// nothing at or after it.
+fn check_prefix(spec: &RunSpec, out: &Path, cutoff: u64) {
+    for (name, cols) in OUTPUTS {
+        let stream = parse_change_stream(&out.join(format!("{name}.csv")), cols).unwrap();
+        if let Some(c) = stream.iter().find(|c| c.0 >= cutoff) {
+            panic!("{name}: change at time {} at or after the cut-off {cutoff}", c.0);
+        }
+    }
+    let full = Reference::compute(spec);
+    let k = full.times.partition_point(|&t| t < cutoff);
+    let prefix = Reference {
+        times: full.times[..k].to_vec(),
+        states: full.states[..k].to_vec(),
+        rejected: full.rejected.clone(),
+        counts: full.counts.clone(),
+    };
+    assert!(k > 0, "the cut-off {cutoff} leaves no time to check");
+    if let Err(e) = compare_outputs(&prefix, out) {
+        panic!("outputs below the cut-off {cutoff} differ from the reference:\n  {e}");
+    }
+}
+
+fn spec(events: &Path, catalog: &Path) -> RunSpec {
+    RunSpec {
+        format: Format::Native,
+        events: vec![events.to_path_buf()],
+        catalog: Some(catalog.to_path_buf()),
+        epoch_ms: 1000,
+        lateness_ms: 0,
+        omit_time_flags: false,
+        extra_args: Vec::new(),
+    }
+}
+
+fn assert_within(label: &str, wall: Duration, expected: f64) {
+    let secs = wall.as_secs_f64();
+    assert!(
+        secs >= 0.95 * expected && secs <= 1.3 * expected,
+        "{label}: took {secs:.2} s, expected about {expected:.2} s (0.95x to 1.3x)"
+    );
+}
+
+#[test]
+fn rate_paces_event_rows() {
+    let dir = scratch("rate");
+    let cat = catalog(&dir);
+    let events = events_file(&dir, "events.csv", &event_rows(0, 6000, 7));
+    let (o, wall) = timed(run_args(&events, &cat, &dir.join("paced"), &["--rate", "2000", "-w", "2", "-q"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    // 6000 rows at 2000 rows/s: the last row is due after 2.9995 s.
+    assert_within("--rate 2000 over 6000 rows", wall, 3.0);
+    // Pacing does not change results.
+    let o = run_args(&events, &cat, &dir.join("fast"), &["-q"]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    for (name, _) in OUTPUTS {
+        let file = format!("{name}.csv");
+        assert!(
+            fs::read(dir.join("paced").join(&file)).unwrap() == fs::read(dir.join("fast").join(&file)).unwrap(),
+            "{file}: paced and unpaced runs differ"
+        );
+    }
+}
+
+#[test]
+fn speed_replays_event_time() {
+    let dir = scratch("speed");
+    let cat = catalog(&dir);
+    // 3000 rows 10 ms apart: 29.99 s of event time, 3.0 s at --speed 10.
+    let events = events_file(&dir, "events.csv", &event_rows(0, 3000, 10));
+    let (o, wall) = timed(run_args(&events, &cat, &dir.join("out"), &["--speed", "10", "-q"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_within("--speed 10 over 29.99 s of event time", wall, 3.0);
+    check_prefix(&spec(&events, &cat), &dir.join("out"), u64::MAX);
+}
+
+#[test]
+fn follow_reads_appended_lines_until_sigint() {
+    let dir = scratch("follow");
+    let cat = catalog(&dir);
+    let out = dir.join("out");
+    // Rows 0..200 (T0 .. T0 + 19.9 s) and a malformed row; then appended while the
+    // run follows the file: rows 200..400 (up to T0 + 39.9 s) and a partial line.
+    let mut first = event_rows(0, 200, 100);
+    first.insert(50, format!("{},1,2,search,like,0,0", T0 + 5_000));
+    let events = events_file(&dir, "events.csv", &first);
+    let child = run_args(&events, &cat, &out, &["--follow", "-w", "2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    sleep(Duration::from_millis(800));
+    let appended = event_rows(200, 400, 100);
+    let mut f = OpenOptions::new().append(true).open(&events).unwrap();
+    for chunk in appended.chunks(50) {
+        f.write_all(chunk.iter().map(|l| format!("{l}\n")).collect::<String>().as_bytes()).unwrap();
+        f.flush().unwrap();
+        sleep(Duration::from_millis(150));
+    }
+    // A line still being written: no newline yet, so it must not be read.
+    let partial = format!("{},3,4,search,cl", T0 + 45_000);
+    f.write_all(partial.as_bytes()).unwrap();
+    f.flush().unwrap();
+    sleep(Duration::from_millis(1200));
+    signal(&child, "-INT");
+    let (status, err) = finish(child, Duration::from_secs(20));
+    assert_eq!(status.code(), Some(0), "exit code after SIGINT; stderr: {err}");
+    assert!(err.contains("shopflow run:"), "the summary is printed: {err}");
+
+    // With no lateness the frontier is the epoch of the last complete line, row 399
+    // at T0 + 39.9 s: epochs up to T0 + 38 s are complete, T0 + 39 s is not.
+    let cut = cutoff(&err);
+    assert_eq!(cut, T0 + 39_000, "cut-off; stderr: {err}");
+    let mut complete = first.clone();
+    complete.extend(appended);
+    let reference_input = events_file(&dir, "complete.csv", &complete);
+    check_prefix(&spec(&reference_input, &cat), &out, cut);
+    // The appended rows count: item_stats changed after the first batch's last epoch.
+    let items = parse_change_stream(&out.join("item_stats.csv"), OUTPUTS[0].1).unwrap();
+    assert!(items.iter().any(|c| c.0 >= T0 + 20_000), "appended rows have no effect");
+
+    let rejected = fs::read_to_string(out.join("rejected.csv")).unwrap();
+    assert!(rejected.contains("behavior: unknown `like`"), "rejected.csv: {rejected}");
+    assert!(!rejected.contains(",cl"), "the partial line was read: {rejected}");
+    assert!(err.contains(" 401 "), "the summary counts the 401 complete data rows: {err}");
+}
+
+#[test]
+fn sigterm_without_follow_keeps_the_complete_epochs() {
+    let dir = scratch("stop");
+    let cat = catalog(&dir);
+    // 8000 rows at 2000 rows/s would take 4 s; stop after about 1.5 s.
+    let events = events_file(&dir, "events.csv", &event_rows(0, 8000, 9));
+    let out = dir.join("out");
+    let child = run_args(&events, &cat, &out, &["--rate", "2000", "-w", "2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    sleep(Duration::from_millis(1500));
+    signal(&child, "-TERM");
+    let (status, err) = finish(child, Duration::from_secs(20));
+    assert_eq!(status.code(), Some(0), "exit code after SIGTERM; stderr: {err}");
+    let cut = cutoff(&err);
+    // Stopped early: well before the last epoch (row 7999 at T0 + 71.991 s).
+    assert!(cut > T0 && cut < T0 + 60_000, "cut-off {cut}; stderr: {err}");
+    check_prefix(&spec(&events, &cat), &out, cut);
+    assert!(out.join("rejected.csv").exists());
+}
+
+#[test]
+fn rate_and_speed_conflict() {
+    let o = Command::new(BIN).args(["run", "--rate", "100", "--speed", "60"]).output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert!(err.contains("--rate") && err.contains("--speed"), "{err}");
+    let o = Command::new(BIN).args(["run", "--rate", "0"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
