@@ -364,3 +364,58 @@ fn workers_and_processes_give_identical_files() {
         assert_same_dirs(&out1, &out);
     }
 }
+
+/// The number after `word` in `text` ("… 37 bad rows …" → 37 for "bad rows").
+fn count_before(text: &str, word: &str) -> u64 {
+    let at = text.find(word).unwrap_or_else(|| panic!("{word:?} in {text}"));
+    text[..at].trim_end().rsplit([' ', ',']).next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn generated_bad_rows_are_exactly_the_rejected_rows() {
+    for format in ["native", "userbehavior"] {
+        let dir = scratch(&format!("genbad-{format}"));
+        let gen = shopflow(&[
+            "gen",
+            "--events",
+            "20000",
+            "--bad-rows",
+            "0.01",
+            "--seed",
+            "3",
+            "--format",
+            format,
+            "--out",
+            dir.to_str().unwrap(),
+        ]);
+        assert_eq!(gen.status.code(), Some(0), "{}", stderr(&gen));
+        let said = stderr(&gen);
+        let (bad, catalog_rows) = (count_before(&said, "bad rows"), count_before(&said, "catalog rows"));
+        assert!(bad > 100, "{said}");
+        let out = dir.join("out");
+        let run = if format == "native" {
+            let (events, catalog) = (dir.join("events.csv"), dir.join("catalog.csv"));
+            run_on(events.to_str().unwrap(), catalog.to_str().unwrap(), &out, &[])
+        } else {
+            let ub = dir.join("UserBehavior.csv");
+            run_ok(&[
+                "run",
+                "--format",
+                "userbehavior",
+                "--events",
+                ub.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ])
+        };
+        let summary = stderr(&run);
+        let rejected = csv::Reader::from_path(out.join("rejected.csv")).unwrap().records().count() as u64;
+        assert_eq!(rejected, bad, "every generated bad row is rejected, nothing else: {summary}");
+        let valid: u64 = summary
+            .lines()
+            .filter(|l| l.contains(".csv ") && !l.contains("rejected rows"))
+            .map(|l| l.split_whitespace().nth(2).unwrap().parse::<u64>().unwrap())
+            .sum();
+        assert_eq!(valid, 20_000 + catalog_rows, "{summary}");
+    }
+}
