@@ -83,6 +83,16 @@ fn run_on(events: &str, catalog: &str, out: &Path, extra: &[&str]) -> Output {
     run_ok(&args)
 }
 
+/// `shopflow run --format userbehavior --events F --out O <extra>`, which must succeed.
+fn run_ub(events: &Path, out: &Path, extra: &[&str]) -> Output {
+    let args = [
+        &["run", "--format", "userbehavior", "--events", events.to_str().unwrap(), "--out", out.to_str().unwrap()][..],
+        extra,
+    ]
+    .concat();
+    run_ok(&args)
+}
+
 fn assert_same_dirs(a: &Path, b: &Path) {
     let mut names: Vec<_> = fs::read_dir(a).unwrap().map(|e| e.unwrap().file_name()).collect();
     names.sort();
@@ -288,17 +298,7 @@ fn userbehavior_end_to_end() {
         &["1,7,3,pv,1000", "2,7,4,buy,1001", "1,8,4,cart,1002", "3,8,4,fav,1003", "bad,row", "2,8,4,pv,-1"],
     );
     let out = dir.join("out");
-    let o = run_ok(&[
-        "run",
-        "--format",
-        "userbehavior",
-        "--events",
-        ub.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--epoch-ms",
-        "10000",
-    ]);
+    let o = run_ub(&ub, &out, &["--epoch-ms", "10000"]);
     let cats = fs::read_to_string(out.join("category_stats.csv")).unwrap();
     assert_eq!(
         cats,
@@ -398,15 +398,7 @@ fn generated_bad_rows_are_exactly_the_rejected_rows() {
             run_on(events.to_str().unwrap(), catalog.to_str().unwrap(), &out, &[])
         } else {
             let ub = dir.join("UserBehavior.csv");
-            run_ok(&[
-                "run",
-                "--format",
-                "userbehavior",
-                "--events",
-                ub.to_str().unwrap(),
-                "--out",
-                out.to_str().unwrap(),
-            ])
+            run_ub(&ub, &out, &[])
         };
         let summary = stderr(&run);
         let rejected = csv::Reader::from_path(out.join("rejected.csv")).unwrap().records().count() as u64;
