@@ -32,6 +32,8 @@ fn shell(cmd: &str) -> String {
 }
 
 /// Runs `cmd` to completion; returns (success, stderr, peak RSS in KiB of that child).
+/// The child is reaped with `wait4` (for its rusage), not `Child::wait`.
+#[allow(clippy::zombie_processes)]
 fn run_measured(mut cmd: Command) -> (bool, String, i64) {
     let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn");
     let mut stderr = String::new();

@@ -136,10 +136,10 @@ fn config(test: &str, seed: u64) -> GenConfig {
         "malformed" => GenConfig {
             malformed: true,
             crlf: true,
-            n_event_files: if seed % 2 == 0 { 2 } else { 1 },
+            n_event_files: if seed.is_multiple_of(2) { 2 } else { 1 },
             ..GenConfig::native(seed)
         },
-        "userbehavior" => GenConfig { malformed: seed % 2 == 0, ..GenConfig::userbehavior(seed) },
+        "userbehavior" => GenConfig { malformed: seed.is_multiple_of(2), ..GenConfig::userbehavior(seed) },
         _ => panic!("unknown test {test}"),
     }
 }
@@ -223,8 +223,7 @@ fn minimize_failure() {
     let dir = scratch_dir("minimize", seed);
     let input = RawInput::from_generated(&generate(&cfg));
     let fails = |inp: &RawInput| {
-        failure_of(inp, &dir.join("try"), cfg.epoch_ms, cfg.lateness_ms, &workers)
-            .map_or(false, |m| m.contains(&needle))
+        failure_of(inp, &dir.join("try"), cfg.epoch_ms, cfg.lateness_ms, &workers).is_some_and(|m| m.contains(&needle))
     };
     assert!(fails(&input), "the input does not fail (with match {needle:?})");
     let min = minimize(input, fails);

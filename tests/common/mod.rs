@@ -110,8 +110,8 @@ impl GenConfig {
             span_ms,
             malformed: false,
             crlf: false,
-            huge_ids: seed % 3 == 0,
-            small_t0: seed % 5 == 0,
+            huge_ids: seed.is_multiple_of(3),
+            small_t0: seed.is_multiple_of(5),
             future_spike: seed % 4 == 1,
         }
     }
