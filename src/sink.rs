@@ -52,7 +52,8 @@ pub enum SinkKind {
 /// A destination for one output's changes, written in time order.
 pub trait ChangeWriter {
     fn write(&mut self, time: Time, diff: isize, fields: &[Field]) -> io::Result<()>;
-    fn finish(&mut self) -> io::Result<()>;
+    /// Makes what was written visible: called once complete times have been written.
+    fn flush(&mut self) -> io::Result<()>;
 }
 
 struct CsvWriter(BufWriter<File>);
@@ -89,7 +90,7 @@ impl ChangeWriter for CsvWriter {
     fn write(&mut self, time: Time, diff: isize, fields: &[Field]) -> io::Result<()> {
         write_change(&mut self.0, time, diff, fields)
     }
-    fn finish(&mut self) -> io::Result<()> {
+    fn flush(&mut self) -> io::Result<()> {
         self.0.flush()
     }
 }
@@ -106,7 +107,7 @@ impl ChangeWriter for JsonlWriter {
         }
         self.out.write_all(b"}\n")
     }
-    fn finish(&mut self) -> io::Result<()> {
+    fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
 }
@@ -117,7 +118,7 @@ impl ChangeWriter for StdoutWriter {
         write!(out, "{},", self.name)?;
         write_change(&mut out, time, diff, fields)
     }
-    fn finish(&mut self) -> io::Result<()> {
+    fn flush(&mut self) -> io::Result<()> {
         io::stdout().flush()
     }
 }
@@ -194,6 +195,7 @@ impl Sinks {
                     pending.entry(t).or_default().push((d, r));
                 }
             });
+            let mut wrote = false;
             while let Some(entry) = pending.first_entry() {
                 if frontier.less_equal(entry.key()) {
                     break;
@@ -217,15 +219,19 @@ impl Sinks {
                     }
                     this.rows_written.set(this.rows_written.get() + rows.len() as u64);
                     this.write_time.set(this.write_time.get() + started.elapsed());
+                    wrote |= !rows.is_empty();
+                }
+            }
+            // Complete times reach the file now, not when a buffer happens to fill
+            // (a reader of a live run sees every time as soon as it is complete).
+            if let (true, Some(w)) = (wrote, writer.as_mut()) {
+                if let Err(e) = w.flush() {
+                    this.fail(format!("cannot write {}: {e}", schema.name));
+                    writer = None;
                 }
             }
             if frontier.is_empty() && !done {
                 done = true;
-                if let Some(w) = writer.as_mut() {
-                    if let Err(e) = w.finish() {
-                        this.fail(format!("cannot write {}: {e}", schema.name));
-                    }
-                }
                 this.finished.set(this.finished.get() + 1);
             }
         });
