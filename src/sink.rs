@@ -13,8 +13,6 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::mpsc::{sync_channel, SyncSender};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use differential_dataflow::consolidation::consolidate;
@@ -52,7 +50,7 @@ pub enum SinkKind {
 }
 
 /// A destination for one output's changes, written in time order.
-pub trait ChangeWriter: Send {
+pub trait ChangeWriter {
     fn write(&mut self, time: Time, diff: isize, fields: &[Field]) -> io::Result<()>;
     /// Makes what was written visible: called once complete times have been written.
     fn flush(&mut self) -> io::Result<()>;
@@ -146,56 +144,6 @@ pub fn open(
     })
 }
 
-/// What worker 0 hands to an output's writer thread.
-enum Batch<D> {
-    /// The consolidated, sorted changes of one complete time.
-    Rows(Time, Vec<(D, isize)>),
-    /// Make everything written so far visible.
-    Flush,
-}
-
-/// One output's writer running on its own thread.
-struct Background<D> {
-    sender: SyncSender<Batch<D>>,
-    thread: JoinHandle<io::Result<(u64, Duration)>>,
-}
-
-impl<D: Send + 'static> Background<D> {
-    fn start(mut writer: Box<dyn ChangeWriter>, fields: fn(&D) -> Vec<Field>) -> Self {
-        let (sender, receiver) = sync_channel::<Batch<D>>(64);
-        let thread = std::thread::spawn(move || {
-            let (mut rows_written, mut busy) = (0u64, Duration::ZERO);
-            for batch in receiver {
-                let started = Instant::now();
-                match batch {
-                    Batch::Rows(time, rows) => {
-                        for (row, diff) in &rows {
-                            writer.write(time, *diff, &fields(row))?;
-                        }
-                        rows_written += rows.len() as u64;
-                    }
-                    Batch::Flush => writer.flush()?,
-                }
-                busy += started.elapsed();
-            }
-            writer.flush()?;
-            Ok((rows_written, busy))
-        });
-        Background { sender, thread }
-    }
-
-    /// False once the thread has stopped (after a write error).
-    fn send(&self, batch: Batch<D>) -> bool {
-        self.sender.send(batch).is_ok()
-    }
-
-    /// Waits for the thread: rows written and time busy, or the first error.
-    fn join(self) -> io::Result<(u64, Duration)> {
-        drop(self.sender);
-        self.thread.join().unwrap_or_else(|_| Err(io::Error::other("writer thread panicked")))
-    }
-}
-
 /// Attaches sinks to collections; shared per worker.
 #[derive(Clone)]
 pub struct Sinks {
@@ -208,7 +156,7 @@ pub struct Sinks {
     /// How many sinks have seen their input complete (worker 0).
     pub finished: Rc<Cell<usize>>,
     pub attached: Rc<Cell<usize>>,
-    /// Time the writer threads spent formatting and writing.
+    /// Time spent formatting and writing (worker 0).
     pub write_time: Rc<Cell<Duration>>,
     pub rows_written: Rc<Cell<u64>>,
     /// The times at which some output changed (worker 0).
@@ -224,15 +172,10 @@ pub struct Sinks {
 
 impl Sinks {
     /// Writes `collection` as a change stream per `schema`.
-    ///
-    /// Worker 0 consolidates and orders each complete time; formatting and I/O happen on
-    /// a writer thread per output (a bounded channel holds back worker 0 if it falls
-    /// behind), so they overlap the dataflow instead of stalling every worker at the
-    /// next step.
     pub fn attach<'s, D: ExchangeData>(&self, collection: VecCollection<'s, Time, D>, schema: Schema<D>) {
         let mut writer = if self.writes {
             match open(self.kind, &self.out_dir, schema.name, schema.columns) {
-                Ok(w) => Some(Background::start(w, schema.fields)),
+                Ok(w) => Some(w),
                 Err(e) => {
                     self.fail(format!("cannot write {}: {e}", schema.name));
                     None
@@ -262,42 +205,36 @@ impl Sinks {
                     continue;
                 }
                 consolidate(&mut rows);
-                if rows.is_empty() {
-                    continue;
+                if !rows.is_empty() {
+                    this.times.borrow_mut().insert(time);
                 }
-                this.times.borrow_mut().insert(time);
                 if let Some(w) = writer.as_mut() {
-                    wrote = true;
-                    if !w.send(Batch::Rows(time, rows)) {
-                        this.finish(schema.name, writer.take());
+                    let started = Instant::now();
+                    for (row, diff) in &rows {
+                        if let Err(e) = w.write(time, *diff, &(schema.fields)(row)) {
+                            this.fail(format!("cannot write {}: {e}", schema.name));
+                            writer = None;
+                            break;
+                        }
                     }
+                    this.rows_written.set(this.rows_written.get() + rows.len() as u64);
+                    this.write_time.set(this.write_time.get() + started.elapsed());
+                    wrote |= !rows.is_empty();
                 }
             }
             // Complete times reach the file now, not when a buffer happens to fill
             // (a reader of a live run sees every time as soon as it is complete).
             if let (true, Some(w)) = (wrote, writer.as_mut()) {
-                if !w.send(Batch::Flush) {
-                    this.finish(schema.name, writer.take());
+                if let Err(e) = w.flush() {
+                    this.fail(format!("cannot write {}: {e}", schema.name));
+                    writer = None;
                 }
             }
             if frontier.is_empty() && !done {
                 done = true;
-                this.finish(schema.name, writer.take());
                 this.finished.set(this.finished.get() + 1);
             }
         });
-    }
-
-    /// Closes a writer thread and books its rows, time, and any error.
-    fn finish<D: Send + 'static>(&self, name: &str, writer: Option<Background<D>>) {
-        match writer.map(Background::join) {
-            Some(Ok((rows, busy))) => {
-                self.rows_written.set(self.rows_written.get() + rows);
-                self.write_time.set(self.write_time.get() + busy);
-            }
-            Some(Err(e)) => self.fail(format!("cannot write {name}: {e}")),
-            None => {}
-        }
     }
 
     /// Collects every update of `collection` on worker 0 into `into`, with its time.
