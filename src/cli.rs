@@ -254,8 +254,6 @@ fn run_config(args: &RunArgs) -> Result<RunConfig, String> {
         follow: args.follow,
         progress: !args.quiet,
         stop: Arc::new(AtomicBool::new(false)),
-        writers: args.workers as usize,
-        sink_totals: Arc::new(crate::sink::SinkTotals::new()),
     })
 }
 

@@ -33,7 +33,7 @@ use timely::worker::Worker;
 use crate::dataflows;
 use crate::model::{CatalogRow, ItemId, Time};
 use crate::platform::{self, InputHandles, Tally};
-use crate::sink::{SinkKind, SinkTotals, Sinks};
+use crate::sink::{SinkKind, Sinks};
 use crate::source::{Line, Rejected, Row, SourceReader, SourceSpec};
 
 /// Lines a reader hands over before the driver re-checks watermarks.
@@ -81,10 +81,6 @@ pub struct RunConfig {
     pub progress: bool,
     /// Set by Ctrl-C / SIGTERM (or a test): stop reading, keep complete epochs.
     pub stop: Arc<AtomicBool>,
-    /// Worker threads of process 0: the workers that write outputs.
-    pub writers: usize,
-    /// What this process's sinks report together.
-    pub sink_totals: Arc<SinkTotals>,
 }
 
 /// What worker 0 reports at the end of a run.
@@ -126,13 +122,17 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
     let tallies: Rc<RefCell<Vec<(Tally, Time, isize)>>> = Rc::default();
     let probe = ProbeHandle::new();
     let sinks = Sinks {
-        index,
-        writers: cfg.writers,
+        writes: index == 0,
         kind: cfg.sink,
         out_dir: cfg.out_dir.clone(),
         probe: probe.clone(),
+        finished: Rc::new(Cell::new(0)),
         attached: Rc::new(Cell::new(0)),
-        totals: cfg.sink_totals.clone(),
+        write_time: Rc::new(Cell::new(Duration::ZERO)),
+        rows_written: Rc::new(Cell::new(0)),
+        times: Rc::default(),
+        error: Rc::new(RefCell::new(None)),
+        cutoff: Rc::new(Cell::new(Time::MAX)),
     };
 
     let mut inputs = worker.dataflow::<Time, _, _>(|scope| {
@@ -191,11 +191,10 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
             coord.decide(&sinks);
         }
         progress.tick(events_read, frontier, &probe);
-        !sinks.all_finished() || coord.handle.is_some()
+        sinks.finished.get() < sinks.attached.get() || coord.handle.is_some()
     });
     progress.finish();
-    let totals = &cfg.sink_totals;
-    if let Some(e) = totals.error.lock().expect("sink totals").clone() {
+    if let Some(e) = sinks.error.borrow().clone() {
         return Err(RunError(e));
     }
 
@@ -218,7 +217,7 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
     }
     write_rejected(cfg, &rejected).map_err(|e| RunError(format!("cannot write rejected rows: {e}")))?;
 
-    let times = totals.times.lock().expect("sink totals");
+    let times = sinks.times.borrow();
     let (epochs, first_epoch, last_epoch) = (times.len() as u64, times.first().copied(), times.last().copied());
     drop(times);
     Ok(Some(RunReport {
@@ -227,10 +226,10 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
         first_epoch,
         last_epoch,
         wall: started.elapsed(),
-        write_time: Duration::from_nanos(totals.write_nanos.load(Ordering::Relaxed)),
-        rows_written: totals.rows_written.load(Ordering::Relaxed),
+        write_time: sinks.write_time.get(),
+        rows_written: sinks.rows_written.get(),
         workers: peers,
-        stopped_at: Some(totals.cutoff.load(Ordering::SeqCst)).filter(|&c| c != Time::MAX),
+        stopped_at: Some(sinks.cutoff.get()).filter(|&c| c != Time::MAX),
     }))
 }
 
@@ -301,7 +300,7 @@ impl Coordination {
     /// workers close, and closes its control input.
     fn decide(&mut self, sinks: &Sinks) {
         let cutoff = self.all_ended().expect("every worker has ended");
-        sinks.totals.cutoff.store(cutoff, Ordering::SeqCst);
+        sinks.cutoff.set(cutoff);
         self.send(Control::Close { cutoff });
         self.close();
     }

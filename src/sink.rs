@@ -13,9 +13,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use differential_dataflow::consolidation::consolidate;
 use differential_dataflow::{ExchangeData, VecCollection};
@@ -146,65 +144,40 @@ pub fn open(
     })
 }
 
-/// What the sinks of one process report together (shared by its workers).
-#[derive(Debug, Default)]
-pub struct SinkTotals {
-    /// Sinks that have seen their input complete.
-    pub finished: AtomicUsize,
-    pub rows_written: AtomicU64,
-    /// Nanoseconds spent formatting and writing.
-    pub write_nanos: AtomicU64,
-    /// The times at which some output changed.
-    pub times: Mutex<BTreeSet<Time>>,
-    /// The first write error, reported at the end of the run.
-    pub error: Mutex<Option<String>>,
-    /// A clean stop's cut-off: times at or after it are never written (they are not
-    /// complete: reading stopped there). `Time::MAX` when the run read everything.
-    /// Set (worker 0) before any worker's inputs close, so the frontier cannot pass
-    /// it earlier.
-    pub cutoff: AtomicU64,
-}
-
-impl SinkTotals {
-    pub fn new() -> Self {
-        SinkTotals { cutoff: AtomicU64::new(Time::MAX), ..SinkTotals::default() }
-    }
-
-    fn fail(&self, message: String) {
-        self.error.lock().expect("sink totals").get_or_insert(message);
-    }
-}
-
-/// Attaches sinks to collections; one per worker.
-///
-/// Output `i` (in attach order, the same on every worker) is written by worker
-/// `i % writers` — the writers are the workers of process 0 — so formatting and I/O
-/// are spread over them while every file stays on process 0. `rejected.csv` and the
-/// run counters are gathered on worker 0.
+/// Attaches sinks to collections; shared per worker.
 #[derive(Clone)]
 pub struct Sinks {
-    /// This worker's index.
-    pub index: usize,
-    /// Workers that write outputs: the worker threads of process 0.
-    pub writers: usize,
+    /// Worker 0 writes; other workers only route their updates to it.
+    pub writes: bool,
     pub kind: SinkKind,
     pub out_dir: PathBuf,
     /// Probes every output, for flow control.
     pub probe: ProbeHandle<Time>,
-    /// Sinks attached on this worker (the same count on every worker).
+    /// How many sinks have seen their input complete (worker 0).
+    pub finished: Rc<Cell<usize>>,
     pub attached: Rc<Cell<usize>>,
-    pub totals: Arc<SinkTotals>,
+    /// Time spent formatting and writing (worker 0).
+    pub write_time: Rc<Cell<Duration>>,
+    pub rows_written: Rc<Cell<u64>>,
+    /// The times at which some output changed (worker 0).
+    pub times: Rc<RefCell<BTreeSet<Time>>>,
+    /// The first write error, reported at the end of the run.
+    pub error: Rc<RefCell<Option<String>>>,
+    /// A clean stop's cut-off: times at or after it are never written (they are not
+    /// complete: reading stopped there). `Time::MAX` when the run read everything.
+    /// Set (worker 0) before any worker's inputs close, so the frontier cannot pass
+    /// it earlier.
+    pub cutoff: Rc<Cell<Time>>,
 }
 
 impl Sinks {
     /// Writes `collection` as a change stream per `schema`.
     pub fn attach<'s, D: ExchangeData>(&self, collection: VecCollection<'s, Time, D>, schema: Schema<D>) {
-        let target = self.attached.get() % self.writers.max(1);
-        let mut writer = if self.index == target {
+        let mut writer = if self.writes {
             match open(self.kind, &self.out_dir, schema.name, schema.columns) {
                 Ok(w) => Some(w),
                 Err(e) => {
-                    self.totals.fail(format!("cannot write {}: {e}", schema.name));
+                    self.fail(format!("cannot write {}: {e}", schema.name));
                     None
                 }
             }
@@ -216,7 +189,7 @@ impl Sinks {
         let mut pending: BTreeMap<Time, Vec<(D, isize)>> = BTreeMap::new();
         let mut done = false;
         let collection = collection.probe_with(&self.probe);
-        collection.inner.sink(Exchange::new(move |_| target as u64), schema.name, move |(input, frontier)| {
+        collection.inner.sink(Exchange::new(|_| 0), schema.name, move |(input, frontier)| {
             input.for_each(|_, data| {
                 for (d, t, r) in data.drain(..) {
                     pending.entry(t).or_default().push((d, r));
@@ -228,24 +201,24 @@ impl Sinks {
                     break;
                 }
                 let (time, mut rows) = entry.remove_entry();
-                if time >= this.totals.cutoff.load(Ordering::SeqCst) {
+                if time >= this.cutoff.get() {
                     continue;
                 }
                 consolidate(&mut rows);
                 if !rows.is_empty() {
-                    this.totals.times.lock().expect("sink totals").insert(time);
+                    this.times.borrow_mut().insert(time);
                 }
                 if let Some(w) = writer.as_mut() {
                     let started = Instant::now();
                     for (row, diff) in &rows {
                         if let Err(e) = w.write(time, *diff, &(schema.fields)(row)) {
-                            this.totals.fail(format!("cannot write {}: {e}", schema.name));
+                            this.fail(format!("cannot write {}: {e}", schema.name));
                             writer = None;
                             break;
                         }
                     }
-                    this.totals.rows_written.fetch_add(rows.len() as u64, Ordering::Relaxed);
-                    this.totals.write_nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                    this.rows_written.set(this.rows_written.get() + rows.len() as u64);
+                    this.write_time.set(this.write_time.get() + started.elapsed());
                     wrote |= !rows.is_empty();
                 }
             }
@@ -253,15 +226,13 @@ impl Sinks {
             // (a reader of a live run sees every time as soon as it is complete).
             if let (true, Some(w)) = (wrote, writer.as_mut()) {
                 if let Err(e) = w.flush() {
-                    this.totals.fail(format!("cannot write {}: {e}", schema.name));
+                    this.fail(format!("cannot write {}: {e}", schema.name));
                     writer = None;
                 }
             }
             if frontier.is_empty() && !done {
                 done = true;
-                if this.index == target {
-                    this.totals.finished.fetch_add(1, Ordering::SeqCst);
-                }
+                this.finished.set(this.finished.get() + 1);
             }
         });
     }
@@ -274,21 +245,18 @@ impl Sinks {
         into: Rc<RefCell<Vec<(D, Time, isize)>>>,
     ) {
         self.attached.set(self.attached.get() + 1);
-        let (totals, index) = (self.totals.clone(), self.index);
+        let finished = self.finished.clone();
         let mut done = false;
         collection.inner.sink(Exchange::new(|_| 0), name, move |(input, frontier)| {
             input.for_each(|_, data| into.borrow_mut().extend(data.drain(..)));
             if frontier.is_empty() && !done {
                 done = true;
-                if index == 0 {
-                    totals.finished.fetch_add(1, Ordering::SeqCst);
-                }
+                finished.set(finished.get() + 1);
             }
         });
     }
 
-    /// Worker 0: whether every sink of the process has seen its input complete.
-    pub fn all_finished(&self) -> bool {
-        self.totals.finished.load(Ordering::SeqCst) >= self.attached.get()
+    fn fail(&self, message: String) {
+        self.error.borrow_mut().get_or_insert(message);
     }
 }
