@@ -281,3 +281,37 @@ fn rate_and_speed_conflict() {
     let o = Command::new(BIN).args(["run", "--rate", "0"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
+
+/// Two processes follow the same file; SIGINT to process 1 alone stops both, and
+/// process 0's files are a consistent prefix (every time below the cut-off, nothing after).
+#[test]
+fn sigint_to_one_process_stops_the_cluster_at_a_consistent_prefix() {
+    let dir = scratch("cluster-stop");
+    let cat = catalog(&dir);
+    let out = dir.join("out");
+    let first = event_rows(0, 300, 100);
+    let events = events_file(&dir, "events.csv", &first);
+    let ports: Vec<u16> =
+        (0..2).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()).collect();
+    let hosts = write_lines(&dir.join("hosts"), &ports.iter().map(|p| format!("127.0.0.1:{p}")).collect::<Vec<_>>());
+    let spawn = |process: &str| {
+        let hostfile = hosts.to_str().unwrap().to_string();
+        run_args(&events, &cat, &out, &["--follow", "-w", "1", "-n", "2", "-p", process, "-h", &hostfile])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let p1 = spawn("1");
+    let p0 = spawn("0");
+    sleep(Duration::from_millis(1500));
+    signal(&p1, "-INT");
+    let (s1, e1) = finish(p1, Duration::from_secs(20));
+    let (s0, e0) = finish(p0, Duration::from_secs(20));
+    assert_eq!(s1.code(), Some(0), "process 1: {e1}");
+    assert_eq!(s0.code(), Some(0), "process 0: {e0}");
+    // Rows 0..300 end at T0 + 29.9 s: with no lateness, epochs below T0 + 29 s are complete.
+    let cut = cutoff(&e0);
+    assert_eq!(cut, T0 + 29_000, "cut-off; stderr: {e0}");
+    check_prefix(&spec(&events, &cat), &out, cut);
+}
