@@ -76,8 +76,6 @@ pub type ActivityArrangement<'s> = Arranged<'s, TraceAgent<ValSpine<ItemId, User
 pub struct Platform<'s> {
     /// Every valid event at its logical time.
     pub events: VecCollection<'s, Time, Event>,
-    /// The current catalog: one `(item, row)` per item that has a row.
-    pub catalog: VecCollection<'s, Time, (ItemId, CatalogRow)>,
     /// Current category of each catalogued item, arranged by item.
     pub item_category: ItemCategoryArrangement<'s>,
     /// Activity per (item, user) as `Stats` differences, arranged by item.
@@ -101,8 +99,7 @@ pub fn build<'s>(scope: Scope<'s, Time>) -> (InputHandles, Platform<'s>) {
     let (tally_in, tally) = scope.new_collection::<Tally, isize>();
 
     let catalog = latest_by_priority(catalog_log);
-    let item_category =
-        catalog.clone().map(|(item, row)| (item, row.category)).arrange_by_key_named("Arrange: ItemCategory");
+    let item_category = catalog.map(|(item, row)| (item, row.category)).arrange_by_key_named("Arrange: ItemCategory");
 
     let activity_by_item = events
         .clone()
@@ -119,7 +116,6 @@ pub fn build<'s>(scope: Scope<'s, Time>) -> (InputHandles, Platform<'s>) {
         .join_core(item_category.clone(), |item, user, category| Some((*category, *item, *user)));
 
     let inputs = InputHandles { events: events_in, catalog: catalog_in, rejected: rejected_in, tally: tally_in };
-    let platform =
-        Platform { events, catalog, item_category, activity_by_item, item_user_reach, tagged, rejected, tally };
+    let platform = Platform { events, item_category, activity_by_item, item_user_reach, tagged, rejected, tally };
     (inputs, platform)
 }

@@ -598,21 +598,7 @@ impl<'a> Feed<'a> {
         self.flush_tallies(inputs);
         inputs.flush();
         let target = *stepped;
-        if self.live {
-            // Paced or following, the pacing bounds the input; the outputs should keep
-            // up, but a wait must not hold reading back for long (the probe need not
-            // reach the input frontier before more input arrives).
-            let until = Instant::now() + LIVE_STEP / 10;
-            while probe.less_than(&target) && !coord.stop_requested() {
-                let now = Instant::now();
-                if now >= until {
-                    break;
-                }
-                worker.step_or_park(Some(until - now));
-            }
-        } else {
-            worker.step_while(|| probe.less_than(&target) && !coord.stop_requested());
-        }
+        worker.step_while(|| probe.less_than(&target) && !coord.stop_requested());
         *stepped = frontier;
     }
 
