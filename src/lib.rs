@@ -9,6 +9,7 @@
 //!
 //! [`run`] drives a worker; [`cli`] is the command line; [`generator`] makes datasets.
 
+pub mod base;
 pub mod cli;
 #[path = "../dataflows/mod.rs"]
 pub mod dataflows;
@@ -16,7 +17,10 @@ pub mod generator;
 pub mod model;
 pub mod operators;
 pub mod platform;
+pub mod rates;
+pub mod rules;
 pub mod run;
 pub mod sink;
 pub mod source;
 pub mod stats;
+pub mod windows;

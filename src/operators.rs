@@ -17,15 +17,17 @@
 //! until their time is complete and hands them over one time at a time, in order.
 
 use std::collections::hash_map::Entry;
+use std::collections::BTreeMap;
 use std::hash::Hash;
 
 use differential_dataflow::difference::{Abelian, IsZero, Semigroup};
 use differential_dataflow::{AsCollection, ExchangeData, Hashable, VecCollection};
 use rustc_hash::FxHashMap;
-use timely::dataflow::channels::pact::{Exchange, Pipeline};
+use serde::{Deserialize, Serialize};
+use timely::dataflow::channels::pact::{Exchange, ParallelizationContract, Pipeline};
 use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::vec::Map;
-use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::vec::{Broadcast, Map};
+use timely::dataflow::operators::{Capability, Concat, Exchange as _};
 
 use crate::model::{CatalogRow, ItemId, Time};
 use crate::platform::CatalogChange;
@@ -91,32 +93,32 @@ where
         .as_collection()
 }
 
-/// Exchanges `input` by `route`, buffers updates until their time is complete, and
-/// calls `apply(time, updates, output)` for each complete time in increasing order,
-/// with all of that time's updates (in no particular order). What `apply` pushes
-/// is emitted at that time.
-fn by_complete_time<'s, D, R, D2, R2, H, F>(
+/// Buffers updates (delivered by `pact`) until their time is complete, and calls
+/// `apply(time, updates, output)` for each complete time in increasing order, with all of
+/// that time's updates (in no particular order). What `apply` pushes is emitted at that
+/// time. Pending updates are kept by time, so updates far in the future (a window's
+/// retractions) cost nothing until their time comes.
+fn by_complete_time<'s, D, R, D2, R2, P, F>(
     input: VecCollection<'s, Time, D, R>,
     name: &str,
-    route: H,
+    pact: P,
     mut apply: F,
 ) -> VecCollection<'s, Time, D2, R2>
 where
-    D: ExchangeData,
-    R: ExchangeData,
-    D2: ExchangeData,
-    R2: ExchangeData,
-    H: Fn(&D) -> u64 + 'static,
+    D: Clone + 'static,
+    R: Clone + 'static,
+    D2: Clone + 'static,
+    R2: Clone + 'static,
+    P: ParallelizationContract<Time, Vec<(D, Time, R)>>,
     F: FnMut(Time, &mut Vec<(D, R)>, &mut Vec<(D2, R2)>) + 'static,
 {
-    let exchange = Exchange::new(move |(d, _, _): &(D, Time, R)| route(d));
     input
         .inner
-        .unary_frontier(exchange, name, move |_, _| {
-            let mut pending: Vec<(D, Time, R)> = Vec::new();
+        .unary_frontier(pact, name, move |_, _| {
+            let mut pending: BTreeMap<Time, Vec<(D, R)>> = BTreeMap::new();
             let mut held: Option<Capability<Time>> = None;
-            let mut batch: Vec<(D, R)> = Vec::new();
             let mut out: Vec<(D2, R2)> = Vec::new();
+            let mut buffer: Vec<(D, R)> = Vec::new();
             move |(input, frontier), output| {
                 input.for_each(|cap, data| {
                     if let Some(cap) = cap.retain_least(0) {
@@ -124,35 +126,38 @@ where
                             held = Some(cap);
                         }
                     }
-                    pending.append(data);
+                    // Messages mostly hold one time: one map probe per run of equal times.
+                    let mut run: Option<Time> = None;
+                    for (d, t, r) in data.drain(..) {
+                        if run != Some(t) {
+                            if let Some(rt) = run {
+                                pending.entry(rt).or_default().append(&mut buffer);
+                            }
+                            run = Some(t);
+                        }
+                        buffer.push((d, r));
+                    }
+                    if let Some(rt) = run {
+                        pending.entry(rt).or_default().append(&mut buffer);
+                    }
                 });
                 let Some(cap) = held.as_mut() else { return };
-                if !pending.iter().any(|(_, t, _)| !frontier.less_equal(t)) {
-                    // Nothing complete yet; still hold no earlier time than needed, or the
-                    // output frontier would lag behind the input's until more data came.
-                    match pending.iter().map(|(_, t, _)| *t).min() {
-                        Some(t) => cap.downgrade(&t),
-                        None => held = None,
+                while let Some(entry) = pending.first_entry() {
+                    let time = *entry.key();
+                    if frontier.less_equal(&time) {
+                        break;
                     }
-                    return;
-                }
-                pending.sort_by_key(|(_, t, _)| *t);
-                let ready = pending.iter().take_while(|(_, t, _)| !frontier.less_equal(t)).count();
-                let mut updates = pending.drain(..ready).peekable();
-                while let Some(&(_, time, _)) = updates.peek() {
-                    batch.clear();
-                    while let Some((d, _, r)) = updates.next_if(|(_, t, _)| *t == time) {
-                        batch.push((d, r));
-                    }
+                    let mut batch = entry.remove();
                     apply(time, &mut batch, &mut out);
                     if !out.is_empty() {
                         let at = cap.delayed(&time);
                         output.session(&at).give_iterator(out.drain(..).map(|(d, r)| (d, time, r)));
                     }
                 }
-                drop(updates);
-                match pending.iter().map(|(_, t, _)| *t).min() {
-                    Some(t) => cap.downgrade(&t),
+                // Hold no earlier time than the pending updates need, or the output
+                // frontier would lag behind the input's.
+                match pending.keys().next() {
+                    Some(&t) => cap.downgrade(&t),
                     None => held = None,
                 }
             }
@@ -174,7 +179,7 @@ pub fn latest_by_priority<'s>(
     by_complete_time(
         log,
         "LatestByPriority",
-        |(item, _, _)| item.hashed(),
+        Exchange::new(|((item, _, _), _, _): &(CatalogChange, Time, isize)| item.hashed()),
         move |_time, changes, out| {
             // Within a time, apply in priority order: the highest wins.
             changes.sort_unstable_by_key(|((item, priority, _), _)| (*item, *priority));
@@ -215,57 +220,126 @@ where
     O: ExchangeData,
     L: FnMut(&K, &[(V, R)], &mut Vec<O>) + 'static,
 {
+    let updates = input.inner.map(|((k, v), t, r)| (Keyed::<K, V, R, ()>::Data(k, v, r), t, ()));
+    let pact = Exchange::new(|(u, _, _): &(Keyed<K, V, R, ()>, Time, ())| match u {
+        Keyed::Data(k, _, _) => k.hashed(),
+        Keyed::Config(..) => 0,
+    });
+    reduce_keyed(updates.as_collection(), name, pact, move |k, values, _config: &[()], out| logic(k, values, out))
+}
+
+/// [`reduce_total`] with a configuration: a small collection every worker sees whole.
+///
+/// Contract: as [`reduce_total`], with `logic(k, accumulated, config)` where `config` is
+/// the set of records with a positive accumulated count at t (sorted). When the
+/// configuration changes, every live key is recomputed; otherwise only the keys whose
+/// input changed. Used for operator rules, the CTR prior and the base cut-off.
+pub fn reduce_total_with<'s, K, V, R, C, O, L>(
+    input: VecCollection<'s, Time, (K, V), R>,
+    config: VecCollection<'s, Time, C>,
+    name: &str,
+    logic: L,
+) -> VecCollection<'s, Time, (K, O)>
+where
+    K: ExchangeData + Hash,
+    V: ExchangeData + Hash,
+    R: ExchangeData + Semigroup,
+    C: ExchangeData + Hash,
+    O: ExchangeData,
+    L: FnMut(&K, &[(V, R)], &[C], &mut Vec<O>) + 'static,
+{
+    let data = input
+        .inner
+        .exchange(|((k, _), _, _): &((K, V), Time, R)| k.hashed())
+        .map(|((k, v), t, r)| (Keyed::Data(k, v, r), t, ()));
+    let config = config.inner.broadcast().map(|(c, t, r)| (Keyed::Config(c, r), t, ()));
+    reduce_keyed(data.concat(config).as_collection(), name, Pipeline, logic)
+}
+
+/// An update of [`reduce_keyed`]: keyed data, or a configuration record (on every worker).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+enum Keyed<K, V, R, C> {
+    Data(K, V, R),
+    Config(C, isize),
+}
+
+fn reduce_keyed<'s, K, V, R, C, O, P, L>(
+    updates: VecCollection<'s, Time, Keyed<K, V, R, C>, ()>,
+    name: &str,
+    pact: P,
+    mut logic: L,
+) -> VecCollection<'s, Time, (K, O)>
+where
+    K: ExchangeData + Hash,
+    V: ExchangeData + Hash,
+    R: ExchangeData + Semigroup,
+    C: ExchangeData + Hash,
+    O: ExchangeData,
+    P: ParallelizationContract<Time, Vec<(Keyed<K, V, R, C>, Time, ())>>,
+    L: FnMut(&K, &[(V, R)], &[C], &mut Vec<O>) + 'static,
+{
     let mut state: FxHashMap<K, (FxHashMap<V, R>, Vec<O>)> = FxHashMap::default();
+    let mut config_counts: FxHashMap<C, isize> = FxHashMap::default();
+    let mut config: Vec<C> = Vec::new();
     let mut touched: Vec<K> = Vec::new();
     let mut values: Vec<(V, R)> = Vec::new();
     let mut fresh: Vec<O> = Vec::new();
-    by_complete_time(
-        input,
-        name,
-        |(k, _)| k.hashed(),
-        move |_time, updates, out| {
-            for ((k, v), r) in updates.drain(..) {
-                let (acc, _) = state.entry(k.clone()).or_default();
-                match acc.entry(v) {
-                    Entry::Occupied(mut e) => e.get_mut().plus_equals(&r),
-                    Entry::Vacant(e) => {
-                        e.insert(r);
+    by_complete_time(updates, name, pact, move |_time, updates, out| {
+        let mut config_moved = false;
+        for (update, ()) in updates.drain(..) {
+            match update {
+                Keyed::Data(k, v, r) => {
+                    let (acc, _) = state.entry(k.clone()).or_default();
+                    match acc.entry(v) {
+                        Entry::Occupied(mut e) => e.get_mut().plus_equals(&r),
+                        Entry::Vacant(e) => {
+                            e.insert(r);
+                        }
                     }
+                    touched.push(k);
                 }
-                touched.push(k);
-            }
-            touched.sort_unstable();
-            touched.dedup();
-            for k in touched.drain(..) {
-                let (acc, old) = state.get_mut(&k).expect("touched key");
-                acc.retain(|_, r| !r.is_zero());
-                values.clear();
-                values.extend(acc.iter().map(|(v, r)| (v.clone(), r.clone())));
-                fresh.clear();
-                if !values.is_empty() {
-                    logic(&k, &values, &mut fresh);
-                }
-                fresh.sort_unstable();
-                if *old != fresh {
-                    out.extend(
-                        old.iter()
-                            .filter(|o| fresh.binary_search(o).is_err())
-                            .map(|o| ((k.clone(), o.clone()), -1isize)),
-                    );
-                    out.extend(
-                        fresh
-                            .iter()
-                            .filter(|o| old.binary_search(o).is_err())
-                            .map(|o| ((k.clone(), o.clone()), 1isize)),
-                    );
-                    std::mem::swap(old, &mut fresh);
-                }
-                if acc.is_empty() {
-                    state.remove(&k);
+                Keyed::Config(c, r) => {
+                    *config_counts.entry(c).or_default() += r;
+                    config_moved = true;
                 }
             }
-        },
-    )
+        }
+        if config_moved {
+            config_counts.retain(|_, r| *r != 0);
+            let mut now: Vec<C> = config_counts.iter().filter(|(_, r)| **r > 0).map(|(c, _)| c.clone()).collect();
+            now.sort_unstable();
+            if now != config {
+                config = now;
+                touched.clear();
+                touched.extend(state.keys().cloned());
+            }
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        for k in touched.drain(..) {
+            let (acc, old) = state.get_mut(&k).expect("touched key");
+            acc.retain(|_, r| !r.is_zero());
+            values.clear();
+            values.extend(acc.iter().map(|(v, r)| (v.clone(), r.clone())));
+            fresh.clear();
+            if !values.is_empty() {
+                logic(&k, &values, &config, &mut fresh);
+            }
+            fresh.sort_unstable();
+            if *old != fresh {
+                out.extend(
+                    old.iter().filter(|o| fresh.binary_search(o).is_err()).map(|o| ((k.clone(), o.clone()), -1isize)),
+                );
+                out.extend(
+                    fresh.iter().filter(|o| old.binary_search(o).is_err()).map(|o| ((k.clone(), o.clone()), 1isize)),
+                );
+                std::mem::swap(old, &mut fresh);
+            }
+            if acc.is_empty() {
+                state.remove(&k);
+            }
+        }
+    })
 }
 
 /// Sums the updates of each time per key into a hash map; calls `emit(key, before,
@@ -287,7 +361,7 @@ where
     by_complete_time(
         input,
         name,
-        |k| k.hashed(),
+        Exchange::new(|(k, _, _): &(K, Time, R)| k.hashed()),
         move |_time, updates, out| {
             for (k, r) in updates.drain(..) {
                 match state.entry(k) {

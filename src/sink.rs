@@ -22,13 +22,20 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::ProbeHandle;
 
 use crate::model::{Scene, Time};
+use crate::rates::{format_micro, Micro};
 
 /// One output value.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub enum Field {
     U(u64),
     I(i64),
     S(Scene),
+    /// A fixed-point ratio in micro-units, six decimals; `None` prints an empty field.
+    Fixed(Option<Micro>),
+    /// A label (`hot`, `i2i`, …).
+    Label(&'static str),
+    /// Free text without commas, quotes or newlines (canonical rule parameters).
+    Text(String),
 }
 
 /// How an output's rows become columns: its column names and a formatter.
@@ -71,6 +78,14 @@ fn write_field(w: &mut impl Write, f: &Field) -> io::Result<()> {
         Field::U(v) => w.write_all(buf.format(*v).as_bytes()),
         Field::I(v) => w.write_all(buf.format(*v).as_bytes()),
         Field::S(s) => w.write_all(s.as_str().as_bytes()),
+        Field::Fixed(None) => Ok(()),
+        Field::Fixed(Some(m)) => {
+            let mut text = String::with_capacity(16);
+            format_micro(*m, &mut text);
+            w.write_all(text.as_bytes())
+        }
+        Field::Label(l) => w.write_all(l.as_bytes()),
+        Field::Text(t) => w.write_all(t.as_bytes()),
     }
 }
 
@@ -102,6 +117,9 @@ impl ChangeWriter for JsonlWriter {
             write!(self.out, ",\"{name}\":")?;
             match f {
                 Field::S(s) => serde_json::to_writer(&mut self.out, s.as_str())?,
+                Field::Label(l) => serde_json::to_writer(&mut self.out, l)?,
+                Field::Text(t) => serde_json::to_writer(&mut self.out, t)?,
+                Field::Fixed(None) => self.out.write_all(b"null")?,
                 other => write_field(&mut self.out, other)?,
             }
         }

@@ -379,7 +379,7 @@ pub fn parse(line: &[u8], kind: SourceKind) -> Result<Row, String> {
     }
 }
 
-fn num(field: &[u8], name: &str) -> Result<u64, String> {
+pub(crate) fn num(field: &[u8], name: &str) -> Result<u64, String> {
     parse_u64(field).map_err(|why| format!("{name}: {why}"))
 }
 
