@@ -1,6 +1,8 @@
 //! `item_stats`: per item, behaviour counters, units, GMV, uv and buyers over all
 //! events (tagged or not).
 //!
+//! The platform's shared `item_totals`:
+//!
 //! ```text
 //! events ─ explode (item, Stats::of) ─┐
 //! item_user_reach ─ map item ─────────┴─ concat ─ count_total_hashed ─► (item, Stats)
@@ -12,15 +14,12 @@
 use differential_dataflow::VecCollection;
 
 use crate::model::{ItemId, Time};
-use crate::operators::count_total_hashed;
 use crate::platform::Platform;
 use crate::sink::{Field, Schema};
 use crate::stats::Stats;
 
 pub fn item_stats<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (ItemId, Stats)> {
-    let counters = p.events.clone().explode(|e| Some((e.item, Stats::of(&e))));
-    let reach = p.item_user_reach.clone().map(|(item, _user)| item);
-    count_total_hashed(counters.concat(reach), "ItemStats")
+    p.item_totals()
 }
 
 pub fn schema() -> Schema<(ItemId, Stats)> {

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
+use crate::config_inputs::ConfigFiles;
 use crate::dataflows;
+use crate::platform::{AdParams, Params};
 use crate::generator::{self, GenConfig, GenFormat};
 use crate::run::{self, Pace, RunConfig, RunReport};
 use crate::sink::SinkKind;
@@ -70,6 +72,26 @@ pub struct RunArgs {
     /// Where change streams go.
     #[arg(long, value_enum, default_value = "csv")]
     pub sink: SinkKind,
+    /// Recall rules (TOML; see README "Case 2"); `none` for no rules. Default: with the
+    /// sample data, data/recall_rules.toml; otherwise none. Watched under --follow.
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+    /// Batch base for item_display_stats (CSV `cutoff_ms,item_id,sales_30d,units_30d,gmv_30d_cents,buyers_30d`);
+    /// repeatable; a newer cut-off replaces an older one. Watched under --follow.
+    #[arg(long, value_name = "FILE", action = ArgAction::Append)]
+    pub base: Vec<PathBuf>,
+    /// ads_curated: refresh period in ms of event time.
+    #[arg(long, value_name = "MS", default_value_t = 300_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub ad_refresh_ms: u64,
+    /// ads_curated: minimum all-time impressions of an ad item.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub ad_min_impressions: u64,
+    /// ads_curated: minimum smoothed pCTR (a decimal with at most 6 decimals).
+    #[arg(long, value_name = "X", default_value = "0.01", value_parser = micro_units)]
+    pub ad_min_pctr: i128,
+    /// ads_curated: size of the ad set.
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub ad_set_size: u64,
     /// Stop at the first malformed row (exit code 2) instead of rejecting it and going on.
     #[arg(long)]
     pub strict: bool,
@@ -157,6 +179,18 @@ fn positive_f64(s: &str) -> Result<f64, String> {
     }
 }
 
+/// A non-negative decimal with at most 6 decimals, in micro-units (`--ad-min-pctr`).
+fn micro_units(s: &str) -> Result<i128, String> {
+    let bad = || format!("`{s}` is not a non-negative decimal with at most 6 decimals");
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    if int.is_empty() && frac.is_empty() || frac.len() > 6 || !(int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())) {
+        return Err(bad());
+    }
+    let int: i128 = if int.is_empty() { 0 } else { int.parse().map_err(|_| bad())? };
+    let frac: i128 = if frac.is_empty() { 0 } else { format!("{frac:0<6}").parse().map_err(|_| bad())? };
+    int.checked_mul(1_000_000).and_then(|i| i.checked_add(frac)).filter(|v| *v < 1 << 100).ok_or_else(bad)
+}
+
 /// `shopflow run`.
 pub fn run(args: RunArgs) -> Result<(), String> {
     let cfg = Arc::new(run_config(&args)?);
@@ -211,7 +245,8 @@ fn run_config(args: &RunArgs) -> Result<RunConfig, String> {
         FormatArg::Native => Format::Native,
         FormatArg::Userbehavior => Format::UserBehavior,
     };
-    let (events, catalog) = if args.events.is_empty() {
+    let sample = args.events.is_empty();
+    let (events, catalog) = if sample {
         match format {
             Format::Native => (
                 vec![PathBuf::from("data/events.csv")],
@@ -231,6 +266,12 @@ fn run_config(args: &RunArgs) -> Result<RunConfig, String> {
     for spec in &sources {
         source::check(spec)?;
     }
+    let rules = match &args.rules {
+        Some(p) if p.as_os_str() == "none" => None,
+        Some(p) => Some(p.clone()),
+        None => Some(PathBuf::from("data/recall_rules.toml")).filter(|p| sample && p.exists()),
+    };
+    let config = ConfigFiles::load(rules, &args.base, sources.len() as u32)?;
     let mut outputs = args.outputs.clone();
     if outputs.is_empty() {
         outputs = dataflows::ALL.iter().map(|s| s.to_string()).collect();
@@ -254,6 +295,16 @@ fn run_config(args: &RunArgs) -> Result<RunConfig, String> {
         follow: args.follow,
         progress: !args.quiet,
         stop: Arc::new(AtomicBool::new(false)),
+        config,
+        params: Params {
+            epoch_ms: args.epoch_ms,
+            ads: AdParams {
+                refresh_ms: args.ad_refresh_ms,
+                min_impressions: args.ad_min_impressions.min(i64::MAX as u64) as i64,
+                min_pctr: args.ad_min_pctr,
+                set_size: args.ad_set_size as usize,
+            },
+        },
     })
 }
 

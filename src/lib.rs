@@ -11,6 +11,7 @@
 
 pub mod base;
 pub mod cli;
+pub mod config_inputs;
 #[path = "../dataflows/mod.rs"]
 pub mod dataflows;
 pub mod generator;

@@ -10,10 +10,17 @@
 //!                                              tagged: ((category, item, user), Stats)
 //! ```
 //!
+//! Beside these, the platform offers shared collections that only some dataflows need,
+//! built on first use and then shared (`Platform::item_totals`, `online_category`,
+//! `recent_events`, `recent_online`, `prior`), and the configuration inputs: the recall
+//! rules and the batch bases.
+//!
 //! Tagging is a join with the *current* catalog: when an item moves category or is
 //! deleted, the join retracts its history from the old category (and the new one gains
 //! it). Only the category takes part in the join, so price or status changes cost nothing
 //! downstream. Each arrangement here is built once and shared by every dataflow.
+
+use std::cell::RefCell;
 
 use differential_dataflow::input::{Input, InputSession};
 use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
@@ -22,10 +29,36 @@ use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::Scope;
 
-use crate::model::{CatalogRow, CategoryId, Event, ItemId, Time, UserId};
-use crate::operators::{latest_by_priority, map_diff, threshold_total_hashed};
+use crate::base::BaseRow;
+use crate::model::{Behavior, CatalogRow, CategoryId, Event, ItemId, Time, UserId};
+use crate::operators::{count_total_hashed, latest_by_priority, map_diff, sum_locally, threshold_total_hashed};
+use crate::rates::Micro;
+use crate::rules::Rule;
 use crate::source::Rejected;
 use crate::stats::{Reach, Stats};
+use crate::windows::{expiry, on_boundaries, windowed, HOUR_MS};
+
+/// The window of the "recent" collections (rank features, hot items, traffic, recall).
+pub const RECENT_WINDOW_MS: u64 = HOUR_MS;
+
+/// The CTR/CVR prior moves on these boundaries.
+pub const PRIOR_PERIOD_MS: u64 = HOUR_MS;
+
+/// Run parameters the dataflows need.
+#[derive(Clone, Copy, Debug)]
+pub struct Params {
+    pub epoch_ms: u64,
+    pub ads: AdParams,
+}
+
+/// `ads_curated` settings (`--ad-*` flags).
+#[derive(Clone, Copy, Debug)]
+pub struct AdParams {
+    pub refresh_ms: u64,
+    pub min_impressions: i64,
+    pub min_pctr: Micro,
+    pub set_size: usize,
+}
 
 /// One catalog change: item, priority (the highest priority among the changes with
 /// time ≤ t decides the item's row at t), and the row (`None`: deleted).
@@ -44,6 +77,11 @@ pub struct InputHandles {
     pub catalog: InputSession<Time, CatalogChange, isize>,
     pub rejected: InputSession<Time, Rejected, isize>,
     pub tally: InputSession<Time, Tally, isize>,
+    /// Recall rules in force.
+    pub rules: InputSession<Time, Rule, isize>,
+    /// Rows of the active base, and its cut-off.
+    pub base: InputSession<Time, BaseRow, isize>,
+    pub base_cutoff: InputSession<Time, Time, isize>,
 }
 
 impl InputHandles {
@@ -52,6 +90,9 @@ impl InputHandles {
         self.catalog.advance_to(t);
         self.rejected.advance_to(t);
         self.tally.advance_to(t);
+        self.rules.advance_to(t);
+        self.base.advance_to(t);
+        self.base_cutoff.advance_to(t);
     }
 
     pub fn flush(&mut self) {
@@ -59,6 +100,9 @@ impl InputHandles {
         self.catalog.flush();
         self.rejected.flush();
         self.tally.flush();
+        self.rules.flush();
+        self.base.flush();
+        self.base_cutoff.flush();
     }
 
     pub fn close(self) {
@@ -66,10 +110,14 @@ impl InputHandles {
         self.catalog.close();
         self.rejected.close();
         self.tally.close();
+        self.rules.close();
+        self.base.close();
+        self.base_cutoff.close();
     }
 }
 
 pub type ItemCategoryArrangement<'s> = Arranged<'s, TraceAgent<ValSpine<ItemId, CategoryId, Time, isize>>>;
+pub type CatalogArrangement<'s> = Arranged<'s, TraceAgent<ValSpine<ItemId, CatalogRow, Time, isize>>>;
 pub type ActivityArrangement<'s> = Arranged<'s, TraceAgent<ValSpine<ItemId, UserId, Time, Stats>>>;
 
 /// The shared layer every business dataflow is a function of.
@@ -89,17 +137,105 @@ pub struct Platform<'s> {
     pub rejected: VecCollection<'s, Time, Rejected>,
     /// Run counters (valid and late rows per file) as differences.
     pub tally: VecCollection<'s, Time, Tally>,
+    /// The current catalog row of each item, arranged by item.
+    pub catalog: CatalogArrangement<'s>,
+    /// Recall rules in force (operator configuration as data).
+    pub rules: VecCollection<'s, Time, Rule>,
+    /// Rows of the active batch base, and its cut-off (one record while a base is active).
+    pub base: VecCollection<'s, Time, BaseRow>,
+    pub base_cutoff: VecCollection<'s, Time, Time>,
+    pub params: Params,
+    shared: RefCell<Shared<'s>>,
+}
+
+/// The collections built on first use.
+#[derive(Default)]
+struct Shared<'s> {
+    item_totals: Option<VecCollection<'s, Time, (ItemId, Stats)>>,
+    online_category: Option<ItemCategoryArrangement<'s>>,
+    recent_events: Option<VecCollection<'s, Time, Event>>,
+    recent_online: Option<VecCollection<'s, Time, (ItemId, (CategoryId, Stats))>>,
+    prior: Option<VecCollection<'s, Time, Stats>>,
+}
+
+/// Returns the collection in `slot`, building it the first time.
+fn shared<T: Clone>(slot: &mut Option<T>, build: impl FnOnce() -> T) -> T {
+    slot.get_or_insert_with(build).clone()
+}
+
+impl<'s> Platform<'s> {
+    /// Per item, all-time counters, uv and buyers over all events: `(item, Stats)` rows.
+    pub fn item_totals(&self) -> VecCollection<'s, Time, (ItemId, Stats)> {
+        let build = || {
+            let counters = self.events.clone().explode(|e| Some((e.item, Stats::of(&e))));
+            let reach = self.item_user_reach.clone().map(|(item, _user)| item);
+            count_total_hashed(counters.concat(reach), "ItemTotals")
+        };
+        shared(&mut self.shared.borrow_mut().item_totals, build)
+    }
+
+    /// The category of each item that is online now, arranged by item.
+    pub fn online_category(&self) -> ItemCategoryArrangement<'s> {
+        let build = || {
+            self.catalog
+                .clone()
+                .flat_map_ref(|item, row| row.online.then_some((*item, row.category)))
+                .arrange_by_key_named("Arrange: OnlineCategory")
+        };
+        shared(&mut self.shared.borrow_mut().online_category, build)
+    }
+
+    /// The events in the recent window (`RECENT_WINDOW_MS`): each event also retracted
+    /// when its epoch leaves the window.
+    pub fn recent_events(&self) -> VecCollection<'s, Time, Event> {
+        let epoch_ms = self.params.epoch_ms;
+        let build = || windowed(self.events.clone(), move |e: &Event| expiry(e.ts_ms, RECENT_WINDOW_MS, epoch_ms));
+        shared(&mut self.shared.borrow_mut().recent_events, build)
+    }
+
+    /// Online items with their category and counters over the recent window:
+    /// `(item, (category, Stats))` rows (uv and buyers not kept).
+    pub fn recent_online(&self) -> VecCollection<'s, Time, (ItemId, (CategoryId, Stats))> {
+        let recent = self.recent_events();
+        let online = self.online_category();
+        let build = || {
+            let counts = count_total_hashed(recent.explode(|e| Some((e.item, Stats::of(&e)))), "RecentItemCounts");
+            counts
+                .arrange_by_key_named("Arrange: RecentItemCounts")
+                .join_core(online, |item, stats, category| Some((*item, (*category, *stats))))
+        };
+        shared(&mut self.shared.borrow_mut().recent_online, build)
+    }
+
+    /// The global totals (impressions, clicks, buys of all events) on hour boundaries:
+    /// the prior of the smoothed CTR/CVR. One row once there are events.
+    pub fn prior(&self) -> VecCollection<'s, Time, Stats> {
+        let epoch_ms = self.params.epoch_ms;
+        let build = || {
+            let counted = self.events.clone().explode(|e| {
+                matches!(e.behavior, Behavior::Impression | Behavior::Click | Behavior::Buy)
+                    .then(|| ((), Stats { units: 0, gmv_cents: 0, ..Stats::of(&e) }))
+            });
+            let totals = count_total_hashed(sum_locally(counted), "GlobalTotals").map(|((), s)| s);
+            on_boundaries(totals, PRIOR_PERIOD_MS, epoch_ms)
+        };
+        shared(&mut self.shared.borrow_mut().prior, build)
+    }
 }
 
 /// Builds the inputs and the platform layer in `scope`.
-pub fn build<'s>(scope: Scope<'s, Time>) -> (InputHandles, Platform<'s>) {
+pub fn build<'s>(scope: Scope<'s, Time>, params: Params) -> (InputHandles, Platform<'s>) {
     let (events_in, events) = scope.new_collection::<Event, isize>();
     let (catalog_in, catalog_log) = scope.new_collection::<CatalogChange, isize>();
     let (rejected_in, rejected) = scope.new_collection::<Rejected, isize>();
     let (tally_in, tally) = scope.new_collection::<Tally, isize>();
+    let (rules_in, rules) = scope.new_collection::<Rule, isize>();
+    let (base_in, base) = scope.new_collection::<BaseRow, isize>();
+    let (base_cutoff_in, base_cutoff) = scope.new_collection::<Time, isize>();
 
-    let catalog = latest_by_priority(catalog_log);
-    let item_category = catalog.map(|(item, row)| (item, row.category)).arrange_by_key_named("Arrange: ItemCategory");
+    let catalog = latest_by_priority(catalog_log).arrange_by_key_named("Arrange: Catalog");
+    let item_category =
+        catalog.clone().as_collection(|item, row| (*item, row.category)).arrange_by_key_named("Arrange: ItemCategory");
 
     let activity_by_item = events
         .clone()
@@ -115,7 +251,29 @@ pub fn build<'s>(scope: Scope<'s, Time>) -> (InputHandles, Platform<'s>) {
         .clone()
         .join_core(item_category.clone(), |item, user, category| Some((*category, *item, *user)));
 
-    let inputs = InputHandles { events: events_in, catalog: catalog_in, rejected: rejected_in, tally: tally_in };
-    let platform = Platform { events, item_category, activity_by_item, item_user_reach, tagged, rejected, tally };
+    let inputs = InputHandles {
+        events: events_in,
+        catalog: catalog_in,
+        rejected: rejected_in,
+        tally: tally_in,
+        rules: rules_in,
+        base: base_in,
+        base_cutoff: base_cutoff_in,
+    };
+    let platform = Platform {
+        events,
+        item_category,
+        activity_by_item,
+        item_user_reach,
+        tagged,
+        rejected,
+        tally,
+        catalog,
+        rules,
+        base,
+        base_cutoff,
+        params,
+        shared: RefCell::default(),
+    };
     (inputs, platform)
 }

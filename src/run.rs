@@ -30,9 +30,10 @@ use timely::dataflow::operators::vec::{Broadcast, Input as _};
 use timely::dataflow::{InputHandleVec, ProbeHandle};
 use timely::worker::Worker;
 
+use crate::config_inputs::{ConfigFiles, ConfigInputs};
 use crate::dataflows;
 use crate::model::{CatalogRow, ItemId, Time};
-use crate::platform::{self, InputHandles, Tally};
+use crate::platform::{self, InputHandles, Params, Tally};
 use crate::sink::{SinkKind, Sinks};
 use crate::source::{Line, Rejected, Row, SourceReader, SourceSpec};
 
@@ -81,6 +82,20 @@ pub struct RunConfig {
     pub progress: bool,
     /// Set by Ctrl-C / SIGTERM (or a test): stop reading, keep complete epochs.
     pub stop: Arc<AtomicBool>,
+    /// Recall rules and batch bases (configuration inputs), as read at start.
+    pub config: ConfigFiles,
+    /// What the dataflows need to know of the run.
+    pub params: Params,
+}
+
+impl RunConfig {
+    /// The path of file number `index`: the sources, then the base files.
+    pub fn file_path(&self, index: u32) -> PathBuf {
+        match self.sources.get(index as usize) {
+            Some(spec) => spec.path.clone(),
+            None => self.config.bases.iter().find(|(_, i, _)| *i == index).map(|(p, _, _)| p.clone()).unwrap_or_default(),
+        }
+    }
 }
 
 /// What worker 0 reports at the end of a run.
@@ -136,7 +151,7 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
     };
 
     let mut inputs = worker.dataflow::<Time, _, _>(|scope| {
-        let (inputs, platform) = platform::build(scope);
+        let (inputs, platform) = platform::build(scope, cfg.params);
         for name in &cfg.outputs {
             dataflows::attach(name, &platform, &sinks);
         }
@@ -161,8 +176,11 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
         readers.push(SourceReader::open(i as u32, spec).map_err(RunError)?);
     }
     let mut progress = Progress::new(index == 0 && cfg.progress && std::io::stderr().is_terminal());
+    // Worker 0 inserts the configuration (rules, bases) and, under --follow, watches it.
+    let mut config = (index == 0).then(|| ConfigInputs::start(&cfg.config, cfg.epoch_ms, cfg.follow, &mut inputs));
     let feed = Feed::new(cfg, index, peers);
-    let (stopped_at, frontier) = feed.run(worker, &mut inputs, &mut readers, &probe, &coord, &mut progress)?;
+    let (stopped_at, frontier) =
+        feed.run(worker, &mut inputs, &mut readers, &probe, &coord, &mut progress, config.as_mut())?;
     let events_read = events_read(&readers);
 
     // End of reading: tell every worker where this one stopped (or that it read all).
@@ -204,6 +222,14 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
         .zip(&readers)
         .map(|(spec, r)| FileReport { path: spec.path.clone(), lines: r.data_lines(), ..FileReport::default() })
         .collect();
+    for (index, base) in config.iter().flat_map(|c| c.base_files()) {
+        files.push(FileReport {
+            path: cfg.file_path(index),
+            lines: base.lines.saturating_sub(1),
+            valid: base.rows.len() as u64,
+            ..FileReport::default()
+        });
+    }
     for (tally, _, n) in tallies.borrow().iter() {
         match *tally {
             Tally::Valid(f) => files[f as usize].valid += *n as u64,
@@ -407,7 +433,7 @@ fn write_rejected(cfg: &RunConfig, rejected: &[Rejected]) -> std::io::Result<()>
     let mut w = csv::Writer::from_path(cfg.out_dir.join("rejected.csv"))?;
     w.write_record(["file", "line", "reason", "raw"])?;
     for r in rejected {
-        let path = cfg.sources[r.file as usize].path.display().to_string();
+        let path = cfg.file_path(r.file).display().to_string();
         w.write_record([path.as_str(), &r.line.to_string(), &r.reason, &r.raw])?;
     }
     w.flush()
@@ -453,6 +479,7 @@ impl<'a> Feed<'a> {
         probe: &ProbeHandle<Time>,
         coord: &Coordination,
         progress: &mut Progress,
+        mut config: Option<&mut ConfigInputs>,
     ) -> Result<(Option<Time>, Time), RunError> {
         let mut frontier: Time = 0;
         let mut stepped: Time = 0;
@@ -474,6 +501,9 @@ impl<'a> Feed<'a> {
             }
             let events_read = events_read(readers);
             progress.tick(events_read, frontier, probe);
+            if let Some(config) = config.as_deref_mut() {
+                config.poll(inputs, frontier);
+            }
             // Read from the source that is furthest behind in event time, among those
             // with a line to read now.
             let now = Instant::now();
