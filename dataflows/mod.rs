@@ -10,12 +10,25 @@
 //! | `user_top_categories` | `user_top_categories.rs` |
 //! | `hourly_stats` | `hourly_stats.rs` |
 //! | `untagged` | `untagged.rs` |
+//! | **case 1: product statistics** | |
+//! | `item_display_stats` | `item_display_stats.rs` |
+//! | `item_rank_features` | `item_rank_features.rs` |
+//! | `category_hot_items` | `category_hot_items.rs` |
+//! | `item_ctr_cvr` | `item_ctr_cvr.rs` |
+//! | `scene_category_ctr_cvr` | `scene_category_ctr_cvr.rs` |
+//! | `scene_traffic` | `scene_traffic.rs` |
 
+pub mod category_hot_items;
 pub mod category_stats;
 pub mod category_top_items;
 pub mod hourly_stats;
+pub mod item_ctr_cvr;
+pub mod item_display_stats;
+pub mod item_rank_features;
 pub mod item_stats;
+pub mod scene_category_ctr_cvr;
 pub mod scene_stats;
+pub mod scene_traffic;
 pub mod untagged;
 pub mod user_stats;
 pub mod user_top_categories;
@@ -34,6 +47,12 @@ pub const ALL: &[&str] = &[
     "user_top_categories",
     "hourly_stats",
     "untagged",
+    "item_display_stats",
+    "item_rank_features",
+    "category_hot_items",
+    "item_ctr_cvr",
+    "scene_category_ctr_cvr",
+    "scene_traffic",
 ];
 
 /// Builds the named output on the platform layer and attaches its sink.
@@ -50,6 +69,14 @@ pub fn attach<'s>(name: &str, p: &Platform<'s>, sinks: &Sinks) {
         }
         "hourly_stats" => sinks.attach(hourly_stats::hourly_stats(p), hourly_stats::schema()),
         "untagged" => sinks.attach(untagged::untagged(p), untagged::schema()),
+        "item_display_stats" => sinks.attach(item_display_stats::item_display_stats(p), item_display_stats::schema()),
+        "item_rank_features" => sinks.attach(item_rank_features::item_rank_features(p), item_rank_features::schema()),
+        "category_hot_items" => sinks.attach(category_hot_items::category_hot_items(p), category_hot_items::schema()),
+        "item_ctr_cvr" => sinks.attach(item_ctr_cvr::item_ctr_cvr(p), item_ctr_cvr::schema()),
+        "scene_category_ctr_cvr" => {
+            sinks.attach(scene_category_ctr_cvr::scene_category_ctr_cvr(p), scene_category_ctr_cvr::schema())
+        }
+        "scene_traffic" => sinks.attach(scene_traffic::scene_traffic(p), scene_traffic::schema()),
         other => unreachable!("unknown output {other}"),
     }
 }

@@ -193,13 +193,14 @@ impl<'s> Platform<'s> {
         shared(&mut self.shared.borrow_mut().recent_events, build)
     }
 
-    /// Online items with their category and counters over the recent window:
-    /// `(item, (category, Stats))` rows (uv and buyers not kept).
+    /// Online items with their category and behaviour counters over the recent window:
+    /// `(item, (category, Stats))` rows (no units, GMV, uv or buyers).
     pub fn recent_online(&self) -> VecCollection<'s, Time, (ItemId, (CategoryId, Stats))> {
         let recent = self.recent_events();
         let online = self.online_category();
         let build = || {
-            let counts = count_total_hashed(recent.explode(|e| Some((e.item, Stats::of(&e)))), "RecentItemCounts");
+            let counts =
+                count_total_hashed(recent.explode(|e| Some((e.item, Stats::behaviors_of(&e)))), "RecentItemCounts");
             counts
                 .arrange_by_key_named("Arrange: RecentItemCounts")
                 .join_core(online, |item, stats, category| Some((*item, (*category, *stats))))
@@ -214,7 +215,7 @@ impl<'s> Platform<'s> {
         let build = || {
             let counted = self.events.clone().explode(|e| {
                 matches!(e.behavior, Behavior::Impression | Behavior::Click | Behavior::Buy)
-                    .then(|| ((), Stats { units: 0, gmv_cents: 0, ..Stats::of(&e) }))
+                    .then(|| ((), Stats::behaviors_of(&e)))
             });
             let totals = count_total_hashed(sum_locally(counted), "GlobalTotals").map(|((), s)| s);
             on_boundaries(totals, PRIOR_PERIOD_MS, epoch_ms)

@@ -58,6 +58,13 @@ impl Stats {
         s
     }
 
+    /// The behaviour counters of one event only (no units, no GMV): for outputs whose rows
+    /// show counts, so a row changes exactly when a shown count does.
+    #[inline]
+    pub fn behaviors_of(e: &Event) -> Stats {
+        Stats { units: 0, gmv_cents: 0, ..Stats::of(e) }
+    }
+
     /// The contribution of one distinct counterpart: `uv` 1, `buyers` 1 if it bought.
     #[inline]
     pub fn reach(any: bool, bought: bool) -> Stats {
