@@ -17,7 +17,10 @@
 //! | `item_ctr_cvr` | `item_ctr_cvr.rs` |
 //! | `scene_category_ctr_cvr` | `scene_category_ctr_cvr.rs` |
 //! | `scene_traffic` | `scene_traffic.rs` |
+//! | **case 3: ad set** | |
+//! | `ads_curated` | `ads_curated.rs` |
 
+pub mod ads_curated;
 pub mod category_hot_items;
 pub mod category_stats;
 pub mod category_top_items;
@@ -53,6 +56,7 @@ pub const ALL: &[&str] = &[
     "item_ctr_cvr",
     "scene_category_ctr_cvr",
     "scene_traffic",
+    "ads_curated",
 ];
 
 /// Builds the named output on the platform layer and attaches its sink.
@@ -77,6 +81,7 @@ pub fn attach<'s>(name: &str, p: &Platform<'s>, sinks: &Sinks) {
             sinks.attach(scene_category_ctr_cvr::scene_category_ctr_cvr(p), scene_category_ctr_cvr::schema())
         }
         "scene_traffic" => sinks.attach(scene_traffic::scene_traffic(p), scene_traffic::schema()),
+        "ads_curated" => sinks.attach(ads_curated::ads_curated(p), ads_curated::schema()),
         other => unreachable!("unknown output {other}"),
     }
 }

@@ -392,6 +392,16 @@ pub fn summary(cfg: &RunConfig, r: &RunReport) -> String {
         r.rows_written,
         r.write_time.as_secs_f64()
     );
+    if let Some(log) = r.written.get("ads_curated") {
+        let (refreshes, full) =
+            dataflows::ads_curated::full_refresh_rows(&log.net, cfg.params.ads.refresh_ms, cfg.params.epoch_ms);
+        let _ = writeln!(
+            s,
+            "  ads_curated: {refreshes} refreshes; a full re-send at each would write {full} rows, changes written: {} ({:.1} %)",
+            log.rows,
+            100.0 * log.rows as f64 / full.max(1) as f64
+        );
+    }
     let _ = writeln!(s, "  rejected rows: {rejected} (see {})", cfg.out_dir.join("rejected.csv").display());
     let secs = r.wall.as_secs_f64();
     let _ = writeln!(s, "  wall time: {secs:.2} s, {:.0} events/s", events as f64 / secs.max(1e-9));

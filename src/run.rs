@@ -14,6 +14,7 @@
 //! Times below the cut-off are complete: every worker had advanced past them.
 
 use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -34,7 +35,7 @@ use crate::config_inputs::{ConfigFiles, ConfigInputs};
 use crate::dataflows;
 use crate::model::{CatalogRow, ItemId, Time};
 use crate::platform::{self, InputHandles, Params, Tally};
-use crate::sink::{SinkKind, Sinks};
+use crate::sink::{OutputLog, SinkKind, Sinks};
 use crate::source::{Line, Rejected, Row, SourceReader, SourceSpec};
 
 /// Lines a reader hands over before the driver re-checks watermarks.
@@ -109,6 +110,8 @@ pub struct RunReport {
     pub wall: Duration,
     pub write_time: Duration,
     pub rows_written: u64,
+    /// Per output: rows written and net row-count changes by time.
+    pub written: BTreeMap<&'static str, OutputLog>,
     pub workers: usize,
     /// Reading stopped early (a stop request): outputs hold every time below this
     /// cut-off and nothing at or after it.
@@ -146,6 +149,7 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
         write_time: Rc::new(Cell::new(Duration::ZERO)),
         rows_written: Rc::new(Cell::new(0)),
         times: Rc::default(),
+        written: Rc::default(),
         error: Rc::new(RefCell::new(None)),
         cutoff: Rc::new(Cell::new(Time::MAX)),
     };
@@ -254,6 +258,7 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
         wall: started.elapsed(),
         write_time: sinks.write_time.get(),
         rows_written: sinks.rows_written.get(),
+        written: sinks.written.take(),
         workers: peers,
         stopped_at: Some(sinks.cutoff.get()).filter(|&c| c != Time::MAX),
     }))

@@ -162,6 +162,14 @@ pub fn open(
     })
 }
 
+/// What was written of one output.
+#[derive(Clone, Debug, Default)]
+pub struct OutputLog {
+    pub rows: u64,
+    /// `(time, Σ diff)` for each time the output changed, in time order.
+    pub net: Vec<(Time, i64)>,
+}
+
 /// Attaches sinks to collections; shared per worker.
 #[derive(Clone)]
 pub struct Sinks {
@@ -179,6 +187,9 @@ pub struct Sinks {
     pub rows_written: Rc<Cell<u64>>,
     /// The times at which some output changed (worker 0).
     pub times: Rc<RefCell<BTreeSet<Time>>>,
+    /// Per output: change rows written, and the net change of its row count at each time
+    /// it changed (worker 0) — what a full re-send of every state would have cost.
+    pub written: Rc<RefCell<BTreeMap<&'static str, OutputLog>>>,
     /// The first write error, reported at the end of the run.
     pub error: Rc<RefCell<Option<String>>>,
     /// A clean stop's cut-off: times at or after it are never written (they are not
@@ -225,6 +236,10 @@ impl Sinks {
                 consolidate(&mut rows);
                 if !rows.is_empty() {
                     this.times.borrow_mut().insert(time);
+                    let mut written = this.written.borrow_mut();
+                    let log = written.entry(schema.name).or_default();
+                    log.rows += rows.len() as u64;
+                    log.net.push((time, rows.iter().map(|(_, r)| *r as i64).sum()));
                 }
                 if let Some(w) = writer.as_mut() {
                     let started = Instant::now();
