@@ -112,6 +112,30 @@ impl Strategy {
     }
 }
 
+/// The `hot` rules among `rules`, with their scenes.
+pub fn hot_rules(rules: &[Rule]) -> impl Iterator<Item = (Scene, HotRule)> + '_ {
+    rules.iter().filter_map(|r| match r.strategy {
+        Strategy::Hot(h) => Some((r.scene, h)),
+        _ => None,
+    })
+}
+
+/// The `i2i` rules among `rules`, with their scenes.
+pub fn i2i_rules(rules: &[Rule]) -> impl Iterator<Item = (Scene, I2iRule)> + '_ {
+    rules.iter().filter_map(|r| match r.strategy {
+        Strategy::I2i(i) => Some((r.scene, i)),
+        _ => None,
+    })
+}
+
+/// The `user` rules among `rules`, with their scenes.
+pub fn user_rules(rules: &[Rule]) -> impl Iterator<Item = (Scene, UserRule)> + '_ {
+    rules.iter().filter_map(|r| match r.strategy {
+        Strategy::User(u) => Some((r.scene, u)),
+        _ => None,
+    })
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RulesFile {

@@ -1,0 +1,54 @@
+//! `recall_hot` (case 2): per scene and category, the items to recall because they are hot
+//! right now, scored with the scene's own weights from the rules file.
+//!
+//! ```text
+//! platform.recent_online ─ explode ((category,item), Stats) ─┐
+//! rules ─────────────────────────────── (broadcast) ─────────┴─ reduce_total_with per category:
+//!                                                               top n per scene with a `hot` rule
+//! ```
+//!
+//! Contract (docs/cases-contract.md): for each scene S with a `hot` rule and each category
+//! c: the online items of c, score = w.click·clicks + w.fav·favs + w.cart·carts +
+//! w.buy·buys over the 1-hour window (all scenes' events), score > 0, top `top_n` by score
+//! desc, item asc. An edit of S's rule recomputes every category but changes only S's rows.
+
+use differential_dataflow::VecCollection;
+
+use crate::model::{CategoryId, ItemId, Scene, Time};
+use crate::operators::reduce_total_with;
+use crate::platform::Platform;
+use crate::rules::{hot_rules, HotRule, Rule};
+use crate::sink::{Field, Schema};
+use crate::stats::Stats;
+
+use super::category_hot_items::top_by_score;
+
+/// `(scene, rank, item, score)`.
+pub type Hot = (Scene, u32, ItemId, i64);
+
+pub fn recall_hot<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (CategoryId, Hot)> {
+    let counts = p.recent_online().explode(|(item, (category, s))| Some(((category, item), s)));
+    let mut ranked = Vec::new();
+    reduce_total_with(counts, p.rules.clone(), "RecallHot", move |_c, items: &[(ItemId, Stats)], rules: &[Rule], out| {
+        for (scene, rule) in hot_rules(rules) {
+            ranked.clear();
+            top_by_score(items.iter().map(|(item, s)| (*item, score(&rule, s))), rule.top_n as usize, &mut ranked);
+            out.extend(ranked.iter().map(|&(rank, item, score)| (scene, rank, item, score)));
+        }
+    })
+}
+
+/// A `hot` rule's weighted score of window counters.
+pub fn score(rule: &HotRule, s: &Stats) -> i64 {
+    rule.click as i64 * s.clicks + rule.fav as i64 * s.favs + rule.cart as i64 * s.carts + rule.buy as i64 * s.buys
+}
+
+pub fn schema() -> Schema<(CategoryId, Hot)> {
+    Schema {
+        name: "recall_hot",
+        columns: &["scene", "category_id", "rank", "item_id", "score"],
+        fields: |(c, (scene, rank, item, score))| {
+            vec![Field::S(*scene), Field::U(*c), Field::U(*rank as u64), Field::U(*item), Field::I(*score)]
+        },
+    }
+}

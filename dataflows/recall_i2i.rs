@@ -1,0 +1,71 @@
+//! `recall_i2i` (case 2): "people who engaged with this also engaged with" — per item, the
+//! items most often clicked or bought by the same users within a session gap.
+//!
+//! ```text
+//! events ─ filter click|buy ─ (user, (item, ts)) ─ windowed 24 h ─ arrange by user ─┐
+//!                                      self join_core: a ≠ b, |ts_a − ts_b| ≤ gap ◄─┘
+//!   ─ threshold_total_hashed (user, a, b): distinct users ─ (a, b), diff users
+//!   ─ join_core online(a) ─ join_core online(b) ─┐
+//! rules ──────────────────── (broadcast) ────────┴─ reduce_total_with per a: top n per scene
+//! ```
+//!
+//! Contract (docs/cases-contract.md): users(a, b) = distinct users with a click or buy on
+//! a and one on b, both in the 24-hour window, at most 30 minutes apart; for each scene
+//! with an `i2i` rule and each online item a: online neighbours b, top `top_n` by users
+//! desc, b asc. State is bounded by the window: interactions and pairs expire after 24 h.
+
+use differential_dataflow::VecCollection;
+
+use crate::model::{Behavior, ItemId, Scene, Time};
+use crate::operators::{reduce_total_with, threshold_total_hashed};
+use crate::platform::Platform;
+use crate::rules::{i2i_rules, Rule};
+use crate::sink::{Field, Schema};
+use crate::windows::{expiry, windowed, DAY_MS, MINUTE_MS};
+
+use super::category_hot_items::top_by_score;
+
+/// Interactions count for 24 hours.
+pub const I2I_WINDOW_MS: u64 = DAY_MS;
+/// Two interactions of a user co-occur when at most this far apart.
+pub const I2I_GAP_MS: u64 = 30 * MINUTE_MS;
+
+/// `(scene, rank, neighbor, users)`.
+pub type Neighbor = (Scene, u32, ItemId, i64);
+
+pub fn recall_i2i<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (ItemId, Neighbor)> {
+    let epoch_ms = p.params.epoch_ms;
+    let interactions = p
+        .events
+        .clone()
+        .flat_map(|e| matches!(e.behavior, Behavior::Click | Behavior::Buy).then_some((e.user, (e.item, e.ts_ms))));
+    let interactions = windowed(interactions, move |(_, (_, ts))| expiry(*ts, I2I_WINDOW_MS, epoch_ms))
+        .arrange_by_key_named("Arrange: InteractionsByUser");
+    let pairs = interactions.clone().join_core(interactions, |user, (a, ta), (b, tb)| {
+        (a != b && ta.abs_diff(*tb) <= I2I_GAP_MS).then_some((*user, *a, *b))
+    });
+    let co_users = threshold_total_hashed(pairs, "I2iUserPairs", |n: &isize| (*n > 0) as isize)
+        .map(|(_user, a, b)| (a, b))
+        .arrange_by_key_named("Arrange: I2iPairsByA")
+        .join_core(p.online_category(), |a, b, _| Some((*b, *a)))
+        .arrange_by_key_named("Arrange: I2iPairsByB")
+        .join_core(p.online_category(), |b, a, _| Some((*a, *b)));
+    let mut ranked = Vec::new();
+    reduce_total_with(co_users, p.rules.clone(), "RecallI2i", move |_a, neighbors: &[(ItemId, isize)], rules: &[Rule], out| {
+        for (scene, rule) in i2i_rules(rules) {
+            ranked.clear();
+            top_by_score(neighbors.iter().map(|(b, users)| (*b, *users as i64)), rule.top_n as usize, &mut ranked);
+            out.extend(ranked.iter().map(|&(rank, b, users)| (scene, rank, b, users)));
+        }
+    })
+}
+
+pub fn schema() -> Schema<(ItemId, Neighbor)> {
+    Schema {
+        name: "recall_i2i",
+        columns: &["scene", "item_id", "rank", "neighbor_id", "users"],
+        fields: |(a, (scene, rank, b, users))| {
+            vec![Field::S(*scene), Field::U(*a), Field::U(*rank as u64), Field::U(*b), Field::I(*users)]
+        },
+    }
+}

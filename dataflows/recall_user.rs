@@ -1,0 +1,156 @@
+//! `recall_user` (case 2): per recently active user and scene, the candidates to show —
+//! merged from the hot items of the user's top categories and the i2i neighbours of the
+//! items they just engaged with, minus what they just bought, scored by the scene's rule.
+//!
+//! ```text
+//! recent events ─ ((item,user), score) ─ arrange ─ join item_category ─ reduce per user: top 3 categories ─┐
+//!   recall_hot (category → scene, item, score) ──────────────────── join_core on category ◄──────────────┘─┐
+//! recent clicks/buys ─ distinct (user, item) ─ arrange by item ─ join_core recall_i2i (a → scene, b, users) ┤
+//! recent buys ─ distinct (user, item) ───────────────────────────────────────────────────────────────────────┤
+//! rules ─────────────────────────────────────── (broadcast) ─────────────────── reduce_total_with per user ◄┘
+//! ```
+//!
+//! Contract (docs/cases-contract.md): for each scene S with a `user` rule and each user u
+//! with clicks, favs, carts or buys in the 1-hour window: hot(b) from `recall_hot` of S in
+//! u's top 3 categories, i2i(b) = max over u's recently clicked or bought items a of
+//! users(a, b) in `recall_i2i` of S; score = hot_weight·hot(b) + i2i_weight·i2i(b) > 0;
+//! bought items left out when `exclude_bought`; top `top_k` by score desc, item asc;
+//! strategy `hot`, `i2i` or `hot+i2i`. A user leaves once their window is empty.
+
+use differential_dataflow::VecCollection;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Behavior, CategoryId, ItemId, Scene, Time, UserId};
+use crate::operators::{reduce_total, reduce_total_with, threshold_total_hashed};
+use crate::platform::Platform;
+use crate::rules::{user_rules, Rule};
+use crate::sink::{Field, Schema};
+use crate::stats::Stats;
+
+use super::category_hot_items::top_by_score;
+use super::recall_hot::Hot;
+use super::recall_i2i::Neighbor;
+
+/// Top categories per user that feed the hot candidates.
+pub const TOP_CATEGORIES: usize = 3;
+
+/// One reason to recall (or not) an item for a user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Candidate {
+    Hot { scene: Scene, item: ItemId, score: i64 },
+    I2i { scene: Scene, item: ItemId, users: i64 },
+    Bought { item: ItemId },
+}
+
+/// Which strategies produced a candidate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Source {
+    Hot,
+    I2i,
+    Both,
+}
+
+/// `(scene, rank, item, score, source)`.
+pub type Recall = (Scene, u32, ItemId, i64, Source);
+
+pub fn recall_user<'s>(
+    p: &Platform<'s>,
+    hot: VecCollection<'s, Time, (CategoryId, Hot)>,
+    i2i: VecCollection<'s, Time, (ItemId, Neighbor)>,
+) -> VecCollection<'s, Time, (UserId, Recall)> {
+    let recent = p.recent_events();
+    // The user's top categories over the window.
+    let interest = recent
+        .clone()
+        .explode(|e| Some(((e.item, e.user), Stats::of(&e).score() as isize)))
+        .arrange_by_key_named("Arrange: RecentInterestByItem")
+        .join_core(p.item_category.clone(), |_item, user, category| Some((*user, *category)));
+    let top_categories = reduce_total(interest, "UserRecentTopCategories", |_u, input: &[(CategoryId, isize)], out| {
+        top_by_score(input.iter().map(|(c, s)| (*c, *s as i64)), TOP_CATEGORIES, out)
+    });
+    let from_hot = top_categories
+        .map(|(user, (_rank, category, _score))| (category, user))
+        .arrange_by_key_named("Arrange: UserTopCategoriesByCategory")
+        .join_core(hot.arrange_by_key_named("Arrange: RecallHotByCategory"), |_c, user, (scene, _rank, item, score)| {
+            Some((*user, Candidate::Hot { scene: *scene, item: *item, score: *score }))
+        });
+    // The items the user recently clicked or bought, and their i2i neighbours.
+    let engaged = threshold_total_hashed(
+        recent.clone().flat_map(|e| matches!(e.behavior, Behavior::Click | Behavior::Buy).then_some((e.item, e.user))),
+        "UserRecentItems",
+        |n: &isize| (*n > 0) as isize,
+    );
+    let from_i2i = engaged.arrange_by_key_named("Arrange: RecentItemUsers").join_core(
+        i2i.arrange_by_key_named("Arrange: RecallI2iByItem"),
+        |_a, user, (scene, _rank, b, users)| Some((*user, Candidate::I2i { scene: *scene, item: *b, users: *users })),
+    );
+    let bought = threshold_total_hashed(
+        recent.flat_map(|e| (e.behavior == Behavior::Buy).then_some((e.user, e.item))),
+        "UserRecentBuys",
+        |n: &isize| (*n > 0) as isize,
+    )
+    .map(|(user, item)| (user, Candidate::Bought { item }));
+    let candidates = from_hot.concat(from_i2i).concat(bought);
+    reduce_total_with(candidates, p.rules.clone(), "RecallUser", |_user, input: &[(Candidate, isize)], rules: &[Rule], out| {
+        for (scene, rule) in user_rules(rules) {
+            // item → (hot, i2i), for this scene.
+            let mut scores: Vec<(ItemId, i64, i64)> = Vec::new();
+            let mut bought: Vec<ItemId> = Vec::new();
+            for (c, _) in input {
+                match *c {
+                    Candidate::Hot { scene: s, item, score } if s == scene => scores.push((item, score, 0)),
+                    Candidate::I2i { scene: s, item, users } if s == scene => scores.push((item, 0, users)),
+                    Candidate::Bought { item } if rule.exclude_bought => bought.push(item),
+                    _ => {}
+                }
+            }
+            scores.sort_unstable();
+            bought.sort_unstable();
+            let mut merged: Vec<(ItemId, i64, i64)> = Vec::new();
+            for (item, h, i) in scores {
+                match merged.last_mut() {
+                    Some(last) if last.0 == item => {
+                        last.1 = last.1.max(h);
+                        last.2 = last.2.max(i);
+                    }
+                    _ => merged.push((item, h, i)),
+                }
+            }
+            merged.retain(|(item, _, _)| bought.binary_search(item).is_err());
+            let mut ranked = Vec::new();
+            let weighted = merged.iter().map(|&(item, h, i)| (item, rule.hot_weight as i64 * h + rule.i2i_weight as i64 * i));
+            top_by_score(weighted, rule.top_k as usize, &mut ranked);
+            for (rank, item, score) in ranked {
+                let (_, h, i) = merged[merged.binary_search_by_key(&item, |m| m.0).expect("ranked item")];
+                let source = match (h > 0, i > 0) {
+                    (true, true) => Source::Both,
+                    (true, false) => Source::Hot,
+                    _ => Source::I2i,
+                };
+                out.push((scene, rank, item, score, source));
+            }
+        }
+    })
+}
+
+pub fn schema() -> Schema<(UserId, Recall)> {
+    Schema {
+        name: "recall_user",
+        columns: &["scene", "user_id", "rank", "item_id", "score", "strategy"],
+        fields: |(user, (scene, rank, item, score, source))| {
+            let label = match source {
+                Source::Hot => "hot",
+                Source::I2i => "i2i",
+                Source::Both => "hot+i2i",
+            };
+            vec![
+                Field::S(*scene),
+                Field::U(*user),
+                Field::U(*rank as u64),
+                Field::U(*item),
+                Field::I(*score),
+                Field::Label(label),
+            ]
+        },
+    }
+}

@@ -1,0 +1,28 @@
+//! `rules` (case 2): the recall rules in force, as a change stream — the operators'
+//! configuration is data, so a reader can tell which rules produced which times.
+//!
+//! ```text
+//! rules input (worker 0: the rules file at start, each edit under --follow) ─► Rule
+//! ```
+//!
+//! Contract (docs/cases-contract.md): at time t, one row per (scene, strategy) of the
+//! rules file in force at t, with its canonical parameters.
+
+use differential_dataflow::VecCollection;
+
+use crate::model::Time;
+use crate::platform::Platform;
+use crate::rules::Rule;
+use crate::sink::{Field, Schema};
+
+pub fn rules<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, Rule> {
+    p.rules.clone()
+}
+
+pub fn schema() -> Schema<Rule> {
+    Schema {
+        name: "rules",
+        columns: &["scene", "strategy", "params"],
+        fields: |r| vec![Field::S(r.scene), Field::Label(r.strategy.name()), Field::Text(r.strategy.params())],
+    }
+}
