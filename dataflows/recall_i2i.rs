@@ -2,9 +2,8 @@
 //! items most often clicked or bought by the same users within a session gap.
 //!
 //! ```text
-//! events ─ filter click|buy ─ (user, (item, ts)) ─ windowed 24 h ─ arrange by user ─┐
-//!                                      self join_core: a ≠ b, |ts_a − ts_b| ≤ gap ◄─┘
-//!   ─ threshold_total_hashed (user, a, b): distinct users ─ (a, b), diff users
+//! events ─ filter click|buy ─ (user, (item, ts)) ─ windowed 24 h
+//!   ─ pairs_within gap (per user: a ≠ b at most 30 min apart, once per user) ─ (a, b), diff users
 //!   ─ join_core online(a) ─ join_core online(b) ─┐
 //! rules ──────────────────── (broadcast) ────────┴─ reduce_total_with per a: top n per scene
 //! ```
@@ -17,7 +16,7 @@
 use differential_dataflow::VecCollection;
 
 use crate::model::{Behavior, ItemId, Scene, Time};
-use crate::operators::{reduce_total_with, threshold_total_hashed};
+use crate::operators::{pairs_within, reduce_total_with};
 use crate::platform::Platform;
 use crate::rules::{i2i_rules, Rule};
 use crate::sink::{Field, Schema};
@@ -39,13 +38,8 @@ pub fn recall_i2i<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (ItemId, Neig
         .events
         .clone()
         .flat_map(|e| matches!(e.behavior, Behavior::Click | Behavior::Buy).then_some((e.user, (e.item, e.ts_ms))));
-    let interactions = windowed(interactions, move |(_, (_, ts))| expiry(*ts, I2I_WINDOW_MS, epoch_ms))
-        .arrange_by_key_named("Arrange: InteractionsByUser");
-    let pairs = interactions.clone().join_core(interactions, |user, (a, ta), (b, tb)| {
-        (a != b && ta.abs_diff(*tb) <= I2I_GAP_MS).then_some((*user, *a, *b))
-    });
-    let co_users = threshold_total_hashed(pairs, "I2iUserPairs", |n: &isize| (*n > 0) as isize)
-        .map(|(_user, a, b)| (a, b))
+    let interactions = windowed(interactions, move |(_, (_, ts))| expiry(*ts, I2I_WINDOW_MS, epoch_ms));
+    let co_users = pairs_within(interactions, I2I_GAP_MS, "I2iPairs")
         .arrange_by_key_named("Arrange: I2iPairsByA")
         .join_core(p.online_category(), |a, b, _| Some((*b, *a)))
         .arrange_by_key_named("Arrange: I2iPairsByB")

@@ -73,7 +73,8 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value = "csv")]
     pub sink: SinkKind,
     /// Recall rules (TOML; see README "Case 2"); `none` for no rules. Default: with the
-    /// sample data, data/recall_rules.toml; otherwise none. Watched under --follow.
+    /// sample data, data/recall_rules.toml (data/recall_rules_taobao.toml for
+    /// --format userbehavior); otherwise none. Watched under --follow.
     #[arg(long, value_name = "FILE")]
     pub rules: Option<PathBuf>,
     /// Batch base for item_display_stats (CSV `cutoff_ms,item_id,sales_30d,units_30d,gmv_30d_cents,buyers_30d`);
@@ -269,7 +270,13 @@ fn run_config(args: &RunArgs) -> Result<RunConfig, String> {
     let rules = match &args.rules {
         Some(p) if p.as_os_str() == "none" => None,
         Some(p) => Some(p.clone()),
-        None => Some(PathBuf::from("data/recall_rules.toml")).filter(|p| sample && p.exists()),
+        None => {
+            let default = match format {
+                Format::Native => "data/recall_rules.toml",
+                Format::UserBehavior => "data/recall_rules_taobao.toml",
+            };
+            Some(PathBuf::from(default)).filter(|p| sample && p.exists())
+        }
     };
     let config = ConfigFiles::load(rules, &args.base, sources.len() as u32)?;
     let mut outputs = args.outputs.clone();

@@ -428,3 +428,72 @@ where
         }
     })
 }
+
+/// Co-occurrence within a distance: for records `(key, (value, position))`, the pairs of
+/// distinct values `(a, b)` (both orders) that some key holds at positions at most `gap`
+/// apart, each counted once per key.
+///
+/// Contract: at time t, the difference of `(a, b)` accumulates to the number of keys k
+/// whose accumulated input (time ≤ t) holds `(k, (a, p))` and `(k, (b, q))` with a ≠ b
+/// and `|p − q| ≤ gap`. State per key: its records in position order and its pair counts;
+/// an update costs the records within `gap` of its position (not all of the key's), which
+/// is what makes "same user, within 30 minutes" affordable over a 24-hour window.
+pub fn pairs_within<'s, K, V>(
+    input: VecCollection<'s, Time, (K, (V, u64))>,
+    gap: u64,
+    name: &str,
+) -> VecCollection<'s, Time, (V, V)>
+where
+    K: ExchangeData + Hash,
+    V: ExchangeData + Hash + Copy,
+{
+    // Per key: records by position (values with multiplicity), and pair multiplicities.
+    type Records<V> = BTreeMap<u64, Vec<(V, isize)>>;
+    let mut state: FxHashMap<K, (Records<V>, FxHashMap<(V, V), isize>)> = FxHashMap::default();
+    let mut before: FxHashMap<(K, V, V), isize> = FxHashMap::default();
+    let mut near: Vec<(V, isize)> = Vec::new();
+    by_complete_time(
+        input,
+        name,
+        Exchange::new(|((k, _), _, _): &((K, (V, u64)), Time, isize)| k.hashed()),
+        move |_time, updates, out| {
+            for ((k, (v, pos)), r) in updates.drain(..) {
+                let (records, pairs) = state.entry(k.clone()).or_default();
+                near.clear();
+                for (_, values) in records.range(pos.saturating_sub(gap)..=pos.saturating_add(gap)) {
+                    near.extend(values.iter().filter(|(w, _)| *w != v).copied());
+                }
+                for &(w, n) in &near {
+                    for pair in [(v, w), (w, v)] {
+                        let count = pairs.entry(pair).or_default();
+                        before.entry((k.clone(), pair.0, pair.1)).or_insert(*count);
+                        *count += r * n;
+                    }
+                }
+                let values = records.entry(pos).or_default();
+                match values.iter_mut().find(|(w, _)| *w == v) {
+                    Some(entry) => entry.1 += r,
+                    None => values.push((v, r)),
+                }
+                values.retain(|(_, n)| *n != 0);
+                if values.is_empty() {
+                    records.remove(&pos);
+                }
+            }
+            for ((k, a, b), old) in before.drain() {
+                let (records, pairs) = state.get_mut(&k).expect("touched key");
+                let new = pairs.get(&(a, b)).copied().unwrap_or(0);
+                if new == 0 {
+                    pairs.remove(&(a, b));
+                }
+                let diff = (new > 0) as isize - (old > 0) as isize;
+                if diff != 0 {
+                    out.push(((a, b), diff));
+                }
+                if records.is_empty() && pairs.is_empty() {
+                    state.remove(&k);
+                }
+            }
+        },
+    )
+}
