@@ -18,6 +18,9 @@ use std::process::{Command, Output};
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64;
 
+/// The production-case outputs (docs/cases-contract.md): their reference and checker.
+pub mod cases;
+
 /// The eight outputs and their columns (after `time,diff`), in README order.
 pub const OUTPUTS: [(&str, &str); 8] = [
     ("item_stats", "item_id,impressions,clicks,favs,carts,buys,units,gmv_cents,uv,buyers"),
@@ -539,6 +542,17 @@ struct CatRow {
     item: u64,
     /// `None` = delete.
     cat: Option<u64>,
+    /// The whole upsert (`None` = delete); `info.cat == cat`.
+    info: Option<CatInfo>,
+}
+
+/// What an upsert row says about its item (UserBehavior rows: online, not an ad).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CatInfo {
+    pub cat: u64,
+    pub online: bool,
+    pub is_ad: bool,
+    pub bid: u64,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -628,7 +642,7 @@ fn parse_native(line: &str) -> Option<(u64, u64, u64, String, Beh, u64, u64)> {
     Some((ts, user, item, scene.to_string(), beh, qty, amount))
 }
 
-fn parse_catalog(line: &str) -> Option<(u64, u64, Option<u64>)> {
+fn parse_catalog(line: &str) -> Option<(u64, u64, Option<CatInfo>)> {
     let f: Vec<&str> = line.split(',').collect();
     if f.len() != 9 {
         return None;
@@ -647,8 +661,9 @@ fn parse_catalog(line: &str) -> Option<(u64, u64, Option<u64>)> {
             if !matches!(f[7], "0" | "1" | "true" | "false") {
                 return None;
             }
-            pu64(f[8])?;
-            Some((ts, item, Some(cat)))
+            let bid = pu64(f[8])?;
+            let info = CatInfo { cat, online: f[6] == "online", is_ad: matches!(f[7], "1" | "true"), bid };
+            Some((ts, item, Some(info)))
         }
         _ => None,
     }
@@ -829,75 +844,85 @@ fn outputs_at(evs: &[&Ev], cat_of: &BTreeMap<u64, u64>) -> Vec<OutState> {
     out
 }
 
-impl Reference {
-    pub fn compute(spec: &RunSpec) -> Reference {
-        let e = spec.epoch_ms;
-        let epoch = |ts: u64| ts - ts % e;
-        let ub = spec.format == Format::UserBehavior;
-        let mut counts = Counts::default();
-        let mut events: Vec<Ev> = Vec::new();
-        let mut cat_rows: Vec<CatRow> = Vec::new();
-        let mut rejected = BTreeSet::new();
+/// The valid rows of a run's inputs, with their logical times, and the rejected lines.
+#[derive(Clone, Debug)]
+pub struct ParsedInputs {
+    ub: bool,
+    /// Valid events, sorted by logical time (stable: file order within a time).
+    events: Vec<Ev>,
+    /// Catalog rows in (file, line) order.
+    cat_rows: Vec<CatRow>,
+    pub rejected: BTreeSet<(PathBuf, u64, String)>,
+    pub counts: Counts,
+}
 
-        for (fi, path) in spec.events.iter().enumerate() {
-            let content = std::fs::read_to_string(path).unwrap();
-            let lines = file_lines(&content);
-            let ts_of: Vec<Option<u64>> = lines.iter().map(|l| ts_field(ub, l)).collect();
-            let wms = watermarks(&ts_of, spec.lateness_ms);
-            for (k, line) in lines.iter().enumerate() {
-                let lineno = k as u64 + 1;
-                if !ub && k == 0 {
-                    assert_eq!(*line, NATIVE_HEADER, "generator wrote a bad header");
-                    continue;
-                }
-                let wm_epoch = epoch(wms[k]);
-                if ub {
-                    match parse_ub(line) {
-                        Some((user, item, cat, beh, ts)) => {
-                            let time = epoch(ts).max(wm_epoch);
-                            counts.late_events += (epoch(ts) < wm_epoch) as usize;
-                            let qty = if beh == Beh::Buy { 1 } else { 0 };
-                            events.push(Ev { time, ts, user, item, scene: "taobao".into(), beh, qty, amount: 0 });
-                            cat_rows.push(CatRow { time, file: fi, line: lineno, item, cat: Some(cat) });
-                        }
-                        None => {
-                            rejected.insert((path.clone(), lineno, line.to_string()));
-                        }
-                    }
-                } else {
-                    match parse_native(line) {
-                        Some((ts, user, item, scene, beh, qty, amount)) => {
-                            let time = epoch(ts).max(wm_epoch);
-                            counts.late_events += (epoch(ts) < wm_epoch) as usize;
-                            events.push(Ev { time, ts, user, item, scene, beh, qty, amount });
-                        }
-                        None => {
-                            rejected.insert((path.clone(), lineno, line.to_string()));
-                        }
-                    }
+impl ParsedInputs {
+    /// Catalog state at time `t` (any u64, not only an epoch start): item -> its row.
+    fn catalog_at(&self, t: u64) -> BTreeMap<u64, CatInfo> {
+        let mut out: BTreeMap<u64, CatInfo> = BTreeMap::new();
+        if self.ub {
+            // Smallest (file index, line) among rows with logical time <= t wins.
+            for r in &self.cat_rows {
+                if r.time <= t && !out.contains_key(&r.item) {
+                    out.insert(r.item, r.info.unwrap());
                 }
             }
-        }
-        counts.valid_events = events.len();
-
-        if let Some(path) = &spec.catalog {
-            let content = std::fs::read_to_string(path).unwrap();
-            let lines = file_lines(&content);
-            let ts_of: Vec<Option<u64>> = lines.iter().map(|l| ts_field(false, l)).collect();
-            let wms = watermarks(&ts_of, spec.lateness_ms);
-            for (k, line) in lines.iter().enumerate() {
-                let lineno = k as u64 + 1;
-                if k == 0 {
-                    assert_eq!(*line, CATALOG_HEADER, "generator wrote a bad header");
-                    continue;
+        } else {
+            // Greatest line among rows with logical time <= t; delete removes.
+            let mut last: BTreeMap<u64, Option<CatInfo>> = BTreeMap::new();
+            for r in &self.cat_rows {
+                if r.time <= t {
+                    last.insert(r.item, r.info);
                 }
-                let wm_epoch = epoch(wms[k]);
-                match parse_catalog(line) {
-                    Some((ts, item, cat)) => {
+            }
+            out = last.into_iter().filter_map(|(i, c)| c.map(|c| (i, c))).collect();
+        }
+        out
+    }
+}
+
+/// Reads and parses every input file of `spec` (README "Inputs" and "Time").
+pub fn parse_inputs(spec: &RunSpec) -> ParsedInputs {
+    let e = spec.epoch_ms;
+    let epoch = |ts: u64| ts - ts % e;
+    let ub = spec.format == Format::UserBehavior;
+    let mut counts = Counts::default();
+    let mut events: Vec<Ev> = Vec::new();
+    let mut cat_rows: Vec<CatRow> = Vec::new();
+    let mut rejected = BTreeSet::new();
+
+    for (fi, path) in spec.events.iter().enumerate() {
+        let content = std::fs::read_to_string(path).unwrap();
+        let lines = file_lines(&content);
+        let ts_of: Vec<Option<u64>> = lines.iter().map(|l| ts_field(ub, l)).collect();
+        let wms = watermarks(&ts_of, spec.lateness_ms);
+        for (k, line) in lines.iter().enumerate() {
+            let lineno = k as u64 + 1;
+            if !ub && k == 0 {
+                assert_eq!(*line, NATIVE_HEADER, "generator wrote a bad header");
+                continue;
+            }
+            let wm_epoch = epoch(wms[k]);
+            if ub {
+                match parse_ub(line) {
+                    Some((user, item, cat, beh, ts)) => {
                         let time = epoch(ts).max(wm_epoch);
-                        counts.late_catalog += (epoch(ts) < wm_epoch) as usize;
-                        counts.valid_catalog += 1;
-                        cat_rows.push(CatRow { time, file: 0, line: lineno, item, cat });
+                        counts.late_events += (epoch(ts) < wm_epoch) as usize;
+                        let qty = if beh == Beh::Buy { 1 } else { 0 };
+                        events.push(Ev { time, ts, user, item, scene: "taobao".into(), beh, qty, amount: 0 });
+                        let info = CatInfo { cat, online: true, is_ad: false, bid: 0 };
+                        cat_rows.push(CatRow { time, file: fi, line: lineno, item, cat: Some(cat), info: Some(info) });
+                    }
+                    None => {
+                        rejected.insert((path.clone(), lineno, line.to_string()));
+                    }
+                }
+            } else {
+                match parse_native(line) {
+                    Some((ts, user, item, scene, beh, qty, amount)) => {
+                        let time = epoch(ts).max(wm_epoch);
+                        counts.late_events += (epoch(ts) < wm_epoch) as usize;
+                        events.push(Ev { time, ts, user, item, scene, beh, qty, amount });
                     }
                     None => {
                         rejected.insert((path.clone(), lineno, line.to_string()));
@@ -905,8 +930,48 @@ impl Reference {
                 }
             }
         }
-        counts.rejected = rejected.len();
+    }
+    counts.valid_events = events.len();
 
+    if let Some(path) = &spec.catalog {
+        let content = std::fs::read_to_string(path).unwrap();
+        let lines = file_lines(&content);
+        let ts_of: Vec<Option<u64>> = lines.iter().map(|l| ts_field(false, l)).collect();
+        let wms = watermarks(&ts_of, spec.lateness_ms);
+        for (k, line) in lines.iter().enumerate() {
+            let lineno = k as u64 + 1;
+            if k == 0 {
+                assert_eq!(*line, CATALOG_HEADER, "generator wrote a bad header");
+                continue;
+            }
+            let wm_epoch = epoch(wms[k]);
+            match parse_catalog(line) {
+                Some((ts, item, info)) => {
+                    let time = epoch(ts).max(wm_epoch);
+                    counts.late_catalog += (epoch(ts) < wm_epoch) as usize;
+                    counts.valid_catalog += 1;
+                    let cat = info.map(|i| i.cat);
+                    cat_rows.push(CatRow { time, file: 0, line: lineno, item, cat, info });
+                }
+                None => {
+                    rejected.insert((path.clone(), lineno, line.to_string()));
+                }
+            }
+        }
+    }
+    counts.rejected = rejected.len();
+    // Catalog rows in (file, line) order.
+    cat_rows.sort_by_key(|c| (c.file, c.line));
+    events.sort_by_key(|e| e.time);
+    ParsedInputs { ub, events, cat_rows, rejected, counts }
+}
+
+impl Reference {
+    pub fn compute(spec: &RunSpec) -> Reference {
+        let inputs = parse_inputs(spec);
+        let ParsedInputs { ref events, ref cat_rows, ref rejected, ref counts, .. } = inputs;
+        let mut counts = counts.clone();
+        let rejected = rejected.clone();
         let times: Vec<u64> = events
             .iter()
             .map(|e| e.time)
@@ -916,30 +981,9 @@ impl Reference {
             .collect();
         counts.times = times.len();
 
-        // Catalog rows in (file, line) order.
-        cat_rows.sort_by_key(|c| (c.file, c.line));
-        events.sort_by_key(|e| e.time);
-
         let mut states = Vec::with_capacity(times.len());
         for &t in &times {
-            let mut cat_of: BTreeMap<u64, u64> = BTreeMap::new();
-            if ub {
-                // Smallest (file index, line) among rows with logical time <= t wins.
-                for r in &cat_rows {
-                    if r.time <= t && !cat_of.contains_key(&r.item) {
-                        cat_of.insert(r.item, r.cat.unwrap());
-                    }
-                }
-            } else {
-                // Greatest line among rows with logical time <= t; delete removes.
-                let mut last: BTreeMap<u64, Option<u64>> = BTreeMap::new();
-                for r in &cat_rows {
-                    if r.time <= t {
-                        last.insert(r.item, r.cat);
-                    }
-                }
-                cat_of = last.into_iter().filter_map(|(i, c)| c.map(|c| (i, c))).collect();
-            }
+            let cat_of: BTreeMap<u64, u64> = inputs.catalog_at(t).into_iter().map(|(i, c)| (i, c.cat)).collect();
             let n = events.partition_point(|ev| ev.time <= t);
             let evs: Vec<&Ev> = events[..n].iter().collect();
             states.push(outputs_at(&evs, &cat_of));
@@ -1000,12 +1044,27 @@ pub fn split_csv(line: &str) -> Vec<String> {
 /// One change: (time, diff, row).
 pub type Change = (u64, i64, Vec<String>);
 
-/// Typed row order: every column but `scene` is an integer and compares numerically
-/// (`string_col` = index of the scene column, if any).
+/// A fixed-point decimal `digits.digits` as (integer part, fraction digits padded to 18).
+fn decimal(s: &str) -> Option<(u128, u128)> {
+    let (i, f) = s.split_once('.')?;
+    if i.is_empty() || f.is_empty() || f.len() > 18 || !(i.bytes().chain(f.bytes()).all(|b| b.is_ascii_digit())) {
+        return None;
+    }
+    let frac: u128 = format!("{f:0<18}").parse().ok()?;
+    Some((i.parse().ok()?, frac))
+}
+
+/// Typed row order: every column but `scene` is an integer (or a fixed-point decimal, or
+/// empty: an absent value, before any number) and compares numerically
+/// (`string_col` = index of the scene column, if any); other text compares as bytes.
 pub fn typed_cmp(a: &[String], b: &[String], string_col: Option<usize>) -> std::cmp::Ordering {
     for (k, (x, y)) in a.iter().zip(b).enumerate() {
-        let o = match (pu64(x), pu64(y)) {
-            (Some(p), Some(q)) if string_col != Some(k) => p.cmp(&q),
+        let numeric = |s: &str| pu64(s).map(|v| (v as u128, 0u128)).or_else(|| decimal(s));
+        let o = match (numeric(x), numeric(y)) {
+            _ if string_col == Some(k) => x.as_bytes().cmp(y.as_bytes()),
+            (Some(p), Some(q)) => p.cmp(&q),
+            (None, Some(_)) if x.is_empty() => std::cmp::Ordering::Less,
+            (Some(_), None) if y.is_empty() => std::cmp::Ordering::Greater,
             _ => x.as_bytes().cmp(y.as_bytes()),
         };
         if o != std::cmp::Ordering::Equal {
@@ -1203,13 +1262,23 @@ pub fn compare_outputs(r: &Reference, out: &Path) -> Result<(), String> {
 /// (file, line), same raw text. The `file` column may be the path as given or its
 /// file name.
 pub fn compare_rejected(r: &Reference, spec: &RunSpec, out: &Path) -> Result<(), String> {
+    let files: Vec<PathBuf> = spec.events.iter().chain(spec.catalog.iter()).cloned().collect();
+    compare_rejected_lines(&r.rejected, &files, out)
+}
+
+/// Checks `<out>/rejected.csv` against `expected` (file, line, raw) rows; `files` are the
+/// input files the `file` column may name (path as given, or file name).
+pub fn compare_rejected_lines(
+    expected: &BTreeSet<(PathBuf, u64, String)>,
+    files: &[PathBuf],
+    out: &Path,
+) -> Result<(), String> {
     let path = out.join("rejected.csv");
     let content = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let lines = file_lines(&content);
     if lines.first().copied() != Some(REJECTED_HEADER) {
         return Err(format!("rejected.csv: header {:?}, expected {REJECTED_HEADER:?}", lines.first()));
     }
-    let files: Vec<&PathBuf> = spec.events.iter().chain(spec.catalog.iter()).collect();
     let mut got = BTreeSet::new();
     let mut errs = Vec::new();
     for line in &lines[1..] {
@@ -1236,8 +1305,8 @@ pub fn compare_rejected(r: &Reference, spec: &RunSpec, out: &Path) -> Result<(),
             errs.push(format!("rejected.csv: duplicate entry {line:?}"));
         }
     }
-    let missing: Vec<_> = r.rejected.difference(&got).take(8).collect();
-    let extra: Vec<_> = got.difference(&r.rejected).take(8).collect();
+    let missing: Vec<_> = expected.difference(&got).take(8).collect();
+    let extra: Vec<_> = got.difference(expected).take(8).collect();
     if !missing.is_empty() {
         errs.push(format!("rejected.csv: expected but absent: {missing:?}"));
     }
