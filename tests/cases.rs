@@ -285,13 +285,18 @@ fn generated_case(test: &str, cfg: &GenConfig, rules: &Rules, ads: AdParams) -> 
 fn random_seeds() {
     let rules = random_rules();
     let mut failures = Vec::new();
+    let mut order_failures = Vec::new();
     for seed in seeds(&[1, 2, 3, 4, 5]) {
         let started = Instant::now();
         let (cfg, ads) = case_config(seed);
         let (dir, spec) = generated_case("cases", &cfg, &rules, ads);
         let r = CaseRef::compute(&spec);
         let label = format!("cases seed {seed}");
-        match check_case(&label, &dir, &spec, &r, &[1, 2]) {
+        let checked = check_case(&label, &dir, &spec, &r, &[1, 2]);
+        if let Err(e) = check_row_order(&dir.join("out-w1"), &spec.output_names()) {
+            order_failures.push(format!("{label}:\n  {e}"));
+        }
+        match checked {
             Ok(cov) => {
                 eprintln!(
                     "{label} ({:?}, epoch {}, span {} h): {} times checked in {:.1} s; {:?}; non-empty/largest: {:?}",
@@ -318,6 +323,11 @@ fn random_seeds() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    assert!(
+        order_failures.is_empty(),
+        "states are right, but rows within a time are not in typed column order (README: sorted by row):\n{}",
+        order_failures.join("\n\n")
+    );
 }
 
 // =====================================================================================
@@ -581,10 +591,20 @@ fn checker_detects_rule_changes_and_mutations() {
             assert!(*name == "rules", "{name} has only {} lines", lines.len());
             continue;
         }
+        let ordered = check_row_order(&out, &[name]).is_ok();
+        let time_of = |line: &str| line.split(',').next().unwrap().to_string();
         for (mname, m) in &mutations {
             let mut l = lines.clone();
             m(&mut l);
             fs::write(&path, l.join("\n") + "\n").unwrap();
+            let n = lines.len();
+            if *mname == "swap two lines" && time_of(&lines[n / 2]) == time_of(&lines[n - 1]) {
+                // Same time: the states do not change, only the order within the time.
+                if ordered {
+                    assert!(check_row_order(&out, &[name]).is_err(), "mutation {mname:?} of {name} was not detected");
+                }
+                continue;
+            }
             assert!(
                 compare_case_outputs(&r, &out, &names, u64::MAX).is_err(),
                 "mutation {mname:?} of {name} was not detected"
@@ -771,9 +791,26 @@ fn follow_live_rule_edit() {
     write_rows(&first, false);
     let rules_path = dir.join("rules.toml");
     fs::write(&rules_path, rules_toml(&follow_rules(false))).unwrap();
+    // A base (cut-off T0 + 10 min) rewritten twice during the run: with cut-off
+    // T0 + 15 min + 5 s (effective at the input frontier when read), then with cut-off
+    // T0 + 75 min + 3 s (ahead of the frontier: effective at ceil_E of it, exactly).
+    // Item 998 is only in the first content, 999 only in the second, 997 only in the third.
+    let base_rows = |items: std::ops::Range<u64>, extra: u64, salt: u64| -> BTreeMap<u64, [u64; 4]> {
+        items.chain([extra]).map(|i| (i, [1 + (i + salt) % 4, 2 + i % 3, 100 * (i + salt), 1 + i % 2])).collect()
+    };
+    let (c_old, c_new) = (T0 + 10 * 60_000, T0 + 15 * 60_000 + 5_000);
+    let base_path = dir.join("base.csv");
+    let base_old = dir.join("base-old.csv");
+    let base_new = dir.join("base-new.csv");
+    let base_new2 = dir.join("base-new2.csv");
+    let c_new2 = T0 + 75 * 60_000 + 3_000;
+    fs::write(&base_old, base_text(c_old, &base_rows(0..20, 998, 0))).unwrap();
+    fs::write(&base_new, base_text(c_new, &base_rows(10..30, 999, 1))).unwrap();
+    fs::write(&base_new2, base_text(c_new2, &base_rows(20..40, 997, 2))).unwrap();
+    fs::copy(&base_old, &base_path).unwrap();
     let names = ["rules", "recall_hot", "recall_i2i", "recall_user"];
     let out = dir.join("out");
-    let args = |out: &Path| {
+    let args = |out: &Path, outputs: &[&str]| {
         let mut cmd = Command::new(shopflow_bin());
         cmd.arg("run")
             .arg("--events")
@@ -782,14 +819,18 @@ fn follow_live_rule_edit() {
             .arg(&catalog)
             .arg("--out")
             .arg(out)
-            .args(["--epoch-ms", "10000", "--lateness-ms", "0", "--outputs", &names.join(","), "--rules"])
+            .args(["--epoch-ms", "10000", "--lateness-ms", "0", "--outputs", &outputs.join(","), "--rules"])
             .arg(&rules_path);
         cmd
     };
     let started = Instant::now();
     // 1500 rows, 2 h of event time: 6 s at --speed 1200.
-    let child = args(&out)
-        .args(["--follow", "--speed", "1200", "-w", "2", "-q"])
+    let mut followed: Vec<&str> = names.to_vec();
+    followed.push("item_display_stats");
+    let child = args(&out, &followed)
+        .arg("--base")
+        .arg(&base_path)
+        .args(["--follow", "--speed", "1200", "-w", "2"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -804,13 +845,20 @@ fn follow_live_rule_edit() {
     for k in 0..10u64 {
         at(400 + 250 * k);
         write_rows(&follow_rows(500 + 100 * k, 600 + 100 * k), true);
+        if k == 6 || k == 8 {
+            // About 1.9 s and 2.4 s in (event time about T0 + 30 and T0 + 40 min): the base
+            // file changes.
+            let tmp = dir.join("base.csv.new");
+            fs::copy(if k == 6 { &base_new } else { &base_new2 }, &tmp).unwrap();
+            fs::rename(&tmp, &base_path).unwrap();
+        }
     }
     at(3000);
     // Write the edit beside and rename it into place (the watcher never sees half a file).
     let tmp = dir.join("rules.toml.new");
     fs::write(&tmp, rules_toml(&follow_rules(true))).unwrap();
     fs::rename(&tmp, &rules_path).unwrap();
-    at(5200);
+    at(5600);
     let ok = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(ok.success());
     let (status, err) = finish(child, Duration::from_secs(20));
@@ -852,7 +900,7 @@ fn follow_live_rule_edit() {
 
     // A run without the edit: the unchanged scene's rows are identical; the edited ones differ.
     let plain_out = dir.join("out-plain");
-    let o = args(&plain_out).args(["-w", "1", "-q"]).output().unwrap();
+    let o = args(&plain_out, &names).args(["-w", "1", "-q"]).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     for name in ["recall_hot", "recall_i2i", "recall_user"] {
         let a = read_case_stream(&out, name).unwrap();
@@ -865,6 +913,35 @@ fn follow_live_rule_edit() {
         if name == "recall_hot" {
             assert!(of_scene(&a, "home_feed") != of_scene(&b, "home_feed"), "{name}: the edit changed nothing");
         }
+    }
+
+    // The base reload: the new content shows from the first time item 999 has a row; on
+    // minute boundaries every effective time in (M - 1 min, M] gives the same output, so
+    // the reference takes M itself.
+    let display = read_case_stream(&out, "item_display_stats").unwrap();
+    let shown = display.iter().find(|c| c.2[0] == "999").map(|c| c.0);
+    let m = shown.unwrap_or_else(|| panic!("the rewritten base never took effect (cut-off {cut})"));
+    let eff_old = c_old; // a multiple of the epoch
+    assert!(m > eff_old + 60_000 && m < cut, "new base shown at {m}");
+    assert!(display.iter().any(|c| c.0 < m && c.2[0] == "998"), "the first base never took effect");
+    eprintln!("follow: the rewritten base shows at T0 + {} ms", m - T0);
+    let eff2 = c_new2.div_ceil(10_000) * 10_000;
+    let m2 = r.f(eff2, 60_000);
+    assert!(m2 < cut, "the cut-off {cut} leaves the second rewrite ({m2}) untested");
+    let shown2 = display.iter().find(|c| c.2[0] == "997").map(|c| c.0);
+    assert_eq!(shown2, Some(m2), "a base whose cut-off is ahead of the frontier shows at f_1min(ceil_E(C))");
+    let mut rejected = BTreeSet::new();
+    let mut b_old = parse_base(&base_old, 0, 10_000, &mut rejected).unwrap();
+    let mut b_new = parse_base(&base_new, 0, 10_000, &mut rejected).unwrap();
+    let b_new2 = parse_base(&base_new2, 0, 10_000, &mut rejected).unwrap();
+    assert_eq!(b_new2.eff, eff2);
+    b_old.eff = eff_old;
+    b_new.eff = m;
+    let mut rd = r.clone();
+    rd.bases = vec![b_old, b_new, b_new2];
+    match compare_case_outputs(&rd, &out, &["item_display_stats"], cut) {
+        Ok(cov) => eprintln!("follow: item_display_stats: {} times checked; {:?}", cov.times, cov.outputs),
+        Err(e) => panic!("{e}\n  (kept in {})", dir.display()),
     }
     keep_or_remove(&dir);
 }
