@@ -316,6 +316,20 @@ fn random_seeds() {
                     r.counts(),
                     cov.outputs
                 );
+                // The summary's ads line: refreshes, full re-send rows, change rows.
+                let ads = read_case_stream(&dir.join("out-w1"), "ads_curated").unwrap();
+                if let Some((n, full, written)) = ads_summary_expected(&r, &ads) {
+                    let got = summary_numbers(&cov.summary, "ads_curated");
+                    if got.as_ref().map(|g| g.iter().take(3).copied().collect::<Vec<u64>>())
+                        != Some(vec![n as u64, full as u64, written as u64])
+                    {
+                        failures.push(format!(
+                            "{label}: summary for ads_curated: expected {n} refreshes, {full} full rows, {written} \
+                             written; got numbers {got:?} in:\n{}",
+                            cov.summary
+                        ));
+                    }
+                }
                 // Not vacuous: every output has rows at some time (no ads without impressions).
                 for (name, _) in CASE_OUTPUTS {
                     if name == "ads_curated" && cfg.format == Format::UserBehavior {

@@ -1032,6 +1032,8 @@ pub fn stream_state_at(stream: &[Change], t: u64) -> OutState {
 pub struct Coverage {
     pub times: usize,
     pub outputs: BTreeMap<&'static str, (usize, usize)>,
+    /// The first run's standard error (the run summary), when the binary ran.
+    pub summary: String,
 }
 
 impl Coverage {
@@ -1151,7 +1153,7 @@ pub fn compare_case_outputs(r: &CaseRef, out: &Path, names: &[&str], before: u64
     if errors.is_empty() {
         let outputs =
             streams.iter().enumerate().map(|(k, (o, _))| (CASE_OUTPUTS[*o].0, (nonempty[k], largest[k]))).collect();
-        Ok(Coverage { times: times.len(), outputs })
+        Ok(Coverage { times: times.len(), outputs, summary: String::new() })
     } else {
         Err(errors.join("\n  "))
     }
@@ -1207,7 +1209,7 @@ pub fn check_case(
         match &first_out {
             None => {
                 match compare_case_outputs(r, &out, &names, u64::MAX) {
-                    Ok(c) => coverage = c,
+                    Ok(c) => coverage = Coverage { summary: String::from_utf8_lossy(&res.stderr).into_owned(), ..c },
                     Err(e) => errors.push(format!("{label} -w {w}:\n  {e}")),
                 }
                 if let Err(e) = compare_rejected_lines(&r.rejected, &r.files, &out) {
@@ -1244,4 +1246,34 @@ pub fn check_case(
     } else {
         Err(errors.join("\n"))
     }
+}
+
+/// What the run summary reports for `ads_curated` (contract, case 3): (refresh boundaries
+/// from the first refresh at which the set changed to the last one at which it changed,
+/// rows a full re-send at each of them would write, change rows written). `None` when
+/// the set never changed.
+pub fn ads_summary_expected(r: &CaseRef, stream: &[Change]) -> Option<(usize, usize, usize)> {
+    let (first, last) = (stream.first()?.0, stream.last()?.0);
+    let p = r.ads.refresh_ms;
+    let mut boundaries = BTreeSet::new();
+    let mut k = (first / p).saturating_sub(1);
+    loop {
+        let b = r.f(k * p, p);
+        if b > last {
+            break;
+        }
+        if b >= first {
+            boundaries.insert(b);
+        }
+        k += 1;
+    }
+    let rows = boundaries.iter().map(|&b| stream_state_at(stream, b).len()).sum();
+    Some((boundaries.len(), rows, stream.len()))
+}
+
+/// The unsigned integers of the summary line that starts with `<name>:`, in order.
+pub fn summary_numbers(summary: &str, name: &str) -> Option<Vec<u64>> {
+    let line = summary.lines().map(str::trim).find(|l| l.starts_with(&format!("{name}:")))?;
+    let rest = &line[name.len() + 1..];
+    Some(rest.split(|c: char| !c.is_ascii_digit()).filter(|x| !x.is_empty()).filter_map(|x| x.parse().ok()).collect())
 }
