@@ -1,7 +1,17 @@
 //! The outputs of the three production cases (docs/cases-contract.md) against the
 //! independent sequential reference of tests/common/cases.rs, at every time that matters.
 //!
-//! Run: `cargo test --release --test cases`
+//! - `case_reference_self_check`: hand-computed values (the reference itself);
+//! - `random_seeds`: generated inputs (catalog churn, ads, late rows, several scenes,
+//!   windows expiring inside the data, spans of 2 h to 33 days, UserBehavior), a rules
+//!   file, -w 1 and -w 2: every case output at every time; the ads summary line; row order;
+//! - `base_files`, `base_merge_matches_plain_output`: `--base` (ties, malformed rows, the
+//!   30-day drop) and the merge property;
+//! - `checker_detects_rule_changes_and_mutations`: the checker fails when it should;
+//! - `bad_rules_and_bases_exit_2`: configuration errors;
+//! - `follow_live_rule_edit`: rules and base edits under `--follow`, stopped by SIGINT.
+//!
+//! Run: `cargo test --release --test cases` (about a minute on two cores)
 //! Environment: `SHOPFLOW_SEEDS=3,7` runs only these seeds in `random_seeds`;
 //! `SHOPFLOW_KEEP=1` keeps inputs/outputs under target/tmp/reference/ even on success
 //! (they are always kept on failure).
@@ -398,7 +408,7 @@ fn check_bases(cfg: &GenConfig) -> Result<(), String> {
             .iter()
             .chain([424_242u64].iter())
             .enumerate()
-            .filter(|(k, _)| (*k as u64 + salt) % 3 != 0)
+            .filter(|(k, _)| !(*k as u64 + salt).is_multiple_of(3))
             .map(|(k, &item)| {
                 let s = (k as u64 * 7 + salt) % 9;
                 (item, [s, 2 * s + salt % 2, 1000 * s + salt, s.min(3) + salt % 2])
@@ -559,7 +569,8 @@ fn checker_detects_rule_changes_and_mutations() {
     if let Err(e) = compare_case_outputs(&r, &out, &names, u64::MAX) {
         panic!("the unmutated run must pass to test the checker:\n{e}");
     }
-    let variants: Vec<(&str, Box<dyn Fn(&mut Rules)>, &[&str])> = vec![
+    type RuleChange = Box<dyn Fn(&mut Rules)>;
+    let variants: Vec<(&str, RuleChange, &[&str])> = vec![
         (
             "home: buy weight 10 -> 9",
             Box::new(|r: &mut Rules| r.get_mut("home").unwrap().hot.as_mut().unwrap().buy = 9),

@@ -1159,27 +1159,6 @@ pub fn compare_case_outputs(r: &CaseRef, out: &Path, names: &[&str], before: u64
     }
 }
 
-/// Per output: at how many of the checked times the reference state is non-empty, and
-/// the largest state (to tell that a test is not vacuous).
-pub fn coverage(r: &CaseRef, names: &[&str]) -> BTreeMap<&'static str, (usize, usize)> {
-    let mut want = [false; 11];
-    for n in names {
-        want[output_index(n)] = true;
-    }
-    let mut cov: BTreeMap<&'static str, (usize, usize)> = BTreeMap::new();
-    for t in r.candidate_times() {
-        let states = r.states_at(t, &want);
-        for (o, (name, _)) in CASE_OUTPUTS.iter().enumerate() {
-            if want[o] {
-                let e = cov.entry(name).or_default();
-                e.0 += !states[o].is_empty() as usize;
-                e.1 = e.1.max(states[o].len());
-            }
-        }
-    }
-    cov
-}
-
 /// Runs the binary on `spec` with each worker count: the first run is compared with the
 /// reference at every time and its rejected.csv with the reference's rejected lines;
 /// every other run must write byte-identical case outputs (rejected.csv: the same lines).
