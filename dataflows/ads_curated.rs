@@ -107,18 +107,25 @@ fn keep_first(ads: &mut Vec<Ad>, n: usize) {
     ads.sort_unstable();
 }
 
-pub fn schema() -> Schema<Ranked> {
+/// A row in column order (the sink sorts rows within a time by it).
+pub type Row = (u32, ItemId, CategoryId, u64, Micro, Micro);
+
+pub fn as_row((rank, ad): Ranked) -> Row {
+    (rank, ad.item, ad.category, ad.bid_cents, ad.pctr, -ad.neg_ecpm)
+}
+
+pub fn schema() -> Schema<Row> {
     Schema {
         name: "ads_curated",
         columns: &["rank", "item_id", "category_id", "bid_cents", "pctr", "ecpm"],
-        fields: |(rank, ad)| {
+        fields: |(rank, item, category, bid, pctr, ecpm)| {
             vec![
                 Field::U(*rank as u64),
-                Field::U(ad.item),
-                Field::U(ad.category),
-                Field::U(ad.bid_cents),
-                Field::Fixed(Some(ad.pctr)),
-                Field::Fixed(Some(-ad.neg_ecpm)),
+                Field::U(*item),
+                Field::U(*category),
+                Field::U(*bid),
+                Field::Fixed(Some(*pctr)),
+                Field::Fixed(Some(*ecpm)),
             ]
         },
     }

@@ -115,13 +115,13 @@ pub fn attach<'s>(name: &str, p: &Platform<'s>, built: &mut Built<'s>, sinks: &S
         }
         "scene_traffic" => sinks.attach(scene_traffic::scene_traffic(p), scene_traffic::schema()),
         "rules" => sinks.attach(rules::rules(p), rules::schema()),
-        "recall_hot" => sinks.attach(built.recall_hot(p), recall_hot::schema()),
-        "recall_i2i" => sinks.attach(built.recall_i2i(p), recall_i2i::schema()),
+        "recall_hot" => sinks.attach(built.recall_hot(p).map(recall_hot::as_row), recall_hot::schema()),
+        "recall_i2i" => sinks.attach(built.recall_i2i(p).map(recall_i2i::as_row), recall_i2i::schema()),
         "recall_user" => {
             let (hot, i2i) = (built.recall_hot(p), built.recall_i2i(p));
-            sinks.attach(recall_user::recall_user(p, hot, i2i), recall_user::schema())
+            sinks.attach(recall_user::recall_user(p, hot, i2i).map(recall_user::as_row), recall_user::schema())
         }
-        "ads_curated" => sinks.attach(ads_curated::ads_curated(p), ads_curated::schema()),
+        "ads_curated" => sinks.attach(ads_curated::ads_curated(p).map(ads_curated::as_row), ads_curated::schema()),
         other => unreachable!("unknown output {other}"),
     }
 }

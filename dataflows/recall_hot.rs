@@ -29,13 +29,18 @@ pub type Hot = (Scene, u32, ItemId, i64);
 pub fn recall_hot<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (CategoryId, Hot)> {
     let counts = p.recent_online().explode(|(item, (category, s))| Some(((category, item), s)));
     let mut ranked = Vec::new();
-    reduce_total_with(counts, p.rules.clone(), "RecallHot", move |_c, items: &[(ItemId, Stats)], rules: &[Rule], out| {
-        for (scene, rule) in hot_rules(rules) {
-            ranked.clear();
-            top_by_score(items.iter().map(|(item, s)| (*item, score(&rule, s))), rule.top_n as usize, &mut ranked);
-            out.extend(ranked.iter().map(|&(rank, item, score)| (scene, rank, item, score)));
-        }
-    })
+    reduce_total_with(
+        counts,
+        p.rules.clone(),
+        "RecallHot",
+        move |_c, items: &[(ItemId, Stats)], rules: &[Rule], out| {
+            for (scene, rule) in hot_rules(rules) {
+                ranked.clear();
+                top_by_score(items.iter().map(|(item, s)| (*item, score(&rule, s))), rule.top_n as usize, &mut ranked);
+                out.extend(ranked.iter().map(|&(rank, item, score)| (scene, rank, item, score)));
+            }
+        },
+    )
 }
 
 /// A `hot` rule's weighted score of window counters.
@@ -43,11 +48,18 @@ pub fn score(rule: &HotRule, s: &Stats) -> i64 {
     rule.click as i64 * s.clicks + rule.fav as i64 * s.favs + rule.cart as i64 * s.carts + rule.buy as i64 * s.buys
 }
 
-pub fn schema() -> Schema<(CategoryId, Hot)> {
+/// A row in column order (the sink sorts rows within a time by it).
+pub type Row = (Scene, CategoryId, u32, ItemId, i64);
+
+pub fn as_row((c, (scene, rank, item, score)): (CategoryId, Hot)) -> Row {
+    (scene, c, rank, item, score)
+}
+
+pub fn schema() -> Schema<Row> {
     Schema {
         name: "recall_hot",
         columns: &["scene", "category_id", "rank", "item_id", "score"],
-        fields: |(c, (scene, rank, item, score))| {
+        fields: |(scene, c, rank, item, score)| {
             vec![Field::S(*scene), Field::U(*c), Field::U(*rank as u64), Field::U(*item), Field::I(*score)]
         },
     }

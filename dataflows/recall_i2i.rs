@@ -45,20 +45,32 @@ pub fn recall_i2i<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (ItemId, Neig
         .arrange_by_key_named("Arrange: I2iPairsByB")
         .join_core(p.online_category(), |b, a, _| Some((*a, *b)));
     let mut ranked = Vec::new();
-    reduce_total_with(co_users, p.rules.clone(), "RecallI2i", move |_a, neighbors: &[(ItemId, isize)], rules: &[Rule], out| {
-        for (scene, rule) in i2i_rules(rules) {
-            ranked.clear();
-            top_by_score(neighbors.iter().map(|(b, users)| (*b, *users as i64)), rule.top_n as usize, &mut ranked);
-            out.extend(ranked.iter().map(|&(rank, b, users)| (scene, rank, b, users)));
-        }
-    })
+    reduce_total_with(
+        co_users,
+        p.rules.clone(),
+        "RecallI2i",
+        move |_a, neighbors: &[(ItemId, isize)], rules: &[Rule], out| {
+            for (scene, rule) in i2i_rules(rules) {
+                ranked.clear();
+                top_by_score(neighbors.iter().map(|(b, users)| (*b, *users as i64)), rule.top_n as usize, &mut ranked);
+                out.extend(ranked.iter().map(|&(rank, b, users)| (scene, rank, b, users)));
+            }
+        },
+    )
 }
 
-pub fn schema() -> Schema<(ItemId, Neighbor)> {
+/// A row in column order (the sink sorts rows within a time by it).
+pub type Row = (Scene, ItemId, u32, ItemId, i64);
+
+pub fn as_row((a, (scene, rank, b, users)): (ItemId, Neighbor)) -> Row {
+    (scene, a, rank, b, users)
+}
+
+pub fn schema() -> Schema<Row> {
     Schema {
         name: "recall_i2i",
         columns: &["scene", "item_id", "rank", "neighbor_id", "users"],
-        fields: |(a, (scene, rank, b, users))| {
+        fields: |(scene, a, rank, b, users)| {
             vec![Field::S(*scene), Field::U(*a), Field::U(*rank as u64), Field::U(*b), Field::I(*users)]
         },
     }

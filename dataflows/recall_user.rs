@@ -42,12 +42,12 @@ pub enum Candidate {
     Bought { item: ItemId },
 }
 
-/// Which strategies produced a candidate.
+/// Which strategies produced a candidate (ordered as their labels: hot, hot+i2i, i2i).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Source {
     Hot,
-    I2i,
     Both,
+    I2i,
 }
 
 /// `(scene, rank, item, score, source)`.
@@ -71,19 +71,23 @@ pub fn recall_user<'s>(
     let from_hot = top_categories
         .map(|(user, (_rank, category, _score))| (category, user))
         .arrange_by_key_named("Arrange: UserTopCategoriesByCategory")
-        .join_core(hot.arrange_by_key_named("Arrange: RecallHotByCategory"), |_c, user, (scene, _rank, item, score)| {
-            Some((*user, Candidate::Hot { scene: *scene, item: *item, score: *score }))
-        });
+        .join_core(
+            hot.arrange_by_key_named("Arrange: RecallHotByCategory"),
+            |_c, user, (scene, _rank, item, score)| {
+                Some((*user, Candidate::Hot { scene: *scene, item: *item, score: *score }))
+            },
+        );
     // The items the user recently clicked or bought, and their i2i neighbours.
     let engaged = threshold_total_hashed(
         recent.clone().flat_map(|e| matches!(e.behavior, Behavior::Click | Behavior::Buy).then_some((e.item, e.user))),
         "UserRecentItems",
         |n: &isize| (*n > 0) as isize,
     );
-    let from_i2i = engaged.arrange_by_key_named("Arrange: RecentItemUsers").join_core(
-        i2i.arrange_by_key_named("Arrange: RecallI2iByItem"),
-        |_a, user, (scene, _rank, b, users)| Some((*user, Candidate::I2i { scene: *scene, item: *b, users: *users })),
-    );
+    let from_i2i = engaged
+        .arrange_by_key_named("Arrange: RecentItemUsers")
+        .join_core(i2i.arrange_by_key_named("Arrange: RecallI2iByItem"), |_a, user, (scene, _rank, b, users)| {
+            Some((*user, Candidate::I2i { scene: *scene, item: *b, users: *users }))
+        });
     let bought = threshold_total_hashed(
         recent.flat_map(|e| (e.behavior == Behavior::Buy).then_some((e.user, e.item))),
         "UserRecentBuys",
@@ -91,53 +95,66 @@ pub fn recall_user<'s>(
     )
     .map(|(user, item)| (user, Candidate::Bought { item }));
     let candidates = from_hot.concat(from_i2i).concat(bought);
-    reduce_total_with(candidates, p.rules.clone(), "RecallUser", |_user, input: &[(Candidate, isize)], rules: &[Rule], out| {
-        for (scene, rule) in user_rules(rules) {
-            // item → (hot, i2i), for this scene.
-            let mut scores: Vec<(ItemId, i64, i64)> = Vec::new();
-            let mut bought: Vec<ItemId> = Vec::new();
-            for (c, _) in input {
-                match *c {
-                    Candidate::Hot { scene: s, item, score } if s == scene => scores.push((item, score, 0)),
-                    Candidate::I2i { scene: s, item, users } if s == scene => scores.push((item, 0, users)),
-                    Candidate::Bought { item } if rule.exclude_bought => bought.push(item),
-                    _ => {}
-                }
-            }
-            scores.sort_unstable();
-            bought.sort_unstable();
-            let mut merged: Vec<(ItemId, i64, i64)> = Vec::new();
-            for (item, h, i) in scores {
-                match merged.last_mut() {
-                    Some(last) if last.0 == item => {
-                        last.1 = last.1.max(h);
-                        last.2 = last.2.max(i);
+    reduce_total_with(
+        candidates,
+        p.rules.clone(),
+        "RecallUser",
+        |_user, input: &[(Candidate, isize)], rules: &[Rule], out| {
+            for (scene, rule) in user_rules(rules) {
+                // item → (hot, i2i), for this scene.
+                let mut scores: Vec<(ItemId, i64, i64)> = Vec::new();
+                let mut bought: Vec<ItemId> = Vec::new();
+                for (c, _) in input {
+                    match *c {
+                        Candidate::Hot { scene: s, item, score } if s == scene => scores.push((item, score, 0)),
+                        Candidate::I2i { scene: s, item, users } if s == scene => scores.push((item, 0, users)),
+                        Candidate::Bought { item } if rule.exclude_bought => bought.push(item),
+                        _ => {}
                     }
-                    _ => merged.push((item, h, i)),
+                }
+                scores.sort_unstable();
+                bought.sort_unstable();
+                let mut merged: Vec<(ItemId, i64, i64)> = Vec::new();
+                for (item, h, i) in scores {
+                    match merged.last_mut() {
+                        Some(last) if last.0 == item => {
+                            last.1 = last.1.max(h);
+                            last.2 = last.2.max(i);
+                        }
+                        _ => merged.push((item, h, i)),
+                    }
+                }
+                merged.retain(|(item, _, _)| bought.binary_search(item).is_err());
+                let mut ranked = Vec::new();
+                let weighted =
+                    merged.iter().map(|&(item, h, i)| (item, rule.hot_weight as i64 * h + rule.i2i_weight as i64 * i));
+                top_by_score(weighted, rule.top_k as usize, &mut ranked);
+                for (rank, item, score) in ranked {
+                    let (_, h, i) = merged[merged.binary_search_by_key(&item, |m| m.0).expect("ranked item")];
+                    let source = match (h > 0, i > 0) {
+                        (true, true) => Source::Both,
+                        (true, false) => Source::Hot,
+                        _ => Source::I2i,
+                    };
+                    out.push((scene, rank, item, score, source));
                 }
             }
-            merged.retain(|(item, _, _)| bought.binary_search(item).is_err());
-            let mut ranked = Vec::new();
-            let weighted = merged.iter().map(|&(item, h, i)| (item, rule.hot_weight as i64 * h + rule.i2i_weight as i64 * i));
-            top_by_score(weighted, rule.top_k as usize, &mut ranked);
-            for (rank, item, score) in ranked {
-                let (_, h, i) = merged[merged.binary_search_by_key(&item, |m| m.0).expect("ranked item")];
-                let source = match (h > 0, i > 0) {
-                    (true, true) => Source::Both,
-                    (true, false) => Source::Hot,
-                    _ => Source::I2i,
-                };
-                out.push((scene, rank, item, score, source));
-            }
-        }
-    })
+        },
+    )
 }
 
-pub fn schema() -> Schema<(UserId, Recall)> {
+/// A row in column order (the sink sorts rows within a time by it).
+pub type Row = (Scene, UserId, u32, ItemId, i64, Source);
+
+pub fn as_row((user, (scene, rank, item, score, source)): (UserId, Recall)) -> Row {
+    (scene, user, rank, item, score, source)
+}
+
+pub fn schema() -> Schema<Row> {
     Schema {
         name: "recall_user",
         columns: &["scene", "user_id", "rank", "item_id", "score", "strategy"],
-        fields: |(user, (scene, rank, item, score, source))| {
+        fields: |(scene, user, rank, item, score, source)| {
             let label = match source {
                 Source::Hot => "hot",
                 Source::I2i => "i2i",

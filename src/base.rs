@@ -200,7 +200,11 @@ mod tests {
         let reasons: Vec<(u64, &str)> = f.rejected.iter().map(|r| (r.line, r.reason.as_str())).collect();
         assert_eq!(
             reasons,
-            [(3, "duplicate item"), (4, "cutoff_ms differs from the file's first row"), (5, "expected 6 fields, found 1")]
+            [
+                (3, "duplicate item"),
+                (4, "cutoff_ms differs from the file's first row"),
+                (5, "expected 6 fields, found 1")
+            ]
         );
         assert!(file("item_id\n").is_err());
         assert!(file(&format!("{HEADER}\n")).is_err());

@@ -9,8 +9,8 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use crate::config_inputs::ConfigFiles;
 use crate::dataflows;
-use crate::platform::{AdParams, Params};
 use crate::generator::{self, GenConfig, GenFormat};
+use crate::platform::{AdParams, Params};
 use crate::run::{self, Pace, RunConfig, RunReport};
 use crate::sink::SinkKind;
 use crate::source::{self, Format, SourceKind, SourceSpec};
@@ -112,6 +112,11 @@ pub struct RunArgs {
     /// read to its end, not followed. Outputs advance with the slowest events file.
     #[arg(long)]
     pub follow: bool,
+    /// Write the end-to-end latency of every input-frontier advance to FILE
+    /// (`frontier_ms,latency_us`: from worker 0 reading the epoch's last line to every
+    /// output having written it). Used by `cargo bench --bench latency`.
+    #[arg(long, value_name = "FILE")]
+    pub latency_log: Option<PathBuf>,
     /// Worker threads per process.
     #[arg(short = 'w', long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub workers: u64,
@@ -184,7 +189,10 @@ fn positive_f64(s: &str) -> Result<f64, String> {
 fn micro_units(s: &str) -> Result<i128, String> {
     let bad = || format!("`{s}` is not a non-negative decimal with at most 6 decimals");
     let (int, frac) = s.split_once('.').unwrap_or((s, ""));
-    if int.is_empty() && frac.is_empty() || frac.len() > 6 || !(int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())) {
+    if int.is_empty() && frac.is_empty()
+        || frac.len() > 6
+        || !(int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()))
+    {
         return Err(bad());
     }
     let int: i128 = if int.is_empty() { 0 } else { int.parse().map_err(|_| bad())? };
@@ -303,6 +311,7 @@ fn run_config(args: &RunArgs) -> Result<RunConfig, String> {
         progress: !args.quiet,
         stop: Arc::new(AtomicBool::new(false)),
         config,
+        latency_log: args.latency_log.clone(),
         params: Params {
             epoch_ms: args.epoch_ms,
             ads: AdParams {

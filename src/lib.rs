@@ -15,6 +15,7 @@ pub mod config_inputs;
 #[path = "../dataflows/mod.rs"]
 pub mod dataflows;
 pub mod generator;
+pub mod latency;
 pub mod model;
 pub mod operators;
 pub mod platform;

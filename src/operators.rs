@@ -358,35 +358,30 @@ where
 {
     let mut state: FxHashMap<K, R> = FxHashMap::default();
     let mut before: FxHashMap<K, Option<R>> = FxHashMap::default();
-    by_complete_time(
-        input,
-        name,
-        Exchange::new(|(k, _, _): &(K, Time, R)| k.hashed()),
-        move |_time, updates, out| {
-            for (k, r) in updates.drain(..) {
-                match state.entry(k) {
-                    Entry::Occupied(mut e) => {
-                        if !before.contains_key(e.key()) {
-                            before.insert(e.key().clone(), Some(e.get().clone()));
-                        }
-                        e.get_mut().plus_equals(&r);
+    by_complete_time(input, name, Exchange::new(|(k, _, _): &(K, Time, R)| k.hashed()), move |_time, updates, out| {
+        for (k, r) in updates.drain(..) {
+            match state.entry(k) {
+                Entry::Occupied(mut e) => {
+                    if !before.contains_key(e.key()) {
+                        before.insert(e.key().clone(), Some(e.get().clone()));
                     }
-                    Entry::Vacant(e) => {
-                        before.entry(e.key().clone()).or_insert(None);
-                        e.insert(r);
-                    }
+                    e.get_mut().plus_equals(&r);
+                }
+                Entry::Vacant(e) => {
+                    before.entry(e.key().clone()).or_insert(None);
+                    e.insert(r);
                 }
             }
-            for (k, old) in before.drain() {
-                let new = state.get(&k).filter(|r| !r.is_zero()).cloned();
-                if new.is_none() {
-                    state.remove(&k);
-                }
-                let old = old.filter(|r| !r.is_zero());
-                emit(&k, old.as_ref(), new.as_ref(), out);
+        }
+        for (k, old) in before.drain() {
+            let new = state.get(&k).filter(|r| !r.is_zero()).cloned();
+            if new.is_none() {
+                state.remove(&k);
             }
-        },
-    )
+            let old = old.filter(|r| !r.is_zero());
+            emit(&k, old.as_ref(), new.as_ref(), out);
+        }
+    })
 }
 
 /// `count_total` with a hash map: `(key, accumulated)` rows, +1/-1 as they change.

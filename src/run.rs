@@ -33,6 +33,7 @@ use timely::worker::Worker;
 
 use crate::config_inputs::{ConfigFiles, ConfigInputs};
 use crate::dataflows;
+use crate::latency::LatencyLog;
 use crate::model::{CatalogRow, ItemId, Time};
 use crate::platform::{self, InputHandles, Params, Tally};
 use crate::sink::{OutputLog, SinkKind, Sinks};
@@ -87,6 +88,8 @@ pub struct RunConfig {
     pub config: ConfigFiles,
     /// What the dataflows need to know of the run.
     pub params: Params,
+    /// Write each input frontier's end-to-end latency here (worker 0).
+    pub latency_log: Option<PathBuf>,
 }
 
 impl RunConfig {
@@ -94,7 +97,9 @@ impl RunConfig {
     pub fn file_path(&self, index: u32) -> PathBuf {
         match self.sources.get(index as usize) {
             Some(spec) => spec.path.clone(),
-            None => self.config.bases.iter().find(|(_, i, _)| *i == index).map(|(p, _, _)| p.clone()).unwrap_or_default(),
+            None => {
+                self.config.bases.iter().find(|(_, i, _)| *i == index).map(|(p, _, _)| p.clone()).unwrap_or_default()
+            }
         }
     }
 }
@@ -152,6 +157,7 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
         written: Rc::default(),
         error: Rc::new(RefCell::new(None)),
         cutoff: Rc::new(Cell::new(Time::MAX)),
+        latency: (index == 0 && cfg.latency_log.is_some()).then(Rc::default),
     };
 
     let mut inputs = worker.dataflow::<Time, _, _>(|scope| {
@@ -183,7 +189,8 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
     let mut progress = Progress::new(index == 0 && cfg.progress && std::io::stderr().is_terminal());
     // Worker 0 inserts the configuration (rules, bases) and, under --follow, watches it.
     let mut config = (index == 0).then(|| ConfigInputs::start(&cfg.config, cfg.epoch_ms, cfg.follow, &mut inputs));
-    let feed = Feed::new(cfg, index, peers);
+    let mut feed = Feed::new(cfg, index, peers);
+    feed.latency = sinks.latency.clone();
     let (stopped_at, frontier) =
         feed.run(worker, &mut inputs, &mut readers, &probe, &coord, &mut progress, config.as_mut())?;
     let events_read = events_read(&readers);
@@ -247,6 +254,9 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
         files[r.file as usize].rejected += 1;
     }
     write_rejected(cfg, &rejected).map_err(|e| RunError(format!("cannot write rejected rows: {e}")))?;
+    if let (Some(path), Some(log)) = (&cfg.latency_log, &sinks.latency) {
+        log.borrow().write(path).map_err(|e| RunError(format!("cannot write {}: {e}", path.display())))?;
+    }
 
     let times = sinks.times.borrow();
     let (epochs, first_epoch, last_epoch) = (times.len() as u64, times.first().copied(), times.last().copied());
@@ -458,6 +468,8 @@ struct Feed<'a> {
     late: Vec<isize>,
     /// Paced or following: flush and step at least every `LIVE_STEP`.
     live: bool,
+    /// Worker 0, `--latency-log`: input frontier advances.
+    latency: Option<Rc<RefCell<LatencyLog>>>,
 }
 
 impl<'a> Feed<'a> {
@@ -471,6 +483,7 @@ impl<'a> Feed<'a> {
             valid: vec![0; n],
             late: vec![0; n],
             live: cfg.pace != Pace::Unpaced || cfg.follow,
+            latency: None,
         }
     }
 
@@ -608,6 +621,9 @@ impl<'a> Feed<'a> {
                 if open > frontier {
                     inputs.advance_to(open);
                     frontier = open;
+                    if let Some(log) = &self.latency {
+                        log.borrow_mut().input_at(open);
+                    }
                 }
             }
             if since_step >= self.cfg.batch_lines || open.is_none() || (live && last_step.elapsed() >= LIVE_STEP) {

@@ -21,6 +21,7 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::ProbeHandle;
 
+use crate::latency::LatencyLog;
 use crate::model::{Scene, Time};
 use crate::rates::{format_micro, Micro};
 
@@ -197,6 +198,8 @@ pub struct Sinks {
     /// Set (worker 0) before any worker's inputs close, so the frontier cannot pass
     /// it earlier.
     pub cutoff: Rc<Cell<Time>>,
+    /// Epoch latency, when measured (worker 0).
+    pub latency: Option<Rc<RefCell<LatencyLog>>>,
 }
 
 impl Sinks {
@@ -217,6 +220,10 @@ impl Sinks {
         let this = self.clone();
         let mut pending: BTreeMap<Time, Vec<(D, isize)>> = BTreeMap::new();
         let mut done = false;
+        let latency = self.latency.clone().filter(|_| self.writes).map(|l| {
+            let index = l.borrow_mut().add_sink();
+            (l, index)
+        });
         let collection = collection.probe_with(&self.probe);
         collection.inner.sink(Exchange::new(|_| 0), schema.name, move |(input, frontier)| {
             input.for_each(|_, data| {
@@ -262,6 +269,9 @@ impl Sinks {
                     this.fail(format!("cannot write {}: {e}", schema.name));
                     writer = None;
                 }
+            }
+            if let Some((log, index)) = &latency {
+                log.borrow_mut().sink_at(*index, frontier.frontier().first().copied().unwrap_or(Time::MAX));
             }
             if frontier.is_empty() && !done {
                 done = true;

@@ -56,19 +56,24 @@ where
     c.inner
         .flat_map(move |(d, t, r)| {
             let end = expires(&d);
-            (end > t).then(|| {
-                let mut neg = r.clone();
-                neg.negate();
-                [(d.clone(), t, r), (d, end, neg)]
-            })
-            .into_iter()
-            .flatten()
+            (end > t)
+                .then(|| {
+                    let mut neg = r.clone();
+                    neg.negate();
+                    [(d.clone(), t, r), (d, end, neg)]
+                })
+                .into_iter()
+                .flatten()
         })
         .as_collection()
 }
 
 /// Delays every update to its time's P-boundary `f_P(t)`.
-pub fn on_boundaries<'s, D, R>(c: VecCollection<'s, Time, D, R>, period: u64, epoch_ms: u64) -> VecCollection<'s, Time, D, R>
+pub fn on_boundaries<'s, D, R>(
+    c: VecCollection<'s, Time, D, R>,
+    period: u64,
+    epoch_ms: u64,
+) -> VecCollection<'s, Time, D, R>
 where
     D: Clone + 'static,
     R: Clone + 'static,

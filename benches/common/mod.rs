@@ -1,0 +1,144 @@
+//! What the benchmark binaries share: the cached dataset, running the release binary with
+//! its resource usage, the run's identity (machine, commit, date), and the CSV history.
+#![allow(dead_code)]
+
+use std::fs::OpenOptions;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_shopflow");
+
+/// The 8 platform outputs (everything but the three production cases).
+pub const PLATFORM_OUTPUTS: &str =
+    "item_stats,category_stats,scene_stats,user_stats,category_top_items,user_top_categories,hourly_stats,untagged";
+
+pub fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
+
+/// A comma-separated list from the environment.
+pub fn env_list(name: &str, default: &str) -> Vec<String> {
+    env_or(name, default).split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+}
+
+fn shell(cmd: &str) -> String {
+    Command::new("sh")
+        .args(["-c", cmd])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+pub fn bench_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("bench-data")
+}
+
+/// The UserBehavior dataset of `events` rows (`shopflow gen`, seed 1, 9 days), generated
+/// once and cached under `bench-data/` (git-ignored).
+pub fn dataset(events: u64) -> PathBuf {
+    let dir = bench_root().join(format!("ub-{events}"));
+    let data = dir.join("UserBehavior.csv");
+    if !data.exists() {
+        let status = Command::new(BIN)
+            .args(["gen", "--format", "userbehavior", "--events", &events.to_string(), "--seed", "1", "--out"])
+            .arg(&dir)
+            .status()
+            .expect("shopflow gen runs");
+        assert!(status.success(), "shopflow gen failed");
+    }
+    data
+}
+
+/// Who, where, when: printed in the header and written in every CSV row.
+pub struct Identity {
+    pub machine: String,
+    pub commit: String,
+    pub date: String,
+}
+
+impl Identity {
+    pub fn new() -> Identity {
+        Identity {
+            machine: format!(
+                "{} cores, {}",
+                shell("nproc"),
+                shell("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2")
+            ),
+            commit: shell("git rev-parse --short HEAD"),
+            date: shell("date -u +%Y-%m-%dT%H:%M:%SZ"),
+        }
+    }
+
+    pub fn print(&self) {
+        println!("machine: {}\ncommit: {}\ndate: {}\n", self.machine, self.commit, self.date);
+    }
+}
+
+/// Appends rows to `bench-data/<name>.csv` (header written when the file is new).
+pub struct History(std::fs::File);
+
+impl History {
+    pub fn open(name: &str, header: &str) -> History {
+        let path = bench_root().join(format!("{name}.csv"));
+        let new_file = !path.exists();
+        std::fs::create_dir_all(bench_root()).expect("bench-data");
+        let mut f = OpenOptions::new().create(true).append(true).open(&path).expect("results csv");
+        if new_file {
+            writeln!(f, "date,commit,machine,{header}").unwrap();
+        }
+        History(f)
+    }
+
+    pub fn append(&mut self, id: &Identity, row: &str) {
+        writeln!(self.0, "{},{},\"{}\",{row}", id.date, id.commit, id.machine).unwrap();
+    }
+}
+
+/// A finished run of the binary.
+pub struct Measured {
+    pub stderr: String,
+    pub wall_s: f64,
+    /// User + system CPU seconds of the child.
+    pub cpu_s: f64,
+    pub peak_rss_mib: f64,
+}
+
+impl Measured {
+    /// One line of the run summary that starts with `prefix`.
+    pub fn summary_line(&self, prefix: &str) -> &str {
+        self.stderr.lines().map(str::trim).find(|l| l.starts_with(prefix)).unwrap_or("")
+    }
+
+    /// Change rows written ("outputs: … in DIR: N rows, writing took S s").
+    pub fn rows(&self) -> u64 {
+        let line = self.summary_line("outputs:");
+        line.split(": ").nth(2).and_then(|s| s.split(' ').next()).and_then(|s| s.parse().ok()).unwrap_or(0)
+    }
+}
+
+/// Runs `shopflow` with `args` to completion and measures it; panics if it fails.
+/// The child is reaped with `wait4` (for its rusage), not `Child::wait`.
+#[allow(clippy::zombie_processes)]
+pub fn run_measured(args: &[&str]) -> Measured {
+    let started = Instant::now();
+    let mut child =
+        Command::new(BIN).args(args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn shopflow");
+    let mut stderr = String::new();
+    child.stderr.take().expect("piped").read_to_string(&mut stderr).expect("read stderr");
+    let mut status = 0;
+    // SAFETY: zeroed rusage is a valid value; wait4 fills it and reaps our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert!(pid > 0, "wait4 failed");
+    let wall_s = started.elapsed().as_secs_f64();
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "shopflow {args:?} failed:\n{stderr}");
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Measured {
+        stderr,
+        wall_s,
+        cpu_s: secs(usage.ru_utime) + secs(usage.ru_stime),
+        peak_rss_mib: usage.ru_maxrss as f64 / 1024.0,
+    }
+}

@@ -1,0 +1,96 @@
+//! Question: under a steady input rate below the maximum (50 % and 80 % of the measured
+//! unpaced throughput), how long does an epoch take from its last input line being read
+//! to its outputs being written — p50, p99 and max — with 100 ms and 1 s epochs?
+//!
+//! Command: `cargo bench --bench latency`
+//! (env: `SHOPFLOW_BENCH_LATENCY_EVENTS`, default 200000; `SHOPFLOW_BENCH_WORKERS`,
+//! default `1,2`; `SHOPFLOW_BENCH_EPOCHS_MS`, default `100,1000`; `SHOPFLOW_BENCH_LOADS`,
+//! default `0.5,0.8`; `SHOPFLOW_BENCH_SETS`, default `platform,all`).
+//!
+//! For each setting, an unpaced run measures the maximum rate; then paced runs
+//! (`--rate`) write `--latency-log` (one sample per advance of worker 0's input frontier:
+//! from the advance — every line before it read — to every output's sink having written
+//! the epochs before it). Samples after the input ends (the window expiries that follow)
+//! are left out. Results print as a Markdown table and are appended to
+//! `bench-data/latency.csv`.
+
+mod common;
+
+use common::{dataset, env_list, env_or, run_measured, History, Identity, PLATFORM_OUTPUTS};
+
+fn main() {
+    let events: u64 = env_or("SHOPFLOW_BENCH_LATENCY_EVENTS", "200000").parse().expect("events");
+    let workers = env_list("SHOPFLOW_BENCH_WORKERS", "1,2");
+    let epochs = env_list("SHOPFLOW_BENCH_EPOCHS_MS", "100,1000");
+    let loads: Vec<f64> =
+        env_list("SHOPFLOW_BENCH_LOADS", "0.5,0.8").iter().map(|s| s.parse().expect("load")).collect();
+    let sets = env_list("SHOPFLOW_BENCH_SETS", "platform,all");
+    let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/data/recall_rules_taobao.toml");
+    let data = dataset(events);
+    let data = data.to_str().expect("utf-8 path");
+    let id = Identity::new();
+    id.print();
+    println!("dataset: {data} ({events} UserBehavior rows)\n");
+    println!("| outputs | epoch ms | workers | max events/s | load | rate | samples | p50 ms | p99 ms | max ms |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    let mut history =
+        History::open("latency", "events,outputs,epoch_ms,workers,max_rate,load,rate,samples,p50_ms,p99_ms,max_ms");
+    let log = common::bench_root().join("latency-log.csv");
+    let log = log.to_str().expect("utf-8 path");
+    for set in &sets {
+        for epoch in &epochs {
+            for w in &workers {
+                let out = common::bench_root().join(format!("out-latency-{set}-w{w}"));
+                let out = out.to_str().expect("utf-8 path");
+                let mut base = vec!["run", "--format", "userbehavior", "--epoch-ms", epoch, "-w", w, "-q"];
+                base.extend(["--events", data, "--out", out]);
+                match set.as_str() {
+                    "platform" => base.extend(["--outputs", PLATFORM_OUTPUTS]),
+                    "all" => base.extend(["--rules", rules]),
+                    other => panic!("SHOPFLOW_BENCH_SETS: unknown set {other}"),
+                }
+                let max_rate = events as f64 / run_measured(&base).wall_s;
+                for &load in &loads {
+                    let rate = format!("{:.0}", max_rate * load);
+                    let mut args = base.clone();
+                    args.extend(["--rate", &rate, "--latency-log", log]);
+                    run_measured(&args);
+                    let (samples, p50, p99, max) = percentiles(log, data);
+                    println!(
+                        "| {set} | {epoch} | {w} | {max_rate:.0} | {load} | {rate} | {samples} | {p50:.1} | {p99:.1} | {max:.1} |"
+                    );
+                    history.append(
+                        &id,
+                        &format!("{events},{set},{epoch},{w},{max_rate:.0},{load},{rate},{samples},{p50:.2},{p99:.2},{max:.2}"),
+                    );
+                }
+            }
+        }
+    }
+    println!("\nappended to {}", common::bench_root().join("latency.csv").display());
+}
+
+/// `(samples, p50, p99, max)` in ms of a latency log, over the frontiers up to the input's
+/// last timestamp (later ones are the window expiries after the input ended).
+fn percentiles(log: &str, data: &str) -> (usize, f64, f64, f64) {
+    let last_ts = std::fs::read_to_string(data)
+        .expect("dataset")
+        .lines()
+        .filter_map(|l| l.rsplit(',').next()?.parse::<u64>().ok())
+        .max()
+        .unwrap_or(u64::MAX)
+        .saturating_mul(1000);
+    let mut v: Vec<f64> = std::fs::read_to_string(log)
+        .expect("latency log")
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let (t, us) = l.split_once(',')?;
+            (t.parse::<u64>().ok()? <= last_ts).then(|| us.parse::<f64>().ok().map(|us| us / 1000.0))?
+        })
+        .collect();
+    v.sort_by(|a, b| a.total_cmp(b));
+    let at =
+        |q: f64| v.get(((v.len() as f64 * q) as usize).min(v.len().saturating_sub(1))).copied().unwrap_or(f64::NAN);
+    (v.len(), at(0.5), at(0.99), v.last().copied().unwrap_or(f64::NAN))
+}
