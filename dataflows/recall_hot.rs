@@ -11,6 +11,8 @@
 //! c: the online items of c, score = w.click·clicks + w.fav·favs + w.cart·carts +
 //! w.buy·buys over the 1-hour window (all scenes' events), score > 0, top `top_n` by score
 //! desc, item asc. An edit of S's rule recomputes every category but changes only S's rows.
+//! Rows carry the score, not the rank (a reader ranks by score desc, item asc): a score
+//! change then moves one row, not every row below it.
 
 use differential_dataflow::VecCollection;
 
@@ -23,8 +25,8 @@ use crate::stats::Stats;
 
 use super::category_hot_items::top_by_score;
 
-/// `(scene, rank, item, score)`.
-pub type Hot = (Scene, u32, ItemId, i64);
+/// `(scene, item, score)`: a member of the scene's top-n list of a category.
+pub type Hot = (Scene, ItemId, i64);
 
 pub fn recall_hot<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (CategoryId, Hot)> {
     let counts = p.recent_online().explode(|(item, (category, s))| Some(((category, item), s)));
@@ -37,7 +39,7 @@ pub fn recall_hot<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (CategoryId, 
             for (scene, rule) in hot_rules(rules) {
                 ranked.clear();
                 top_by_score(items.iter().map(|(item, s)| (*item, score(&rule, s))), rule.top_n as usize, &mut ranked);
-                out.extend(ranked.iter().map(|&(rank, item, score)| (scene, rank, item, score)));
+                out.extend(ranked.iter().map(|&(_rank, item, score)| (scene, item, score)));
             }
         },
     )
@@ -49,18 +51,16 @@ pub fn score(rule: &HotRule, s: &Stats) -> i64 {
 }
 
 /// A row in column order (the sink sorts rows within a time by it).
-pub type Row = (Scene, CategoryId, u32, ItemId, i64);
+pub type Row = (Scene, CategoryId, ItemId, i64);
 
-pub fn as_row((c, (scene, rank, item, score)): (CategoryId, Hot)) -> Row {
-    (scene, c, rank, item, score)
+pub fn as_row((c, (scene, item, score)): (CategoryId, Hot)) -> Row {
+    (scene, c, item, score)
 }
 
 pub fn schema() -> Schema<Row> {
     Schema {
         name: "recall_hot",
-        columns: &["scene", "category_id", "rank", "item_id", "score"],
-        fields: |(scene, c, rank, item, score)| {
-            vec![Field::S(*scene), Field::U(*c), Field::U(*rank as u64), Field::U(*item), Field::I(*score)]
-        },
+        columns: &["scene", "category_id", "item_id", "score"],
+        fields: |(scene, c, item, score)| vec![Field::S(*scene), Field::U(*c), Field::U(*item), Field::I(*score)],
     }
 }

@@ -11,7 +11,8 @@
 //! Contract (docs/cases-contract.md): users(a, b) = distinct users with a click or buy on
 //! a and one on b, both in the 24-hour window, at most 30 minutes apart; for each scene
 //! with an `i2i` rule and each online item a: online neighbours b, top `top_n` by users
-//! desc, b asc. State is bounded by the window: interactions and pairs expire after 24 h.
+//! desc, b asc (rows carry `users`, not the rank). State is bounded by the window:
+//! interactions and pairs expire after 24 h.
 
 use differential_dataflow::VecCollection;
 
@@ -29,8 +30,8 @@ pub const I2I_WINDOW_MS: u64 = DAY_MS;
 /// Two interactions of a user co-occur when at most this far apart.
 pub const I2I_GAP_MS: u64 = 30 * MINUTE_MS;
 
-/// `(scene, rank, neighbor, users)`.
-pub type Neighbor = (Scene, u32, ItemId, i64);
+/// `(scene, neighbor, users)`: a member of the scene's top-n list of an item.
+pub type Neighbor = (Scene, ItemId, i64);
 
 pub fn recall_i2i<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (ItemId, Neighbor)> {
     let epoch_ms = p.params.epoch_ms;
@@ -53,25 +54,23 @@ pub fn recall_i2i<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (ItemId, Neig
             for (scene, rule) in i2i_rules(rules) {
                 ranked.clear();
                 top_by_score(neighbors.iter().map(|(b, users)| (*b, *users as i64)), rule.top_n as usize, &mut ranked);
-                out.extend(ranked.iter().map(|&(rank, b, users)| (scene, rank, b, users)));
+                out.extend(ranked.iter().map(|&(_rank, b, users)| (scene, b, users)));
             }
         },
     )
 }
 
 /// A row in column order (the sink sorts rows within a time by it).
-pub type Row = (Scene, ItemId, u32, ItemId, i64);
+pub type Row = (Scene, ItemId, ItemId, i64);
 
-pub fn as_row((a, (scene, rank, b, users)): (ItemId, Neighbor)) -> Row {
-    (scene, a, rank, b, users)
+pub fn as_row((a, (scene, b, users)): (ItemId, Neighbor)) -> Row {
+    (scene, a, b, users)
 }
 
 pub fn schema() -> Schema<Row> {
     Schema {
         name: "recall_i2i",
-        columns: &["scene", "item_id", "rank", "neighbor_id", "users"],
-        fields: |(scene, a, rank, b, users)| {
-            vec![Field::S(*scene), Field::U(*a), Field::U(*rank as u64), Field::U(*b), Field::I(*users)]
-        },
+        columns: &["scene", "item_id", "neighbor_id", "users"],
+        fields: |(scene, a, b, users)| vec![Field::S(*scene), Field::U(*a), Field::U(*b), Field::I(*users)],
     }
 }

@@ -15,7 +15,8 @@
 //! u's top 3 categories, i2i(b) = max over u's recently clicked or bought items a of
 //! users(a, b) in `recall_i2i` of S; score = hot_weight·hot(b) + i2i_weight·i2i(b) > 0;
 //! bought items left out when `exclude_bought`; top `top_k` by score desc, item asc;
-//! strategy `hot`, `i2i` or `hot+i2i`. A user leaves once their window is empty.
+//! strategy `hot`, `i2i` or `hot+i2i`; rows carry the score, not the rank. A user leaves
+//! once their window is empty.
 
 use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
@@ -50,8 +51,8 @@ pub enum Source {
     I2i,
 }
 
-/// `(scene, rank, item, score, source)`.
-pub type Recall = (Scene, u32, ItemId, i64, Source);
+/// `(scene, item, score, source)`: a member of the user's top-k list for the scene.
+pub type Recall = (Scene, ItemId, i64, Source);
 
 pub fn recall_user<'s>(
     p: &Platform<'s>,
@@ -71,12 +72,9 @@ pub fn recall_user<'s>(
     let from_hot = top_categories
         .map(|(user, (_rank, category, _score))| (category, user))
         .arrange_by_key_named("Arrange: UserTopCategoriesByCategory")
-        .join_core(
-            hot.arrange_by_key_named("Arrange: RecallHotByCategory"),
-            |_c, user, (scene, _rank, item, score)| {
-                Some((*user, Candidate::Hot { scene: *scene, item: *item, score: *score }))
-            },
-        );
+        .join_core(hot.arrange_by_key_named("Arrange: RecallHotByCategory"), |_c, user, (scene, item, score)| {
+            Some((*user, Candidate::Hot { scene: *scene, item: *item, score: *score }))
+        });
     // The items the user recently clicked or bought, and their i2i neighbours.
     let engaged = threshold_total_hashed(
         recent.clone().flat_map(|e| matches!(e.behavior, Behavior::Click | Behavior::Buy).then_some((e.item, e.user))),
@@ -85,7 +83,7 @@ pub fn recall_user<'s>(
     );
     let from_i2i = engaged
         .arrange_by_key_named("Arrange: RecentItemUsers")
-        .join_core(i2i.arrange_by_key_named("Arrange: RecallI2iByItem"), |_a, user, (scene, _rank, b, users)| {
+        .join_core(i2i.arrange_by_key_named("Arrange: RecallI2iByItem"), |_a, user, (scene, b, users)| {
             Some((*user, Candidate::I2i { scene: *scene, item: *b, users: *users }))
         });
     let bought = threshold_total_hashed(
@@ -129,14 +127,14 @@ pub fn recall_user<'s>(
                 let weighted =
                     merged.iter().map(|&(item, h, i)| (item, rule.hot_weight as i64 * h + rule.i2i_weight as i64 * i));
                 top_by_score(weighted, rule.top_k as usize, &mut ranked);
-                for (rank, item, score) in ranked {
+                for (_rank, item, score) in ranked {
                     let (_, h, i) = merged[merged.binary_search_by_key(&item, |m| m.0).expect("ranked item")];
                     let source = match (h > 0, i > 0) {
                         (true, true) => Source::Both,
                         (true, false) => Source::Hot,
                         _ => Source::I2i,
                     };
-                    out.push((scene, rank, item, score, source));
+                    out.push((scene, item, score, source));
                 }
             }
         },
@@ -144,30 +142,23 @@ pub fn recall_user<'s>(
 }
 
 /// A row in column order (the sink sorts rows within a time by it).
-pub type Row = (Scene, UserId, u32, ItemId, i64, Source);
+pub type Row = (Scene, UserId, ItemId, i64, Source);
 
-pub fn as_row((user, (scene, rank, item, score, source)): (UserId, Recall)) -> Row {
-    (scene, user, rank, item, score, source)
+pub fn as_row((user, (scene, item, score, source)): (UserId, Recall)) -> Row {
+    (scene, user, item, score, source)
 }
 
 pub fn schema() -> Schema<Row> {
     Schema {
         name: "recall_user",
-        columns: &["scene", "user_id", "rank", "item_id", "score", "strategy"],
-        fields: |(scene, user, rank, item, score, source)| {
+        columns: &["scene", "user_id", "item_id", "score", "strategy"],
+        fields: |(scene, user, item, score, source)| {
             let label = match source {
                 Source::Hot => "hot",
                 Source::I2i => "i2i",
                 Source::Both => "hot+i2i",
             };
-            vec![
-                Field::S(*scene),
-                Field::U(*user),
-                Field::U(*rank as u64),
-                Field::U(*item),
-                Field::I(*score),
-                Field::Label(label),
-            ]
+            vec![Field::S(*scene), Field::U(*user), Field::U(*item), Field::I(*score), Field::Label(label)]
         },
     }
 }

@@ -31,9 +31,9 @@ pub const CASE_OUTPUTS: [(&str, &str); 11] = [
     ("scene_category_ctr_cvr", "scene,category_id,impressions,clicks,buys,ctr,cvr"),
     ("scene_traffic", "scene,impressions_share,clicks_share,gmv_share"),
     ("rules", "scene,strategy,params"),
-    ("recall_hot", "scene,category_id,rank,item_id,score"),
-    ("recall_i2i", "scene,item_id,rank,neighbor_id,users"),
-    ("recall_user", "scene,user_id,rank,item_id,score,strategy"),
+    ("recall_hot", "scene,category_id,item_id,score"),
+    ("recall_i2i", "scene,item_id,neighbor_id,users"),
+    ("recall_user", "scene,user_id,item_id,score,strategy"),
     ("ads_curated", "rank,item_id,category_id,bid_cents,pctr,ecpm"),
 ];
 
@@ -804,14 +804,8 @@ impl CaseRef {
                 }
                 for (c, mut v) in per_cat {
                     v.sort_by(|x, y| y.0.cmp(&x.0).then(x.1.cmp(&y.1)));
-                    for (k, (score, item)) in v.into_iter().take(h.top_n).enumerate() {
-                        hot_out.insert(vec![
-                            scene.clone(),
-                            c.to_string(),
-                            (k + 1).to_string(),
-                            item.to_string(),
-                            score.to_string(),
-                        ]);
+                    for (score, item) in v.into_iter().take(h.top_n) {
+                        hot_out.insert(vec![scene.clone(), c.to_string(), item.to_string(), score.to_string()]);
                         hot_of.insert(item, (c, score));
                     }
                 }
@@ -826,14 +820,8 @@ impl CaseRef {
                     let mut v: Vec<(u64, u64)> =
                         nb.iter().filter(|(b, _)| Self::online(at, **b)).map(|(b, u)| (*u, *b)).collect();
                     v.sort_by(|x, y| y.0.cmp(&x.0).then(x.1.cmp(&y.1)));
-                    for (k, (users, b)) in v.into_iter().take(r.top_n).enumerate() {
-                        i2i_out.insert(vec![
-                            scene.clone(),
-                            a.to_string(),
-                            (k + 1).to_string(),
-                            b.to_string(),
-                            users.to_string(),
-                        ]);
+                    for (users, b) in v.into_iter().take(r.top_n) {
+                        i2i_out.insert(vec![scene.clone(), a.to_string(), b.to_string(), users.to_string()]);
                         i2i_of.entry(*a).or_default().insert(b, users);
                     }
                 }
@@ -890,11 +878,10 @@ impl CaseRef {
                     rows.push((score, b, strategy));
                 }
                 rows.sort_by(|x, y| y.0.cmp(&x.0).then(x.1.cmp(&y.1)));
-                for (k, (score, b, strategy)) in rows.into_iter().take(ur.top_k).enumerate() {
+                for (score, b, strategy) in rows.into_iter().take(ur.top_k) {
                     user_out.insert(vec![
                         scene.clone(),
                         u.to_string(),
-                        (k + 1).to_string(),
                         b.to_string(),
                         score.to_string(),
                         strategy.to_string(),
