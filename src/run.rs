@@ -46,6 +46,11 @@ const CHUNK_LINES: usize = 4096;
 /// file at its end this often.
 const LIVE_STEP: Duration = Duration::from_millis(50);
 
+/// When paced or following and an epoch has closed: hand it over (flush and step) no later
+/// than this after the previous hand-over — the floor of a live epoch's latency, and a
+/// bound on how often a live run steps for closed epochs.
+const CLOSE_STEP: Duration = Duration::from_millis(2);
+
 /// The shortest wait for a paced line.
 const MIN_WAIT: Duration = Duration::from_millis(1);
 
@@ -545,6 +550,9 @@ impl<'a> Feed<'a> {
                 // outputs catch up.
                 let now = Instant::now();
                 let mut wake = now + LIVE_STEP;
+                if frontier > stepped {
+                    wake = wake.min(last_step + CLOSE_STEP);
+                }
                 if room == Some(0) {
                     wake = wake.min(pacer.next_due(events_read).unwrap_or(wake));
                 }
@@ -552,7 +560,8 @@ impl<'a> Feed<'a> {
                     wake = wake.min(*b);
                 }
                 let wake = wake.max(now + MIN_WAIT);
-                if wake - now >= 5 * MIN_WAIT || now - last_step >= LIVE_STEP {
+                let closed = frontier > stepped && now - last_step >= CLOSE_STEP;
+                if wake.saturating_duration_since(now) >= 5 * MIN_WAIT || now - last_step >= LIVE_STEP || closed {
                     self.sync(worker, inputs, probe, frontier, &mut stepped, coord);
                     since_step = 0;
                     last_step = Instant::now();
@@ -626,7 +635,8 @@ impl<'a> Feed<'a> {
                     }
                 }
             }
-            if since_step >= self.cfg.batch_lines || open.is_none() || (live && last_step.elapsed() >= LIVE_STEP) {
+            let due = last_step.elapsed() >= LIVE_STEP || (frontier > stepped && last_step.elapsed() >= CLOSE_STEP);
+            if since_step >= self.cfg.batch_lines || open.is_none() || (live && due) {
                 self.sync(worker, inputs, probe, frontier, &mut stepped, coord);
                 since_step = 0;
                 last_step = Instant::now();
