@@ -18,8 +18,6 @@
 
 mod common;
 
-use std::cell::{Cell, RefCell};
-use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -60,30 +58,16 @@ fn main() {
         for set in &sets {
             for &w in &workers {
                 let r = incremental(rows.clone(), state, set, w);
-                let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-                let batch = if set == "platform" { format!("{batch_ms:.0}") } else { "–".to_string() };
-                println!(
-                    "| {n} | {set} | {w} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {batch} |",
-                    r.load.as_secs_f64(),
-                    ms(r.batches[0]),
-                    ms(r.batches[1]),
-                    ms(r.batches[2]),
-                    ms(r.batches[3]),
-                    ms(r.category_move)
-                );
-                history.append(
-                    &id,
-                    &format!(
-                        "{n},{set},{w},{:.2},{:.2},{:.2},{:.2},{:.2},{:.2},{}",
-                        r.load.as_secs_f64(),
-                        ms(r.batches[0]),
-                        ms(r.batches[1]),
-                        ms(r.batches[2]),
-                        ms(r.batches[3]),
-                        ms(r.category_move),
-                        if set == "platform" { format!("{batch_ms:.1}") } else { String::new() }
-                    ),
-                );
+                // load s, then ms: each batch, the move, the batch recompute (platform only).
+                let mut values = vec![r.load.as_secs_f64()];
+                values.extend(r.batches.iter().chain([&r.category_move]).map(|d| d.as_secs_f64() * 1000.0));
+                let recompute = (set == "platform").then_some(batch_ms);
+                let shown: Vec<String> = values.iter().map(|v| format!("{v:.1}")).collect();
+                let recompute_shown = recompute.map_or("–".to_string(), |b| format!("{b:.0}"));
+                println!("| {n} | {set} | {w} | {} | {recompute_shown} |", shown.join(" | "));
+                let raw: Vec<String> = values.iter().map(|v| format!("{v:.2}")).collect();
+                let recompute_raw = recompute.map_or(String::new(), |b| format!("{b:.1}"));
+                history.append(&id, &format!("{n},{set},{w},{},{recompute_raw}", raw.join(",")));
             }
         }
         // Keep the baseline's result alive until here, so it cannot be optimised away.
@@ -132,21 +116,7 @@ fn incremental(rows: Arc<Vec<(Event, CategoryId)>>, state: usize, set: &str, wor
     let guards = timely::execute(timely::Config::process(workers), move |worker| {
         let (index, peers) = (worker.index(), worker.peers());
         let probe = ProbeHandle::new();
-        let sinks = Sinks {
-            writes: index == 0,
-            kind: SinkKind::Csv,
-            out_dir: out_dir.clone(),
-            probe: probe.clone(),
-            finished: Rc::new(Cell::new(0)),
-            attached: Rc::new(Cell::new(0)),
-            write_time: Rc::new(Cell::new(Duration::ZERO)),
-            rows_written: Rc::new(Cell::new(0)),
-            times: Rc::default(),
-            written: Rc::default(),
-            error: Rc::new(RefCell::new(None)),
-            cutoff: Rc::new(Cell::new(Time::MAX)),
-            latency: None,
-        };
+        let sinks = Sinks::new(index == 0, SinkKind::Csv, out_dir.clone(), probe.clone());
         let params = Params {
             epoch_ms: EPOCH_MS,
             ads: AdParams { refresh_ms: 300_000, min_impressions: 100, min_pctr: 10_000, set_size: 1000 },

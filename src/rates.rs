@@ -23,21 +23,23 @@ pub fn fixed6(n: i128, d: i128) -> Option<Micro> {
 /// `prior` (I impressions, C clicks); `None` without a prior or when I = 0.
 pub fn smoothed_ctr(s: &Stats, prior: Option<&Stats>) -> Option<Micro> {
     let g = prior?;
-    let (gi, gc) = (g.impressions as i128, g.clicks as i128);
-    if gi == 0 {
-        return None;
-    }
-    fixed6(s.clicks as i128 * gi + BETA * gc, (s.impressions as i128 + BETA) * gi)
+    smoothed(s.clicks, s.impressions, g.clicks, g.impressions)
 }
 
 /// Smoothed CVR `(buys + BETA * B / C) / (clicks + BETA)`; `None` without a prior or when C = 0.
 pub fn smoothed_cvr(s: &Stats, prior: Option<&Stats>) -> Option<Micro> {
     let g = prior?;
-    let (gc, gb) = (g.clicks as i128, g.buys as i128);
-    if gc == 0 {
+    smoothed(s.buys, s.clicks, g.buys, g.clicks)
+}
+
+/// `(hits + BETA * global_hits / global_trials) / (trials + BETA)`, exact; `None` when
+/// `global_trials` is 0.
+fn smoothed(hits: i64, trials: i64, global_hits: i64, global_trials: i64) -> Option<Micro> {
+    let (gh, gt) = (global_hits as i128, global_trials as i128);
+    if gt == 0 {
         return None;
     }
-    fixed6(s.buys as i128 * gc + BETA * gb, (s.clicks as i128 + BETA) * gc)
+    fixed6(hits as i128 * gt + BETA * gh, (trials as i128 + BETA) * gt)
 }
 
 /// Six-decimal text of micro-units (`-` for negatives, which no output produces).

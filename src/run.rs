@@ -13,7 +13,7 @@
 //! the sinks write every time below it and drop the rest; only then do inputs close.
 //! Times below the cut-off are complete: every worker had advanced past them.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -149,21 +149,8 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
     let rejected_rows: Rc<RefCell<Vec<(Rejected, Time, isize)>>> = Rc::default();
     let tallies: Rc<RefCell<Vec<(Tally, Time, isize)>>> = Rc::default();
     let probe = ProbeHandle::new();
-    let sinks = Sinks {
-        writes: index == 0,
-        kind: cfg.sink,
-        out_dir: cfg.out_dir.clone(),
-        probe: probe.clone(),
-        finished: Rc::new(Cell::new(0)),
-        attached: Rc::new(Cell::new(0)),
-        write_time: Rc::new(Cell::new(Duration::ZERO)),
-        rows_written: Rc::new(Cell::new(0)),
-        times: Rc::default(),
-        written: Rc::default(),
-        error: Rc::new(RefCell::new(None)),
-        cutoff: Rc::new(Cell::new(Time::MAX)),
-        latency: (index == 0 && cfg.latency_log.is_some()).then(Rc::default),
-    };
+    let mut sinks = Sinks::new(index == 0, cfg.sink, cfg.out_dir.clone(), probe.clone());
+    sinks.latency = (index == 0 && cfg.latency_log.is_some()).then(Rc::default);
 
     let mut inputs = worker.dataflow::<Time, _, _>(|scope| {
         let (inputs, platform) = platform::build(scope, cfg.params);

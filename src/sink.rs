@@ -203,6 +203,25 @@ pub struct Sinks {
 }
 
 impl Sinks {
+    /// Sinks writing `kind` into `out_dir` (only when `writes`: worker 0), probed by `probe`.
+    pub fn new(writes: bool, kind: SinkKind, out_dir: PathBuf, probe: ProbeHandle<Time>) -> Sinks {
+        Sinks {
+            writes,
+            kind,
+            out_dir,
+            probe,
+            finished: Rc::new(Cell::new(0)),
+            attached: Rc::new(Cell::new(0)),
+            write_time: Rc::new(Cell::new(Duration::ZERO)),
+            rows_written: Rc::new(Cell::new(0)),
+            times: Rc::default(),
+            written: Rc::default(),
+            error: Rc::new(RefCell::new(None)),
+            cutoff: Rc::new(Cell::new(Time::MAX)),
+            latency: None,
+        }
+    }
+
     /// Writes `collection` as a change stream per `schema`.
     pub fn attach<'s, D: ExchangeData>(&self, collection: VecCollection<'s, Time, D>, schema: Schema<D>) {
         let mut writer = if self.writes {
