@@ -20,9 +20,9 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -597,40 +597,7 @@ fn checker_detects_rule_changes_and_mutations() {
             }
         }
     }
-    type Mutation = Box<dyn Fn(&mut Vec<String>)>;
-    let mutations: Vec<(&str, Mutation)> = vec![
-        ("drop a line", Box::new(|l: &mut Vec<String>| drop(l.remove(l.len() / 2)))),
-        (
-            "duplicate a line",
-            Box::new(|l: &mut Vec<String>| {
-                let x = l[l.len() / 2].clone();
-                l.insert(l.len() / 2, x);
-            }),
-        ),
-        (
-            "swap two lines",
-            Box::new(|l: &mut Vec<String>| {
-                let n = l.len();
-                l.swap(n / 2, n - 1)
-            }),
-        ),
-        (
-            "change a value",
-            Box::new(|l: &mut Vec<String>| {
-                let k = l.len() / 2;
-                l[k] = format!("{}9", l[k]);
-            }),
-        ),
-        (
-            "shift a time",
-            Box::new(|l: &mut Vec<String>| {
-                let k = l.len() / 2;
-                let mut f: Vec<String> = l[k].split(',').map(String::from).collect();
-                f[0] = (f[0].parse::<u64>().unwrap() + 60_000).to_string();
-                l[k] = f.join(",");
-            }),
-        ),
-    ];
+    let mutations = mutations(60_000);
     for name in &names {
         let path = out.join(format!("{name}.csv"));
         let orig = fs::read_to_string(&path).unwrap();
@@ -792,30 +759,6 @@ fn follow_catalog(path: &Path) {
     lines.push(format!("{},upsert,7,4,1,100,online,0,0", T0 + 50 * 60_000));
     lines.push(format!("{},upsert,3,3,1,100,online,0,0", T0 + 70 * 60_000));
     fs::write(path, lines.join("\n") + "\n").unwrap();
-}
-
-fn finish(mut child: Child, limit: Duration) -> (ExitStatus, String) {
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            panic!("shopflow did not stop within {limit:?} of the signal");
-        }
-        sleep(Duration::from_millis(20));
-    };
-    let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-    (status, err)
-}
-
-/// The cut-off the summary reports after a stop.
-fn cutoff(summary: &str) -> u64 {
-    let key = "complete for every time < ";
-    let at = summary.find(key).unwrap_or_else(|| panic!("no cut-off in: {summary}"));
-    summary[at + key.len()..].split(' ').next().unwrap().trim().parse().unwrap()
 }
 
 /// `--follow` on a growing file; the rules file is edited mid-run. rules.csv tells the

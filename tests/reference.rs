@@ -255,45 +255,7 @@ fn checker_detects_mutations() {
     if let Err(e) = compare_outputs(&r, &out) {
         panic!("the unmutated run must pass to test the checker:\n{e}");
     }
-    let mutations: Vec<(&str, Box<dyn Fn(&mut Vec<String>)>)> = vec![
-        (
-            "drop a line",
-            Box::new(|l: &mut Vec<String>| {
-                l.remove(l.len() / 2);
-            }),
-        ),
-        (
-            "duplicate a line",
-            Box::new(|l: &mut Vec<String>| {
-                let x = l[l.len() / 2].clone();
-                l.insert(l.len() / 2, x);
-            }),
-        ),
-        (
-            "swap two lines",
-            Box::new(|l: &mut Vec<String>| {
-                let n = l.len();
-                l.swap(n / 2, n - 1);
-            }),
-        ),
-        (
-            "change a value",
-            Box::new(|l: &mut Vec<String>| {
-                let k = l.len() / 2;
-                l[k] = format!("{}9", l[k]);
-            }),
-        ),
-        (
-            "shift a time",
-            Box::new(|l: &mut Vec<String>| {
-                let k = l.len() / 2;
-                let mut f: Vec<String> = l[k].split(',').map(String::from).collect();
-                let t: u64 = f[0].parse().unwrap();
-                f[0] = (t + cfg.epoch_ms).to_string();
-                l[k] = f.join(",");
-            }),
-        ),
-    ];
+    let mutations = common::mutations(cfg.epoch_ms);
     for (name, _) in OUTPUTS.iter() {
         let path = out.join(format!("{name}.csv"));
         let orig = std::fs::read_to_string(&path).unwrap();

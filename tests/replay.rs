@@ -9,11 +9,13 @@ mod common;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::{compare_outputs, parse_change_stream, Format, Reference, RunSpec, NATIVE_HEADER, OUTPUTS};
+use common::{
+    compare_outputs, cutoff, finish, parse_change_stream, Format, Reference, RunSpec, NATIVE_HEADER, OUTPUTS,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_shopflow");
 const CATALOG_HEADER: &str = "ts_ms,op,item_id,category_id,seller_id,price_cents,status,is_ad,ad_bid_cents";
@@ -93,32 +95,6 @@ fn stderr(o: &Output) -> String {
 fn signal(child: &Child, sig: &str) {
     let ok = Command::new("kill").args([sig, &child.id().to_string()]).status().expect("kill runs");
     assert!(ok.success(), "kill {sig} failed");
-}
-
-/// Waits for `child` (at most `limit`), then collects its stderr.
-fn finish(mut child: Child, limit: Duration) -> (ExitStatus, String) {
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            panic!("shopflow did not stop within {limit:?} of the signal");
-        }
-        sleep(Duration::from_millis(20));
-    };
-    let mut err = String::new();
-    use std::io::Read;
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-    (status, err)
-}
-
-/// The cut-off the summary reports after a stop.
-fn cutoff(summary: &str) -> u64 {
-    let at = summary.find("complete for every time < ").unwrap_or_else(|| panic!("no cut-off in: {summary}"));
-    let rest = &summary[at + "complete for every time < ".len()..];
-    rest.split(' ').next().unwrap().parse().unwrap()
 }
 
 /// Every output holds exactly the reference state at every time below `cutoff`, and

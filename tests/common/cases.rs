@@ -1076,21 +1076,7 @@ pub fn compare_case_outputs(r: &CaseRef, out: &Path, names: &[&str], before: u64
                 if first[k].is_none() {
                     let (name, cols) = CASE_OUTPUTS[*o];
                     let mut m = format!("{name}: mismatch at t={t}");
-                    let _ = write!(m, "\n    columns: {cols}");
-                    let missing: Vec<&Vec<String>> = want_state.difference(&got).collect();
-                    let extra: Vec<&Vec<String>> = got.difference(want_state).collect();
-                    let _ = write!(
-                        m,
-                        "\n    expected but absent ({}):{}",
-                        missing.len(),
-                        show_rows(missing.into_iter(), 8)
-                    );
-                    let _ = write!(
-                        m,
-                        "\n    present but not expected ({}):{}",
-                        extra.len(),
-                        show_rows(extra.into_iter(), 8)
-                    );
+                    m.push_str(&super::state_difference(cols, want_state, &got));
                     if !bad.is_empty() {
                         let _ = write!(m, "\n    rows with accumulated count != 1: {:?}", &bad[..bad.len().min(5)]);
                     }
@@ -1161,17 +1147,13 @@ pub fn check_case(
     let mut coverage = Coverage::default();
     let mut first_out: Option<(usize, PathBuf)> = None;
     for &w in workers {
-        let out = dir.join(format!("out-w{w}"));
-        let _ = std::fs::remove_dir_all(&out);
-        let res = spec.run_binary(&out, w);
-        if !res.status.success() {
-            errors.push(format!(
-                "{label} -w {w}: exit status {:?}; stderr:\n{}",
-                res.status.code(),
-                String::from_utf8_lossy(&res.stderr)
-            ));
-            continue;
-        }
+        let (out, res) = match super::fresh_run(label, dir, w, |out, w| spec.run_binary(out, w)) {
+            Ok(run) => run,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
         match &first_out {
             None => {
                 match compare_case_outputs(r, &out, &names, u64::MAX) {

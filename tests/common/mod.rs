@@ -1153,6 +1153,17 @@ fn show_rows<'a>(rows: impl Iterator<Item = &'a Vec<String>>, max: usize) -> Str
 
 /// Compares the binary's eight change streams in `out` with the reference at every
 /// reference time. Returns all problems found (first mismatching time per output).
+/// The columns, the expected rows that are absent and the rows present but not expected,
+/// as indented lines of a mismatch message.
+pub fn state_difference(cols: &str, want: &BTreeSet<Vec<String>>, got: &BTreeSet<Vec<String>>) -> String {
+    let missing: Vec<&Vec<String>> = want.difference(got).collect();
+    let extra: Vec<&Vec<String>> = got.difference(want).collect();
+    let mut m = format!("\n    columns: {cols}");
+    let _ = write!(m, "\n    expected but absent ({}):{}", missing.len(), show_rows(missing.into_iter(), 8));
+    let _ = write!(m, "\n    present but not expected ({}):{}", extra.len(), show_rows(extra.into_iter(), 8));
+    m
+}
+
 pub fn compare_outputs(r: &Reference, out: &Path) -> Result<(), String> {
     let mut errors = Vec::new();
     let ref_times: BTreeSet<u64> = r.times.iter().copied().collect();
@@ -1196,21 +1207,7 @@ pub fn compare_outputs(r: &Reference, out: &Path) -> Result<(), String> {
                 if first.is_none() {
                     let prev = if k > 0 { &r.states[k - 1][o] } else { &empty };
                     let mut m = format!("{name}: mismatch at t={t} (reference time #{k} of {})", r.times.len());
-                    let missing: Vec<&Vec<String>> = want.difference(&got).collect();
-                    let extra: Vec<&Vec<String>> = got.difference(want).collect();
-                    let _ = write!(m, "\n    columns: {cols}");
-                    let _ = write!(
-                        m,
-                        "\n    expected but absent ({}):{}",
-                        missing.len(),
-                        show_rows(missing.into_iter(), 8)
-                    );
-                    let _ = write!(
-                        m,
-                        "\n    present but not expected ({}):{}",
-                        extra.len(),
-                        show_rows(extra.into_iter(), 8)
-                    );
+                    m.push_str(&state_difference(cols, want, &got));
                     if !bad_mult.is_empty() {
                         let _ = write!(
                             m,
@@ -1383,6 +1380,27 @@ const ALL_FILES: [&str; 9] = [
     "rejected.csv",
 ];
 
+/// Runs `run(out, workers)` into a fresh `<dir>/out-w<workers>`: the output directory and
+/// the run's output, or the failure (exit status and stderr) as an error line.
+pub fn fresh_run(
+    label: &str,
+    dir: &Path,
+    w: usize,
+    run: impl FnOnce(&Path, usize) -> Output,
+) -> Result<(PathBuf, Output), String> {
+    let out = dir.join(format!("out-w{w}"));
+    let _ = std::fs::remove_dir_all(&out);
+    let res = run(&out, w);
+    if !res.status.success() {
+        return Err(format!(
+            "{label} -w {w}: exit status {:?}; stderr:\n{}",
+            res.status.code(),
+            String::from_utf8_lossy(&res.stderr)
+        ));
+    }
+    Ok((out, res))
+}
+
 /// Runs the binary on `spec` with each worker count, compares each run with the
 /// reference, and checks that runs with different worker counts produce byte-identical
 /// outputs (rejected.csv: identical as a set of lines).
@@ -1390,17 +1408,13 @@ pub fn check_spec(label: &str, dir: &Path, spec: &RunSpec, r: &Reference, worker
     let mut errors = Vec::new();
     let mut outs = Vec::new();
     for &w in workers {
-        let out = dir.join(format!("out-w{w}"));
-        let _ = std::fs::remove_dir_all(&out);
-        let res = run_shopflow(spec, &out, w);
-        if !res.status.success() {
-            errors.push(format!(
-                "{label} -w {w}: exit status {:?}; stderr:\n{}",
-                res.status.code(),
-                String::from_utf8_lossy(&res.stderr)
-            ));
-            continue;
-        }
+        let out = match fresh_run(label, dir, w, |out, w| run_shopflow(spec, out, w)) {
+            Ok((out, _)) => out,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
         if let Err(e) = compare_outputs(r, &out) {
             errors.push(format!("{label} -w {w}:\n  {e}"));
         }
@@ -1574,4 +1588,71 @@ pub fn minimize(input: RawInput, still_fails: impl Fn(&RawInput) -> bool) -> Raw
         }
     }
     cur
+}
+
+/// Waits for a signalled run to exit (killing it after `limit`): its status and stderr.
+pub fn finish(mut child: std::process::Child, limit: std::time::Duration) -> (std::process::ExitStatus, String) {
+    use std::io::Read;
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("shopflow did not stop within {limit:?} of the signal");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    (status, err)
+}
+
+/// The cut-off the run summary reports after a stop.
+pub fn cutoff(summary: &str) -> u64 {
+    let key = "complete for every time < ";
+    let at = summary.find(key).unwrap_or_else(|| panic!("no cut-off in: {summary}"));
+    summary[at + key.len()..].split(' ').next().unwrap().trim().parse().unwrap()
+}
+
+/// A change-stream edit the checker must catch.
+pub type Mutation = Box<dyn Fn(&mut Vec<String>)>;
+
+/// Edits of a change stream's lines (header included) that the checker must report:
+/// drop, duplicate, swap, change a value, shift a time by `shift_ms`.
+pub fn mutations(shift_ms: u64) -> Vec<(&'static str, Mutation)> {
+    vec![
+        ("drop a line", Box::new(|l: &mut Vec<String>| drop(l.remove(l.len() / 2)))),
+        (
+            "duplicate a line",
+            Box::new(|l: &mut Vec<String>| {
+                let x = l[l.len() / 2].clone();
+                l.insert(l.len() / 2, x);
+            }),
+        ),
+        (
+            "swap two lines",
+            Box::new(|l: &mut Vec<String>| {
+                let n = l.len();
+                l.swap(n / 2, n - 1);
+            }),
+        ),
+        (
+            "change a value",
+            Box::new(|l: &mut Vec<String>| {
+                let k = l.len() / 2;
+                l[k] = format!("{}9", l[k]);
+            }),
+        ),
+        (
+            "shift a time",
+            Box::new(move |l: &mut Vec<String>| {
+                let k = l.len() / 2;
+                let mut f: Vec<String> = l[k].split(',').map(String::from).collect();
+                f[0] = (f[0].parse::<u64>().unwrap() + shift_ms).to_string();
+                l[k] = f.join(",");
+            }),
+        ),
+    ]
 }
