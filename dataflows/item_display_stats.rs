@@ -40,15 +40,12 @@ pub type Display = (i64, i64, i64, i64);
 
 pub fn item_display_stats<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (ItemId, Display)> {
     let epoch_ms = p.params.epoch_ms;
-    let buys = p.events.clone().flat_map(|e| {
-        (e.behavior == Behavior::Buy).then_some((
-            e.item,
-            Part::Buy { ts: e.ts_ms, user: e.user, units: e.quantity as i64, gmv_cents: e.amount_cents as i64 },
-        ))
-    });
-    let buys = windowed(buys, move |(_, part)| match part {
-        Part::Buy { ts, .. } => expiry(*ts, DISPLAY_WINDOW_MS, epoch_ms),
-        Part::Base { .. } => unreachable!("buys only"),
+    let buys = windowed(p.events.clone().filter(|e| e.behavior == Behavior::Buy), move |e| {
+        expiry(e.ts_ms, DISPLAY_WINDOW_MS, epoch_ms)
+    })
+    .map(|e| {
+        let buy = Part::Buy { ts: e.ts_ms, user: e.user, units: e.quantity as i64, gmv_cents: e.amount_cents as i64 };
+        (e.item, buy)
     });
     let base = windowed(p.base.clone(), |b| b.cutoff.saturating_add(DISPLAY_WINDOW_MS)).map(|b| {
         let base =

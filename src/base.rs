@@ -50,7 +50,12 @@ pub struct BaseFile {
 /// missing file, a wrong header or no valid row is an error.
 pub fn load(path: &Path, file: u32) -> Result<BaseFile, String> {
     let text = std::fs::read(path).map_err(|e| format!("cannot read base {}: {e}", path.display()))?;
-    parse(&text, file).map_err(|e| format!("base {}: {e}", path.display()))
+    from_bytes(path, &text, file)
+}
+
+/// Parses the content of base file `path` (already read).
+pub fn from_bytes(path: &Path, text: &[u8], file: u32) -> Result<BaseFile, String> {
+    parse(text, file).map_err(|e| format!("base {}: {e}", path.display()))
 }
 
 fn parse(text: &[u8], file: u32) -> Result<BaseFile, String> {

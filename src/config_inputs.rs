@@ -2,8 +2,9 @@
 //! before the run starts (so a bad file is a one-line error, exit 2), inserted by worker 0,
 //! and, under `--follow`, watched: an edit is inserted at the input frontier when seen.
 
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::base::{self, BaseFile, BaseUpdate, Bases};
 use crate::model::Time;
@@ -46,8 +47,29 @@ pub struct ConfigInputs {
     epoch_ms: u64,
     follow: bool,
     last_check: Instant,
-    /// The raw bytes last read, per file (rules first if any, then the bases).
-    seen: Vec<Option<Vec<u8>>>,
+    /// What each file was when last read (rules first if any, then the bases).
+    seen: Vec<Seen>,
+}
+
+/// A file as last read: its modification stamp (checked every poll, without reading the
+/// file) and a digest of its content (checked only when the stamp moved).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Seen {
+    stamp: Option<(SystemTime, u64)>,
+    digest: u64,
+}
+
+impl Seen {
+    fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+        let meta = std::fs::metadata(path).ok()?;
+        Some((meta.modified().ok()?, meta.len()))
+    }
+
+    fn digest(bytes: &[u8]) -> u64 {
+        let mut h = rustc_hash::FxHasher::default();
+        bytes.hash(&mut h);
+        h.finish()
+    }
 }
 
 impl ConfigInputs {
@@ -60,11 +82,13 @@ impl ConfigInputs {
         for (order, (_, _, file)) in files.bases.iter().enumerate() {
             insert_base(inputs, file, timeline.add(order, file, epoch_ms, 0));
         }
+        // Under --follow, what the files are now (the content was read by `ConfigFiles::load`;
+        // an edit in between shows at the first poll, as any later edit does).
         let seen = if follow {
-            let mut seen: Vec<Option<Vec<u8>>> =
-                files.rules_path.iter().map(|p| std::fs::read(p).ok()).collect::<Vec<_>>();
-            seen.extend(files.bases.iter().map(|(p, _, _)| std::fs::read(p).ok()));
-            seen
+            let paths = files.rules_path.iter().chain(files.bases.iter().map(|(p, _, _)| p));
+            paths
+                .map(|p| Seen { stamp: Seen::stamp(p), digest: std::fs::read(p).map_or(0, |b| Seen::digest(&b)) })
+                .collect()
         } else {
             Vec::new()
         };
@@ -99,8 +123,8 @@ impl ConfigInputs {
         }
         for order in 0..self.files.bases.len() {
             let (path, index, _) = self.files.bases[order].clone();
-            if self.changed(slot + order, &path).is_some() {
-                match base::load(&path, index) {
+            if let Some(bytes) = self.changed(slot + order, &path) {
+                match base::from_bytes(&path, &bytes, index) {
                     Ok(file) => {
                         let updates = self.timeline.add(order, &file, self.epoch_ms, frontier);
                         insert_base(inputs, &file, updates);
@@ -112,14 +136,18 @@ impl ConfigInputs {
         }
     }
 
-    /// The file's new content if it changed since last read (and can be read).
-    fn changed(&mut self, slot: usize, path: &PathBuf) -> Option<Vec<u8>> {
-        let bytes = std::fs::read(path).ok()?;
-        if self.seen[slot].as_ref() == Some(&bytes) {
+    /// The file's new content if it changed since last read (and can be read). Unchanged
+    /// files cost one `stat` per poll.
+    fn changed(&mut self, slot: usize, path: &Path) -> Option<Vec<u8>> {
+        let stamp = Seen::stamp(path);
+        let seen = &mut self.seen[slot];
+        if stamp.is_none() || stamp == seen.stamp {
             return None;
         }
-        self.seen[slot] = Some(bytes.clone());
-        Some(bytes)
+        let bytes = std::fs::read(path).ok()?;
+        let digest = Seen::digest(&bytes);
+        seen.stamp = stamp;
+        (std::mem::replace(&mut seen.digest, digest) != digest).then_some(bytes)
     }
 
     /// Rows and valid-row counts of the base files, for the run summary.
