@@ -3,9 +3,10 @@
 //!
 //! ```text
 //! events ─ filter click|buy ─ (user, (item, ts)) ─ windowed 24 h
-//!   ─ pairs_within gap (per user: a ≠ b at most 30 min apart, once per user) ─ (a, b), diff users
-//!   ─ join_core online(a) ─ join_core online(b) ─┐
-//! rules ──────────────────── (broadcast) ────────┴─ reduce_total_with per a: top n per scene
+//!   ─ pairs_within gap (per user: a ≠ b at most 30 min apart, once per user) ─ (a, b), diff users ─┐
+//! platform.online_category ─ online items ─────────── (broadcast table) ────────────────────────┤
+//! rules ──────────────────────────────────────────── (broadcast) ───────────────────────────────┴─
+//!   reduce_total_lookup per a (reads a's and its neighbours' online flags): top n per scene
 //! ```
 //!
 //! Contract (docs/cases-contract.md): users(a, b) = distinct users with a click or buy on
@@ -13,11 +14,15 @@
 //! with an `i2i` rule and each online item a: online neighbours b, top `top_n` by users
 //! desc, b asc (rows carry `users`, not the rank). State is bounded by the window:
 //! interactions and pairs expire after 24 h.
+//!
+//! The pair counts are never arranged: each (a, b) update is one hash-map probe in the
+//! reduction keyed by a, which reads the online flags from a table every worker holds
+//! (an item's flag flipping recomputes only the items that list it as a neighbour).
 
 use differential_dataflow::VecCollection;
 
 use crate::model::{Behavior, ItemId, Scene, Time};
-use crate::operators::{pairs_within, reduce_total_with};
+use crate::operators::{pairs_within, reduce_total_lookup, Lookup};
 use crate::platform::Platform;
 use crate::rules::{i2i_rules, Rule};
 use crate::sink::{Field, Schema};
@@ -40,20 +45,27 @@ pub fn recall_i2i<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (ItemId, Neig
         .clone()
         .flat_map(|e| matches!(e.behavior, Behavior::Click | Behavior::Buy).then_some((e.user, (e.item, e.ts_ms))));
     let interactions = windowed(interactions, move |(_, (_, ts))| expiry(*ts, I2I_WINDOW_MS, epoch_ms));
-    let co_users = pairs_within(interactions, I2I_GAP_MS, "I2iPairs")
-        .arrange_by_key_named("Arrange: I2iPairsByA")
-        .join_core(p.online_category(), |a, b, _| Some((*b, *a)))
-        .arrange_by_key_named("Arrange: I2iPairsByB")
-        .join_core(p.online_category(), |b, a, _| Some((*a, *b)));
+    let co_users = pairs_within(interactions, I2I_GAP_MS, "I2iPairs");
+    let online = p.online_category().as_collection(|item, _category| (*item, ()));
     let mut ranked = Vec::new();
-    reduce_total_with(
+    reduce_total_lookup(
         co_users,
+        online,
         p.rules.clone(),
         "RecallI2i",
-        move |_a, neighbors: &[(ItemId, isize)], rules: &[Rule], out| {
+        |a, b, reads| reads.extend([*a, *b]),
+        move |a, neighbors: &[(ItemId, isize)], online: &Lookup<ItemId, ()>, rules: &[Rule], out| {
+            if !online.contains(a) {
+                return;
+            }
+            let online_neighbors = neighbors.iter().filter(|(b, _)| online.contains(b));
             for (scene, rule) in i2i_rules(rules) {
                 ranked.clear();
-                top_by_score(neighbors.iter().map(|(b, users)| (*b, *users as i64)), rule.top_n as usize, &mut ranked);
+                top_by_score(
+                    online_neighbors.clone().map(|(b, users)| (*b, *users as i64)),
+                    rule.top_n as usize,
+                    &mut ranked,
+                );
                 out.extend(ranked.iter().map(|&(_rank, b, users)| (scene, b, users)));
             }
         },

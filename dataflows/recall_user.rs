@@ -4,10 +4,11 @@
 //!
 //! ```text
 //! recent events ─ ((item,user), score) ─ arrange ─ join item_category ─ reduce per user: top 3 categories ─┐
-//!   recall_hot (category → scene, item, score) ──────────────────── join_core on category ◄──────────────┘─┐
-//! recent clicks/buys ─ distinct (user, item) ─ arrange by item ─ join_core recall_i2i (a → scene, b, users) ┤
-//! recent buys ─ distinct (user, item) ───────────────────────────────────────────────────────────────────────┤
-//! rules ─────────────────────────────────────── (broadcast) ─────────────────── reduce_total_with per user ◄┘
+//! recent clicks/buys ─ distinct (user, item) ────────────────────────────────────────────── engaged items ──┤
+//! recent buys ─ distinct (user, item) ─────────────────────────────────────────────────────── bought items ─┤
+//! recall_hot (category → list) ∪ recall_i2i (item → list) ─ (broadcast tables) ─────────────────────────────┤
+//! rules ──────────────────────────────────────────────────── (broadcast) ───────────────────────────────────┴─
+//!   reduce_total_lookup per user: reads the lists of its top categories and engaged items; top k per scene
 //! ```
 //!
 //! Contract (docs/cases-contract.md): for each scene S with a `user` rule and each user u
@@ -17,12 +18,16 @@
 //! bought items left out when `exclude_bought`; top `top_k` by score desc, item asc;
 //! strategy `hot`, `i2i` or `hot+i2i`; rows carry the score, not the rank. A user leaves
 //! once their window is empty.
+//!
+//! The hot and i2i lists are tables every worker holds whole, not joined to the users: a
+//! list changing recomputes each user who reads it once, instead of re-sending every row
+//! change to every such user (and keeping each user's candidates arranged).
 
 use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Behavior, CategoryId, ItemId, Scene, Time, UserId};
-use crate::operators::{reduce_total, reduce_total_with, threshold_total_hashed};
+use crate::operators::{reduce_total, reduce_total_lookup, threshold_total_hashed, Lookup};
 use crate::platform::Platform;
 use crate::rules::{user_rules, Rule};
 use crate::sink::{Field, Schema};
@@ -35,12 +40,20 @@ use super::recall_i2i::Neighbor;
 /// Top categories per user that feed the hot candidates.
 pub const TOP_CATEGORIES: usize = 3;
 
-/// One reason to recall (or not) an item for a user.
+/// What a user's list is made from: a top category (its hot list is read), an item the user
+/// clicked or bought (its i2i list is read), or an item the user bought (left out).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Candidate {
-    Hot { scene: Scene, item: ItemId, score: i64 },
-    I2i { scene: Scene, item: ItemId, users: i64 },
-    Bought { item: ItemId },
+pub enum Signal {
+    TopCategory(CategoryId),
+    Engaged(ItemId),
+    Bought(ItemId),
+}
+
+/// A list a user reads: the hot list of a category or the i2i list of an item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum List {
+    Hot(CategoryId),
+    I2i(ItemId),
 }
 
 /// Which strategies produced a candidate (ordered as their labels: hot, hot+i2i, i2i).
@@ -69,46 +82,51 @@ pub fn recall_user<'s>(
     let top_categories = reduce_total(interest, "UserRecentTopCategories", |_u, input: &[(CategoryId, isize)], out| {
         top_by_score(input.iter().map(|(c, s)| (*c, *s as i64)), TOP_CATEGORIES, out)
     });
-    let from_hot = top_categories
-        .map(|(user, (_rank, category, _score))| (category, user))
-        .arrange_by_key_named("Arrange: UserTopCategoriesByCategory")
-        .join_core(hot.arrange_by_key_named("Arrange: RecallHotByCategory"), |_c, user, (scene, item, score)| {
-            Some((*user, Candidate::Hot { scene: *scene, item: *item, score: *score }))
-        });
-    // The items the user recently clicked or bought, and their i2i neighbours.
+    // The items the user recently clicked or bought (their i2i lists are read), and bought.
     let engaged = threshold_total_hashed(
-        recent.clone().flat_map(|e| matches!(e.behavior, Behavior::Click | Behavior::Buy).then_some((e.item, e.user))),
+        recent.clone().flat_map(|e| matches!(e.behavior, Behavior::Click | Behavior::Buy).then_some((e.user, e.item))),
         "UserRecentItems",
         |n: &isize| (*n > 0) as isize,
     );
-    let from_i2i = engaged
-        .arrange_by_key_named("Arrange: RecentItemUsers")
-        .join_core(i2i.arrange_by_key_named("Arrange: RecallI2iByItem"), |_a, user, (scene, b, users)| {
-            Some((*user, Candidate::I2i { scene: *scene, item: *b, users: *users }))
-        });
     let bought = threshold_total_hashed(
         recent.flat_map(|e| (e.behavior == Behavior::Buy).then_some((e.user, e.item))),
         "UserRecentBuys",
         |n: &isize| (*n > 0) as isize,
-    )
-    .map(|(user, item)| (user, Candidate::Bought { item }));
-    let candidates = from_hot.concat(from_i2i).concat(bought);
-    reduce_total_with(
-        candidates,
+    );
+    let signals = top_categories
+        .map(|(user, (_rank, category, _score))| (user, Signal::TopCategory(category)))
+        .concat(engaged.map(|(user, item)| (user, Signal::Engaged(item))))
+        .concat(bought.map(|(user, item)| (user, Signal::Bought(item))));
+    let lists = hot.map(|(c, entry)| (List::Hot(c), entry)).concat(i2i.map(|(a, entry)| (List::I2i(a), entry)));
+    reduce_total_lookup(
+        signals,
+        lists,
         p.rules.clone(),
         "RecallUser",
-        |_user, input: &[(Candidate, isize)], rules: &[Rule], out| {
+        |_user, signal, reads| match *signal {
+            Signal::TopCategory(c) => reads.push(List::Hot(c)),
+            Signal::Engaged(a) => reads.push(List::I2i(a)),
+            Signal::Bought(_) => {}
+        },
+        |_user, signals: &[(Signal, isize)], lists: &Lookup<List, (Scene, ItemId, i64)>, rules: &[Rule], out| {
             for (scene, rule) in user_rules(rules) {
                 // item → (hot, i2i), for this scene.
                 let mut scores: Vec<(ItemId, i64, i64)> = Vec::new();
                 let mut bought: Vec<ItemId> = Vec::new();
-                for (c, _) in input {
-                    match *c {
-                        Candidate::Hot { scene: s, item, score } if s == scene => scores.push((item, score, 0)),
-                        Candidate::I2i { scene: s, item, users } if s == scene => scores.push((item, 0, users)),
-                        Candidate::Bought { item } if rule.exclude_bought => bought.push(item),
-                        _ => {}
-                    }
+                for (signal, _) in signals {
+                    let (list, hot) = match *signal {
+                        Signal::TopCategory(c) => (List::Hot(c), true),
+                        Signal::Engaged(a) => (List::I2i(a), false),
+                        Signal::Bought(item) => {
+                            if rule.exclude_bought {
+                                bought.push(item);
+                            }
+                            continue;
+                        }
+                    };
+                    let entries = lists.get(&list).filter(|(s, _, _)| *s == scene);
+                    scores
+                        .extend(entries.map(|&(_, item, score)| if hot { (item, score, 0) } else { (item, 0, score) }));
                 }
                 scores.sort_unstable();
                 bought.sort_unstable();

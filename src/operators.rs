@@ -8,7 +8,10 @@
 //! - [`latest_by_priority`]: a change log to the current value per key (the catalog).
 //! - [`reduce_total`]: a per-key reduction kept in hash maps: for small groups
 //!   (top-k per user or category) it avoids the trace and history replay of the
-//!   general `reduce`.
+//!   general `reduce`; [`reduce_total_with`] adds a broadcast configuration (rules,
+//!   prior), [`reduce_total_lookup`] also broadcast tables a key reads (other outputs'
+//!   lists, online flags), recomputing only the keys that read a changed entry.
+//! - [`pairs_within`]: per-key co-occurrence of values within a distance (i2i pairs).
 //! - [`count_total_hashed`], [`threshold_total_hashed`]: `count_total` /
 //!   `threshold_total` with the accumulation per key in a hash map instead of an
 //!   arrangement: one probe per update instead of sorting and merging batches.
@@ -220,12 +223,16 @@ where
     O: ExchangeData,
     L: FnMut(&K, &[(V, R)], &mut Vec<O>) + 'static,
 {
-    let updates = input.inner.map(|((k, v), t, r)| (Keyed::<K, V, R, ()>::Data(k, v, r), t, ()));
-    let pact = Exchange::new(|(u, _, _): &(Keyed<K, V, R, ()>, Time, ())| match u {
-        Keyed::Data(k, _, _) => k.hashed(),
-        Keyed::Config(..) => 0,
-    });
-    reduce_keyed(updates.as_collection(), name, pact, move |k, values, _config: &[()], out| logic(k, values, out))
+    // No configuration and no tables: empty collections.
+    let none = input.inner.clone().flat_map(|_| None::<((), Time, isize)>).as_collection();
+    reduce_total_lookup(
+        input,
+        none.clone().map(|()| ((), ())),
+        none,
+        name,
+        |_, _, _| {},
+        move |k, values, _tables: &Lookup<(), ()>, _config: &[()], out| logic(k, values, out),
+    )
 }
 
 /// [`reduce_total`] with a configuration: a small collection every worker sees whole.
@@ -238,35 +245,6 @@ pub fn reduce_total_with<'s, K, V, R, C, O, L>(
     input: VecCollection<'s, Time, (K, V), R>,
     config: VecCollection<'s, Time, C>,
     name: &str,
-    logic: L,
-) -> VecCollection<'s, Time, (K, O)>
-where
-    K: ExchangeData + Hash,
-    V: ExchangeData + Hash,
-    R: ExchangeData + Semigroup,
-    C: ExchangeData + Hash,
-    O: ExchangeData,
-    L: FnMut(&K, &[(V, R)], &[C], &mut Vec<O>) + 'static,
-{
-    let data = input
-        .inner
-        .exchange(|((k, _), _, _): &((K, V), Time, R)| k.hashed())
-        .map(|((k, v), t, r)| (Keyed::Data(k, v, r), t, ()));
-    let config = config.inner.broadcast().map(|(c, t, r)| (Keyed::Config(c, r), t, ()));
-    reduce_keyed(data.concat(config).as_collection(), name, Pipeline, logic)
-}
-
-/// An update of [`reduce_keyed`]: keyed data, or a configuration record (on every worker).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-enum Keyed<K, V, R, C> {
-    Data(K, V, R),
-    Config(C, isize),
-}
-
-fn reduce_keyed<'s, K, V, R, C, O, P, L>(
-    updates: VecCollection<'s, Time, Keyed<K, V, R, C>, ()>,
-    name: &str,
-    pact: P,
     mut logic: L,
 ) -> VecCollection<'s, Time, (K, O)>
 where
@@ -275,25 +253,110 @@ where
     R: ExchangeData + Semigroup,
     C: ExchangeData + Hash,
     O: ExchangeData,
-    P: ParallelizationContract<Time, Vec<(Keyed<K, V, R, C>, Time, ())>>,
     L: FnMut(&K, &[(V, R)], &[C], &mut Vec<O>) + 'static,
 {
+    // No tables: an empty table collection.
+    let no_tables = config.clone().flat_map(|_| None::<((), ())>);
+    reduce_total_lookup(
+        input,
+        no_tables,
+        config,
+        name,
+        |_, _, _| {},
+        move |k, values, _tables: &Lookup<(), ()>, config: &[C], out| logic(k, values, config, out),
+    )
+}
+
+/// [`reduce_total_with`] whose logic also reads keyed tables every worker holds whole
+/// (other outputs' lists, the online items), recomputing a key only when a table entry
+/// it reads changes.
+///
+/// Contract: as [`reduce_total_with`], with `logic(k, accumulated, tables, config)` where
+/// `tables` holds, per table key, the records of `lookup` with a positive accumulated
+/// count at t. `reads(k, v, keys)` pushes the table keys that the value `v` of `k` makes
+/// `logic` read; a key is recomputed at t when its input, the configuration, or a table
+/// entry one of its values reads changed at t. `logic` must read no other table entry.
+/// State: as [`reduce_total`], plus the tables on every worker and, per table key, the
+/// local keys that read it. This is how a key's result can depend on lists kept by other
+/// keys without joining (and re-sending) each list to every key that reads it.
+pub fn reduce_total_lookup<'s, K, V, R, C, LK, LV, O, F, L>(
+    input: VecCollection<'s, Time, (K, V), R>,
+    lookup: VecCollection<'s, Time, (LK, LV)>,
+    config: VecCollection<'s, Time, C>,
+    name: &str,
+    reads: F,
+    logic: L,
+) -> VecCollection<'s, Time, (K, O)>
+where
+    K: ExchangeData + Hash,
+    V: ExchangeData + Hash,
+    R: ExchangeData + Semigroup,
+    C: ExchangeData + Hash,
+    LK: ExchangeData + Hash,
+    LV: ExchangeData,
+    O: ExchangeData,
+    F: FnMut(&K, &V, &mut Vec<LK>) + 'static,
+    L: FnMut(&K, &[(V, R)], &Lookup<LK, LV>, &[C], &mut Vec<O>) + 'static,
+{
+    let data = input
+        .inner
+        .exchange(|((k, _), _, _): &((K, V), Time, R)| k.hashed())
+        .map(|((k, v), t, r)| (Keyed::Data(k, v, r), t, ()));
+    let config = config.inner.broadcast().map(|(c, t, r)| (Keyed::Config(c, r), t, ()));
+    let lookup = lookup.inner.broadcast().map(|((lk, lv), t, r)| (Keyed::Lookup(lk, lv, r), t, ()));
+    let updates = data.concat(config).concat(lookup).as_collection();
+    let (mut reads, mut logic) = (reads, logic);
     let mut state: FxHashMap<K, (FxHashMap<V, R>, Vec<O>)> = FxHashMap::default();
     let mut config_counts: FxHashMap<C, isize> = FxHashMap::default();
     let mut config: Vec<C> = Vec::new();
+    let mut lookup = Lookup { tables: FxHashMap::default() };
+    // Per table key: the local keys reading it, with how many of their values do.
+    let mut readers: FxHashMap<LK, FxHashMap<K, u32>> = FxHashMap::default();
+    let mut read: Vec<LK> = Vec::new();
+    let mut changed: Vec<LK> = Vec::new();
     let mut touched: Vec<K> = Vec::new();
     let mut values: Vec<(V, R)> = Vec::new();
     let mut fresh: Vec<O> = Vec::new();
-    by_complete_time(updates, name, pact, move |_time, updates, out| {
+    by_complete_time(updates, name, Pipeline, move |_time, updates, out| {
         let mut config_moved = false;
         for (update, ()) in updates.drain(..) {
             match update {
                 Keyed::Data(k, v, r) => {
                     let (acc, _) = state.entry(k.clone()).or_default();
-                    match acc.entry(v) {
-                        Entry::Occupied(mut e) => e.get_mut().plus_equals(&r),
+                    // A value entering or leaving the accumulation starts or stops its reads.
+                    let step = match acc.entry(v) {
+                        Entry::Occupied(mut e) => {
+                            e.get_mut().plus_equals(&r);
+                            if e.get().is_zero() {
+                                Some((e.remove_entry().0, false))
+                            } else {
+                                None
+                            }
+                        }
                         Entry::Vacant(e) => {
-                            e.insert(r);
+                            let v = e.key().clone();
+                            (!r.is_zero()).then(|| {
+                                e.insert(r);
+                                (v, true)
+                            })
+                        }
+                    };
+                    if let Some((v, entered)) = step {
+                        reads(&k, &v, &mut read);
+                        for lk in read.drain(..) {
+                            let count = readers.entry(lk.clone()).or_default().entry(k.clone()).or_default();
+                            if entered {
+                                *count += 1;
+                            } else {
+                                *count -= 1;
+                                if *count == 0 {
+                                    let of_lk = readers.get_mut(&lk).expect("reader");
+                                    of_lk.remove(&k);
+                                    if of_lk.is_empty() {
+                                        readers.remove(&lk);
+                                    }
+                                }
+                            }
                         }
                     }
                     touched.push(k);
@@ -302,7 +365,17 @@ where
                     *config_counts.entry(c).or_default() += r;
                     config_moved = true;
                 }
+                Keyed::Lookup(lk, lv, r) => {
+                    lookup.tables.entry(lk.clone()).or_default().push((lv, r));
+                    changed.push(lk);
+                }
             }
+        }
+        changed.sort_unstable();
+        changed.dedup();
+        for lk in changed.drain(..) {
+            lookup.settle(&lk);
+            touched.extend(readers.get(&lk).into_iter().flat_map(|keys| keys.keys().cloned()));
         }
         if config_moved {
             config_counts.retain(|_, r| *r != 0);
@@ -317,13 +390,12 @@ where
         touched.sort_unstable();
         touched.dedup();
         for k in touched.drain(..) {
-            let (acc, old) = state.get_mut(&k).expect("touched key");
-            acc.retain(|_, r| !r.is_zero());
+            let Some((acc, old)) = state.get_mut(&k) else { continue };
             values.clear();
             values.extend(acc.iter().map(|(v, r)| (v.clone(), r.clone())));
             fresh.clear();
             if !values.is_empty() {
-                logic(&k, &values, &config, &mut fresh);
+                logic(&k, &values, &lookup, &config, &mut fresh);
             }
             fresh.sort_unstable();
             if *old != fresh {
@@ -340,6 +412,42 @@ where
             }
         }
     })
+}
+
+/// An update of [`reduce_total_lookup`]: keyed data, or a configuration or table record (on
+/// every worker).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+enum Keyed<K, V, R, C, LK, LV> {
+    Data(K, V, R),
+    Config(C, isize),
+    Lookup(LK, LV, isize),
+}
+
+/// The tables of [`reduce_total_lookup`]: per table key, its records with a positive count.
+pub struct Lookup<LK, LV> {
+    tables: FxHashMap<LK, Vec<(LV, isize)>>,
+}
+
+impl<LK: Hash + Eq, LV: Ord> Lookup<LK, LV> {
+    /// The records of `key` (sorted).
+    pub fn get<'a>(&'a self, key: &LK) -> impl Iterator<Item = &'a LV> + 'a {
+        self.tables.get(key).into_iter().flatten().filter(|(_, r)| *r > 0).map(|(v, _)| v)
+    }
+
+    /// Whether `key` has a record.
+    pub fn contains(&self, key: &LK) -> bool {
+        self.get(key).next().is_some()
+    }
+
+    /// Applies the updates pushed to `key`'s table since the last call (consolidates it).
+    fn settle(&mut self, key: &LK) {
+        if let Some(table) = self.tables.get_mut(key) {
+            differential_dataflow::consolidation::consolidate(table);
+            if table.is_empty() {
+                self.tables.remove(key);
+            }
+        }
+    }
 }
 
 /// Sums the updates of each time per key into a hash map; calls `emit(key, before,
