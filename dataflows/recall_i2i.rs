@@ -58,15 +58,22 @@ pub fn recall_i2i<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (ItemId, Neig
             if !online.contains(a) {
                 return;
             }
-            let online_neighbors = neighbors.iter().filter(|(b, _)| online.contains(b));
-            for (scene, rule) in i2i_rules(rules) {
+            // Every scene ranks the same way (users desc, b asc): rank once for the longest list.
+            let Some(n) = i2i_rules(rules).map(|(_, rule)| rule.top_n as usize).max() else { return };
+            // The first n online neighbours: rank twice n of all neighbours and keep the
+            // online ones; only when fewer than n of those are online, rank them all.
+            let mut take = (2 * n).min(neighbors.len());
+            loop {
                 ranked.clear();
-                top_by_score(
-                    online_neighbors.clone().map(|(b, users)| (*b, *users as i64)),
-                    rule.top_n as usize,
-                    &mut ranked,
-                );
-                out.extend(ranked.iter().map(|&(_rank, b, users)| (scene, b, users)));
+                top_by_score(neighbors.iter().map(|(b, users)| (*b, *users as i64)), take, &mut ranked);
+                ranked.retain(|(_rank, b, _)| online.contains(b));
+                if ranked.len() >= n || take == neighbors.len() {
+                    break;
+                }
+                take = neighbors.len();
+            }
+            for (scene, rule) in i2i_rules(rules) {
+                out.extend(ranked.iter().take(rule.top_n as usize).map(|&(_rank, b, users)| (scene, b, users)));
             }
         },
     )

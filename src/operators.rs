@@ -307,8 +307,7 @@ where
     let updates = data.concat(config).concat(lookup).as_collection();
     let (mut reads, mut logic) = (reads, logic);
     let mut state: FxHashMap<K, (FxHashMap<V, R>, Vec<O>)> = FxHashMap::default();
-    let mut config_counts: FxHashMap<C, isize> = FxHashMap::default();
-    let mut config: Vec<C> = Vec::new();
+    let mut config = Config::default();
     let mut lookup = Lookup { tables: FxHashMap::default() };
     // Per table key: the local keys reading it, with how many of their values do.
     let mut readers: FxHashMap<LK, FxHashMap<K, u32>> = FxHashMap::default();
@@ -318,7 +317,6 @@ where
     let mut values: Vec<(V, R)> = Vec::new();
     let mut fresh: Vec<O> = Vec::new();
     by_complete_time(updates, name, Pipeline, move |_time, updates, out| {
-        let mut config_moved = false;
         for (update, ()) in updates.drain(..) {
             match update {
                 Keyed::Data(k, v, r) => {
@@ -327,30 +325,25 @@ where
                     let step = match acc.entry(v) {
                         Entry::Occupied(mut e) => {
                             e.get_mut().plus_equals(&r);
-                            if e.get().is_zero() {
-                                Some((e.remove_entry().0, false))
-                            } else {
-                                None
-                            }
+                            e.get().is_zero().then(|| (e.remove_entry().0, false))
                         }
-                        Entry::Vacant(e) => {
+                        Entry::Vacant(e) if !r.is_zero() => {
                             let v = e.key().clone();
-                            (!r.is_zero()).then(|| {
-                                e.insert(r);
-                                (v, true)
-                            })
+                            e.insert(r);
+                            Some((v, true))
                         }
+                        Entry::Vacant(_) => None,
                     };
                     if let Some((v, entered)) = step {
                         reads(&k, &v, &mut read);
                         for lk in read.drain(..) {
-                            let count = readers.entry(lk.clone()).or_default().entry(k.clone()).or_default();
+                            let of_lk = readers.entry(lk.clone()).or_default();
+                            let count = of_lk.entry(k.clone()).or_default();
                             if entered {
                                 *count += 1;
                             } else {
                                 *count -= 1;
                                 if *count == 0 {
-                                    let of_lk = readers.get_mut(&lk).expect("reader");
                                     of_lk.remove(&k);
                                     if of_lk.is_empty() {
                                         readers.remove(&lk);
@@ -361,10 +354,7 @@ where
                     }
                     touched.push(k);
                 }
-                Keyed::Config(c, r) => {
-                    *config_counts.entry(c).or_default() += r;
-                    config_moved = true;
-                }
+                Keyed::Config(c, r) => config.update(c, r),
                 Keyed::Lookup(lk, lv, r) => {
                     lookup.tables.entry(lk.clone()).or_default().push((lv, r));
                     changed.push(lk);
@@ -377,15 +367,9 @@ where
             lookup.settle(&lk);
             touched.extend(readers.get(&lk).into_iter().flat_map(|keys| keys.keys().cloned()));
         }
-        if config_moved {
-            config_counts.retain(|_, r| *r != 0);
-            let mut now: Vec<C> = config_counts.iter().filter(|(_, r)| **r > 0).map(|(c, _)| c.clone()).collect();
-            now.sort_unstable();
-            if now != config {
-                config = now;
-                touched.clear();
-                touched.extend(state.keys().cloned());
-            }
+        if config.settle() {
+            touched.clear();
+            touched.extend(state.keys().cloned());
         }
         touched.sort_unstable();
         touched.dedup();
@@ -395,7 +379,7 @@ where
             values.extend(acc.iter().map(|(v, r)| (v.clone(), r.clone())));
             fresh.clear();
             if !values.is_empty() {
-                logic(&k, &values, &lookup, &config, &mut fresh);
+                logic(&k, &values, &lookup, &config.current, &mut fresh);
             }
             fresh.sort_unstable();
             if *old != fresh {
@@ -447,6 +431,39 @@ impl<LK: Hash + Eq, LV: Ord> Lookup<LK, LV> {
                 self.tables.remove(key);
             }
         }
+    }
+}
+
+/// A broadcast configuration: the records with a positive accumulated count (sorted).
+struct Config<C> {
+    counts: FxHashMap<C, isize>,
+    current: Vec<C>,
+    moved: bool,
+}
+
+impl<C> Default for Config<C> {
+    fn default() -> Self {
+        Config { counts: FxHashMap::default(), current: Vec::new(), moved: false }
+    }
+}
+
+impl<C: Ord + Hash + Clone> Config<C> {
+    fn update(&mut self, c: C, r: isize) {
+        *self.counts.entry(c).or_default() += r;
+        self.moved = true;
+    }
+
+    /// Applies this time's updates; whether the configuration changed.
+    fn settle(&mut self) -> bool {
+        if !std::mem::take(&mut self.moved) {
+            return false;
+        }
+        self.counts.retain(|_, r| *r != 0);
+        let mut now: Vec<C> = self.counts.iter().filter(|(_, r)| **r > 0).map(|(c, _)| c.clone()).collect();
+        now.sort_unstable();
+        let changed = now != self.current;
+        self.current = now;
+        changed
     }
 }
 
@@ -553,50 +570,56 @@ where
     // Per key: records by position (values with multiplicity), and pair multiplicities.
     type Records<V> = BTreeMap<u64, Vec<(V, isize)>>;
     let mut state: FxHashMap<K, (Records<V>, FxHashMap<(V, V), isize>)> = FxHashMap::default();
-    let mut before: FxHashMap<(K, V, V), isize> = FxHashMap::default();
+    // The touched pairs of the key being updated, with their count before this time.
+    let mut before: FxHashMap<(V, V), isize> = FxHashMap::default();
     let mut near: Vec<(V, isize)> = Vec::new();
     by_complete_time(
         input,
         name,
         Exchange::new(|((k, _), _, _): &((K, (V, u64)), Time, isize)| k.hashed()),
         move |_time, updates, out| {
-            for ((k, (v, pos)), r) in updates.drain(..) {
+            // One key at a time: its state is found once and its touched pairs stay few.
+            updates.sort_unstable_by(|((k1, _), _), ((k2, _), _)| k1.cmp(k2));
+            for run in updates.chunk_by(|((k1, _), _), ((k2, _), _)| k1 == k2) {
+                let k = &run[0].0 .0;
                 let (records, pairs) = state.entry(k.clone()).or_default();
-                near.clear();
-                for (_, values) in records.range(pos.saturating_sub(gap)..=pos.saturating_add(gap)) {
-                    near.extend(values.iter().filter(|(w, _)| *w != v).copied());
-                }
-                for &(w, n) in &near {
-                    for pair in [(v, w), (w, v)] {
-                        let count = pairs.entry(pair).or_default();
-                        before.entry((k.clone(), pair.0, pair.1)).or_insert(*count);
-                        *count += r * n;
+                for &((_, (v, pos)), r) in run {
+                    near.clear();
+                    for (_, values) in records.range(pos.saturating_sub(gap)..=pos.saturating_add(gap)) {
+                        near.extend(values.iter().filter(|(w, _)| *w != v).copied());
+                    }
+                    for &(w, n) in &near {
+                        for pair in [(v, w), (w, v)] {
+                            let count = pairs.entry(pair).or_default();
+                            before.entry(pair).or_insert(*count);
+                            *count += r * n;
+                        }
+                    }
+                    let values = records.entry(pos).or_default();
+                    match values.iter_mut().find(|(w, _)| *w == v) {
+                        Some(entry) => entry.1 += r,
+                        None => values.push((v, r)),
+                    }
+                    values.retain(|(_, n)| *n != 0);
+                    if values.is_empty() {
+                        records.remove(&pos);
                     }
                 }
-                let values = records.entry(pos).or_default();
-                match values.iter_mut().find(|(w, _)| *w == v) {
-                    Some(entry) => entry.1 += r,
-                    None => values.push((v, r)),
-                }
-                values.retain(|(_, n)| *n != 0);
-                if values.is_empty() {
-                    records.remove(&pos);
-                }
-            }
-            for ((k, a, b), old) in before.drain() {
-                let (records, pairs) = state.get_mut(&k).expect("touched key");
-                let new = pairs.get(&(a, b)).copied().unwrap_or(0);
-                if new == 0 {
-                    pairs.remove(&(a, b));
-                }
-                let diff = (new > 0) as isize - (old > 0) as isize;
-                if diff != 0 {
-                    out.push(((a, b), diff));
+                for ((a, b), old) in before.drain() {
+                    let new = pairs.get(&(a, b)).copied().unwrap_or(0);
+                    if new == 0 {
+                        pairs.remove(&(a, b));
+                    }
+                    let diff = (new > 0) as isize - (old > 0) as isize;
+                    if diff != 0 {
+                        out.push(((a, b), diff));
+                    }
                 }
                 if records.is_empty() && pairs.is_empty() {
-                    state.remove(&k);
+                    state.remove(k);
                 }
             }
+            updates.clear();
         },
     )
 }
