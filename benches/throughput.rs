@@ -1,6 +1,6 @@
 //! Question: how many events per second does `shopflow run` sustain — with every output
 //! maintained, and with the platform outputs only — for each worker count and dataset
-//! size, and what does it cost in CPU seconds, peak memory and output rows?
+//! size, and what does it cost in CPU seconds, peak memory, arranged state and output rows?
 //!
 //! Command: `cargo bench --bench throughput`
 //! (env: `SHOPFLOW_BENCH_EVENTS`, default `1000000,10000000`, dataset sizes;
@@ -10,7 +10,9 @@
 //! The datasets are the UserBehavior format made by `shopflow gen` with a fixed seed
 //! (9 days), cached under `bench-data/` (git-ignored); `all` uses the Taobao recall rules.
 //! Each run is the release binary, reading as fast as it can and writing every change
-//! stream. Results print as a Markdown table and are appended to
+//! stream. The arranged state (updates held by differential's arrangements when the
+//! input ended, and their bytes as updates; see `src/arranged.rs`) is read from the run
+//! summary. Results print as a Markdown table and are appended to
 //! `bench-data/throughput.csv` with machine, commit and date.
 
 mod common;
@@ -27,11 +29,13 @@ fn main() {
     let id = Identity::new();
     id.print();
     println!("epoch {epoch_ms} ms\n");
-    println!("| events | outputs | workers | wall s | events/s | CPU s | peak RSS MiB | output rows |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!(
+        "| events | outputs | workers | wall s | events/s | CPU s | peak RSS MiB | arranged updates at end | arranged MiB | output rows |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut history = History::open(
         "throughput",
-        "events,epoch_ms,outputs,workers,wall_s,events_per_s,cpu_s,peak_rss_mib,output_rows",
+        "events,epoch_ms,outputs,workers,wall_s,events_per_s,cpu_s,peak_rss_mib,output_rows,arranged_updates,arranged_mib",
     );
     for &events in &sizes {
         let data = dataset(events);
@@ -49,15 +53,16 @@ fn main() {
                 }
                 let m = run_measured(&args);
                 let rows = m.rows();
+                let (updates, mib) = m.arranged();
                 let rate = events as f64 / m.wall_s;
                 println!(
-                    "| {events} | {set} | {w} | {:.2} | {rate:.0} | {:.1} | {:.0} | {rows} |",
+                    "| {events} | {set} | {w} | {:.2} | {rate:.0} | {:.1} | {:.0} | {updates} | {mib:.1} | {rows} |",
                     m.wall_s, m.cpu_s, m.peak_rss_mib
                 );
                 history.append(
                     &id,
                     &format!(
-                        "{events},{epoch_ms},{set},{w},{:.3},{rate:.0},{:.2},{:.0},{rows}",
+                        "{events},{epoch_ms},{set},{w},{:.3},{rate:.0},{:.2},{:.0},{rows},{updates},{mib:.1}",
                         m.wall_s, m.cpu_s, m.peak_rss_mib
                     ),
                 );

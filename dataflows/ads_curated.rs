@@ -19,6 +19,7 @@
 use differential_dataflow::{Hashable, VecCollection};
 use serde::{Deserialize, Serialize};
 
+use crate::arranged::arrange;
 use crate::model::{CategoryId, ItemId, Time};
 use crate::operators::{reduce_total, reduce_total_with};
 use crate::platform::Platform;
@@ -56,11 +57,10 @@ pub type Ranked = (u32, Ad);
 pub fn ads_curated<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, Ranked> {
     let ads = p.params.ads;
     let epoch_ms = p.params.epoch_ms;
-    let candidates = p
-        .item_totals()
-        .map(|(item, s)| (item, (s.impressions, s.clicks)))
-        .arrange_by_key_named("Arrange: ItemImpressionsClicks")
-        .join_core(p.catalog.clone(), |item, (impressions, clicks), row| {
+    let totals = p.item_totals().map(|(item, s)| (item, (s.impressions, s.clicks)));
+    let candidates = arrange(totals, "Arrange: ItemImpressionsClicks").join_core(
+        p.catalog.clone(),
+        |item, (impressions, clicks), row| {
             (row.online && row.is_ad && row.ad_bid_cents > 0).then_some(Candidate {
                 item: *item,
                 category: row.category,
@@ -68,7 +68,8 @@ pub fn ads_curated<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, Ranked> {
                 impressions: *impressions,
                 clicks: *clicks,
             })
-        });
+        },
+    );
     let candidates = on_boundaries(candidates, ads.refresh_ms, epoch_ms).map(|c| (c.item.hashed() % SHARDS, c));
     let prior = on_boundaries(p.prior(), ads.refresh_ms, epoch_ms);
     let shard_tops = reduce_total_with(candidates, prior, "AdsShardTop", move |_shard, input, prior: &[Stats], out| {

@@ -26,6 +26,7 @@
 use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 
+use crate::arranged::arrange;
 use crate::model::{Behavior, CategoryId, ItemId, Scene, Time, UserId};
 use crate::operators::{reduce_total, reduce_total_lookup, threshold_total_hashed, Lookup};
 use crate::platform::Platform;
@@ -74,10 +75,8 @@ pub fn recall_user<'s>(
 ) -> VecCollection<'s, Time, (UserId, Recall)> {
     let recent = p.recent_events();
     // The user's top categories over the window.
-    let interest = recent
-        .clone()
-        .explode(|e| Some(((e.item, e.user), Stats::of(&e).score() as isize)))
-        .arrange_by_key_named("Arrange: RecentInterestByItem")
+    let interest = recent.clone().explode(|e| Some(((e.item, e.user), Stats::of(&e).score() as isize)));
+    let interest = arrange(interest, "Arrange: RecentInterestByItem")
         .join_core(p.item_category.clone(), |_item, user, category| Some((*user, *category)));
     let top_categories = reduce_total(interest, "UserRecentTopCategories", |_u, input: &[(CategoryId, isize)], out| {
         top_by_score(input.iter().map(|(c, s)| (*c, *s as i64)), TOP_CATEGORIES, out)

@@ -13,6 +13,7 @@
 
 use differential_dataflow::VecCollection;
 
+use crate::arranged::arrange;
 use crate::model::{CategoryId, Scene, Time};
 use crate::operators::reduce_total_with;
 use crate::platform::Platform;
@@ -22,11 +23,8 @@ use crate::stats::Stats;
 use super::item_ctr_cvr::{funnel, rate_fields, rates, Rates};
 
 pub fn scene_category_ctr_cvr<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, ((Scene, CategoryId), Rates)> {
-    let by_item = p
-        .events
-        .clone()
-        .explode(|e| Some(((e.item, e.scene), funnel(&Stats::of(&e)))))
-        .arrange_by_key_named("Arrange: SceneFunnelByItem");
+    let by_item = p.events.clone().explode(|e| Some(((e.item, e.scene), funnel(&Stats::of(&e)))));
+    let by_item = arrange(by_item, "Arrange: SceneFunnelByItem");
     let counts = by_item.join_core(p.item_category.clone(), |_item, scene, category| Some(((*scene, *category), ())));
     reduce_total_with(counts, p.prior(), "SceneCategoryCtrCvr", |_key, counts: &[((), Stats)], prior: &[Stats], out| {
         out.push(rates(&counts[0].1, prior.last()));

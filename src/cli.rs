@@ -294,6 +294,7 @@ fn run_config(args: &RunArgs) -> Result<RunConfig, String> {
     outputs.sort_by_key(|o| dataflows::ALL.iter().position(|a| a == o));
     outputs.dedup();
     Ok(RunConfig {
+        arranged: Default::default(),
         sources,
         out_dir: args.out.clone(),
         epoch_ms: args.epoch_ms,
@@ -418,6 +419,22 @@ pub fn summary(cfg: &RunConfig, r: &RunReport) -> String {
             100.0 * log.rows as f64 / full.max(1) as f64
         );
     }
+    let a = &r.arranged;
+    let largest: Vec<String> = a
+        .arrangements
+        .iter()
+        .take(3)
+        .map(|(name, n, _)| format!("{} {n}", name.trim_start_matches("Arrange: ")))
+        .collect();
+    let _ = writeln!(
+        s,
+        "  arranged state at end of input: {} updates in {} arrangements, {:.1} MiB as (key, value, time, diff) updates; peak {} updates; largest: {}",
+        a.updates,
+        a.arrangements.len(),
+        a.bytes as f64 / (1 << 20) as f64,
+        a.peak_updates,
+        if largest.is_empty() { "-".to_string() } else { largest.join(", ") }
+    );
     let _ = writeln!(s, "  rejected rows: {rejected} (see {})", cfg.out_dir.join("rejected.csv").display());
     let secs = r.wall.as_secs_f64();
     let _ = writeln!(s, "  wall time: {secs:.2} s, {:.0} events/s", events as f64 / secs.max(1e-9));

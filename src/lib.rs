@@ -2,13 +2,15 @@
 //!
 //! Layers, in the order data flows through them:
 //! - [`source`]: files → rows, each worker parsing its own share, with watermarks;
-//! - [`platform`]: inputs, the current catalog, tagging, shared arrangements;
+//! - [`platform`]: inputs, the current catalog, tagging, shared arrangements
+//!   (built with [`arranged::arrange`], which accounts for their size);
 //! - [`operators`]: custom operators for totally ordered time;
 //! - [`dataflows`]: one business dataflow per output (the top-level `dataflows/` folder);
 //! - [`sink`]: change streams `time,diff,<columns>` to files or stdout.
 //!
 //! [`run`] drives a worker; [`cli`] is the command line; [`generator`] makes datasets.
 
+pub mod arranged;
 pub mod base;
 pub mod cli;
 pub mod config_inputs;

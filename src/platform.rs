@@ -29,6 +29,7 @@ use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::Scope;
 
+use crate::arranged::arrange;
 use crate::base::BaseRow;
 use crate::model::{Behavior, CatalogRow, CategoryId, Event, ItemId, Time, UserId};
 use crate::operators::{count_total_hashed, latest_by_priority, map_diff, sum_locally, threshold_total_hashed};
@@ -177,10 +178,8 @@ impl<'s> Platform<'s> {
     /// The category of each item that is online now, arranged by item.
     pub fn online_category(&self) -> ItemCategoryArrangement<'s> {
         let build = || {
-            self.catalog
-                .clone()
-                .flat_map_ref(|item, row| row.online.then_some((*item, row.category)))
-                .arrange_by_key_named("Arrange: OnlineCategory")
+            let online = self.catalog.clone().flat_map_ref(|item, row| row.online.then_some((*item, row.category)));
+            arrange(online, "Arrange: OnlineCategory")
         };
         shared(&mut self.shared.borrow_mut().online_category, build)
     }
@@ -201,8 +200,7 @@ impl<'s> Platform<'s> {
         let build = || {
             let counts =
                 count_total_hashed(recent.explode(|e| Some((e.item, Stats::behaviors_of(&e)))), "RecentItemCounts");
-            counts
-                .arrange_by_key_named("Arrange: RecentItemCounts")
+            arrange(counts, "Arrange: RecentItemCounts")
                 .join_core(online, |item, stats, category| Some((*item, (*category, *stats))))
         };
         shared(&mut self.shared.borrow_mut().recent_online, build)
@@ -234,14 +232,12 @@ pub fn build<'s>(scope: Scope<'s, Time>, params: Params) -> (InputHandles, Platf
     let (base_in, base) = scope.new_collection::<BaseRow, isize>();
     let (base_cutoff_in, base_cutoff) = scope.new_collection::<Time, isize>();
 
-    let catalog = latest_by_priority(catalog_log).arrange_by_key_named("Arrange: Catalog");
+    let catalog = arrange(latest_by_priority(catalog_log), "Arrange: Catalog");
     let item_category =
-        catalog.clone().as_collection(|item, row| (*item, row.category)).arrange_by_key_named("Arrange: ItemCategory");
+        arrange(catalog.clone().as_collection(|item, row| (*item, row.category)), "Arrange: ItemCategory");
 
-    let activity_by_item = events
-        .clone()
-        .explode(|e| Some(((e.item, e.user), Stats::of(&e))))
-        .arrange_by_key_named("Arrange: ActivityByItem");
+    let activity_by_item =
+        arrange(events.clone().explode(|e| Some(((e.item, e.user), Stats::of(&e)))), "Arrange: ActivityByItem");
     // Reach reads the arrangement's consolidated batches, not the raw events.
     let item_user_reach = threshold_total_hashed(
         map_diff(activity_by_item.clone().as_collection(|item, user| (*item, *user)), |s: Stats| s.to_reach()),

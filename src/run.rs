@@ -31,6 +31,7 @@ use timely::dataflow::operators::vec::{Broadcast, Input as _};
 use timely::dataflow::{InputHandleVec, ProbeHandle};
 use timely::worker::Worker;
 
+use crate::arranged::{ArrangedState, StateReport};
 use crate::config_inputs::{ConfigFiles, ConfigInputs};
 use crate::dataflows;
 use crate::latency::LatencyLog;
@@ -95,6 +96,8 @@ pub struct RunConfig {
     pub params: Params,
     /// Write each input frontier's end-to-end latency here (worker 0).
     pub latency_log: Option<PathBuf>,
+    /// The arranged updates of this process's workers (shared by them).
+    pub arranged: ArrangedState,
 }
 
 impl RunConfig {
@@ -126,6 +129,9 @@ pub struct RunReport {
     /// Reading stopped early (a stop request): outputs hold every time below this
     /// cut-off and nothing at or after it.
     pub stopped_at: Option<Time>,
+    /// Arranged state of this process when the input ended (every epoch before the
+    /// last one processed), and its peak.
+    pub arranged: StateReport,
 }
 
 #[derive(Debug, Default)]
@@ -152,15 +158,17 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
     let mut sinks = Sinks::new(index == 0, cfg.sink, cfg.out_dir.clone(), probe.clone());
     sinks.latency = (index == 0 && cfg.latency_log.is_some()).then(Rc::default);
 
-    let mut inputs = worker.dataflow::<Time, _, _>(|scope| {
-        let (inputs, platform) = platform::build(scope, cfg.params);
-        let mut built = dataflows::Built::default();
-        for name in &cfg.outputs {
-            dataflows::attach(name, &platform, &mut built, &sinks);
-        }
-        sinks.gather(platform.rejected.clone(), "Rejected", rejected_rows.clone());
-        sinks.gather(platform.tally.clone(), "Tally", tallies.clone());
-        inputs
+    let mut inputs = cfg.arranged.record(worker, |worker| {
+        worker.dataflow::<Time, _, _>(|scope| {
+            let (inputs, platform) = platform::build(scope, cfg.params);
+            let mut built = dataflows::Built::default();
+            for name in &cfg.outputs {
+                dataflows::attach(name, &platform, &mut built, &sinks);
+            }
+            sinks.gather(platform.rejected.clone(), "Rejected", rejected_rows.clone());
+            sinks.gather(platform.tally.clone(), "Tally", tallies.clone());
+            inputs
+        })
     });
 
     let log: Rc<RefCell<Vec<Control>>> = Rc::default();
@@ -202,6 +210,12 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
             worker.step_or_park_while(Some(LIVE_STEP), || !coord.closed());
         }
     }
+    // The arranged state at the end of the input: once every epoch before the last open
+    // one is processed (closing the inputs completes the dataflow, which drops it).
+    if index == 0 {
+        worker.step_or_park_while(Some(LIVE_STEP), || probe.less_than(&frontier));
+    }
+    let arranged = cfg.arranged.report();
     inputs.close();
 
     if index != 0 {
@@ -264,6 +278,7 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
         written: sinks.written.take(),
         workers: peers,
         stopped_at: Some(sinks.cutoff.get()).filter(|&c| c != Time::MAX),
+        arranged,
     }))
 }
 

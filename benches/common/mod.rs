@@ -111,6 +111,17 @@ impl Measured {
         self.stderr.lines().map(str::trim).find(|l| l.starts_with(prefix)).unwrap_or("")
     }
 
+    /// Arranged updates and MiB at the end of the input ("arranged state at end of input:
+    /// N updates in A arrangements, M MiB as …").
+    pub fn arranged(&self) -> (u64, f64) {
+        let line = self.summary_line("arranged state at end of input:");
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let number = |after: &str| words.iter().position(|w| *w == after).and_then(|i| words.get(i.checked_sub(1)?));
+        let updates = number("updates").and_then(|w| w.parse().ok()).unwrap_or(0);
+        let mib = number("MiB").and_then(|w| w.parse().ok()).unwrap_or(0.0);
+        (updates, mib)
+    }
+
     /// Change rows written ("outputs: … in DIR: N rows, writing took S s").
     pub fn rows(&self) -> u64 {
         let line = self.summary_line("outputs:");
