@@ -210,10 +210,23 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
             worker.step_or_park_while(Some(LIVE_STEP), || !coord.closed());
         }
     }
-    // The arranged state at the end of the input: once every epoch before the last open
-    // one is processed (closing the inputs completes the dataflow, which drops it).
+    // The arranged state at the end of the input: once every epoch with rows is processed
+    // (closing the inputs completes the dataflow, which drops it). A complete read moves
+    // the inputs just past the last such epoch first (no more rows will come; later times,
+    // such as window expiries, wait for the close); a stopped one stays at its cut-off.
+    let processed = match stopped_at {
+        None => {
+            // Every worker scanned every line: the latest epoch any row can have.
+            let last = readers.iter().map(|r| r.open_epoch(0, cfg.epoch_ms)).max().unwrap_or(0);
+            let past = last.max(frontier) + 1;
+            inputs.advance_to(past);
+            inputs.flush();
+            past
+        }
+        Some(_) => frontier,
+    };
     if index == 0 {
-        worker.step_or_park_while(Some(LIVE_STEP), || probe.less_than(&frontier));
+        worker.step_or_park_while(Some(LIVE_STEP), || probe.less_than(&processed));
     }
     let arranged = cfg.arranged.report();
     inputs.close();
