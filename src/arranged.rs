@@ -2,10 +2,10 @@
 //! differential's own log, and how many bytes those updates take.
 //!
 //! Every arrangement of the platform layer and the dataflows is built with [`arrange`],
-//! which records the size of its `((key, value), time, diff)` update under its name. At
-//! run time each worker logs differential's arrangement events (a batch added, two
-//! batches merged into one, a trace dropped) into one [`ArrangedState`] per process, and
-//! the operator names from timely's log while the dataflows are built. The run summary
+//! which records its name and the size of its `((key, value), time, diff)` update under
+//! the operator identifier it is about to get. At run time each worker logs
+//! differential's arrangement events (a batch added, two batches merged into one, a trace
+//! dropped) into one [`ArrangedState`] per process. The run summary
 //! then reports the updates held at the end of the input (and their peak), per
 //! arrangement and in total. Bytes are updates × update size: an upper bound of what the
 //! batches store (a batch keeps each key and value once, plus offsets, and the time and
@@ -22,15 +22,15 @@ use differential_dataflow::logging::{DifferentialEvent, DifferentialEventBuilder
 use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
 use differential_dataflow::trace::implementations::ValSpine;
 use differential_dataflow::{ExchangeData, Hashable, VecCollection};
-use timely::logging::{TimelyEvent, TimelyEventBuilder};
 use timely::worker::Worker;
 
 use crate::model::Time;
 
-/// The update size of each named arrangement, as recorded by [`arrange`].
-static UPDATE_BYTES: Mutex<BTreeMap<String, usize>> = Mutex::new(BTreeMap::new());
+/// (worker, operator identifier) → the arrangement's name and update size, as recorded
+/// by [`arrange`] (identifiers restart with each run; a run overwrites its own).
+static ARRANGEMENTS: Mutex<BTreeMap<(usize, usize), (String, usize)>> = Mutex::new(BTreeMap::new());
 
-/// `arrange_by_key_named`, recording the size of the arrangement's updates.
+/// `arrange_by_key_named`, recording the arrangement's name and update size.
 pub fn arrange<'s, K, V, R>(
     c: VecCollection<'s, Time, (K, V), R>,
     name: &str,
@@ -40,7 +40,11 @@ where
     V: ExchangeData,
     R: ExchangeData + Semigroup,
 {
-    UPDATE_BYTES.lock().expect("update sizes").insert(name.to_string(), size_of::<((K, V), Time, R)>());
+    // The arrangement is the next operator built in this worker.
+    let worker = c.inner.scope().worker();
+    let key = (worker.index(), worker.peek_identifier());
+    let size = size_of::<((K, V), Time, R)>();
+    ARRANGEMENTS.lock().expect("arrangements").insert(key, (name.to_string(), size));
     c.arrange_by_key_named(name)
 }
 
@@ -54,8 +58,6 @@ pub struct ArrangedState {
 struct Accounts {
     /// (worker, operator) → updates held.
     held: BTreeMap<(usize, usize), isize>,
-    /// (worker, operator) → the arrangement's name.
-    names: BTreeMap<(usize, usize), String>,
     total: isize,
     peak: isize,
 }
@@ -72,11 +74,10 @@ pub struct StateReport {
 }
 
 impl ArrangedState {
-    /// Logs `worker`'s arrangement events from now on, and the names of the operators
-    /// that `build` creates. Call before building the dataflows.
-    pub fn record<R>(&self, worker: &mut Worker, build: impl FnOnce(&mut Worker) -> R) -> R {
+    /// Logs `worker`'s arrangement events from now on. Call before building the dataflows.
+    pub fn record(&self, worker: &mut Worker) {
         let index = worker.index();
-        let Some(mut register) = worker.log_register() else { return build(worker) };
+        let Some(mut register) = worker.log_register() else { return };
         let accounts = self.accounts.clone();
         register.insert::<DifferentialEventBuilder, _>("differential/arrange", move |_time, data| {
             let Some(events) = data.as_ref() else { return };
@@ -96,39 +97,22 @@ impl ArrangedState {
                 a.peak = a.peak.max(a.total);
             }
         });
-        let accounts = self.accounts.clone();
-        register.insert::<TimelyEventBuilder, _>("timely", move |_time, data| {
-            let Some(events) = data.as_ref() else { return };
-            let mut a = accounts.lock().expect("arranged state");
-            for (_, event) in events {
-                if let TimelyEvent::Operates(op) = event {
-                    a.names.insert((index, op.id), op.name.clone());
-                }
-            }
-        });
-        drop(register);
-        let built = build(worker);
-        // Names are only needed for the operators built above: stop timely's log.
-        if let Some(mut register) = worker.log_register() {
-            register.flush();
-            register.remove("timely");
-        }
-        built
     }
 
     /// The updates held now.
     pub fn report(&self) -> StateReport {
         let a = self.accounts.lock().expect("arranged state");
-        let sizes = UPDATE_BYTES.lock().expect("update sizes");
-        let mut by_name: BTreeMap<&str, u64> = BTreeMap::new();
+        let known = ARRANGEMENTS.lock().expect("arrangements");
+        // name → (updates, bytes), over the workers.
+        let mut by_name: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
         for (key, held) in &a.held {
-            let name = a.names.get(key).map_or("(unnamed)", String::as_str);
-            *by_name.entry(name).or_default() += (*held).max(0) as u64;
+            let (name, size) = known.get(key).map_or(("(unnamed)", 0), |(n, s)| (n.as_str(), *s));
+            let entry = by_name.entry(name).or_default();
+            entry.0 += (*held).max(0) as u64;
+            entry.1 += (*held).max(0) as u64 * size as u64;
         }
-        let mut arrangements: Vec<(String, u64, u64)> = by_name
-            .into_iter()
-            .map(|(name, n)| (name.to_string(), n, n * sizes.get(name).copied().unwrap_or(0) as u64))
-            .collect();
+        let mut arrangements: Vec<(String, u64, u64)> =
+            by_name.into_iter().map(|(name, (n, bytes))| (name.to_string(), n, bytes)).collect();
         arrangements.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
         StateReport {
             updates: arrangements.iter().map(|x| x.1).sum(),

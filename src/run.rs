@@ -158,17 +158,16 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
     let mut sinks = Sinks::new(index == 0, cfg.sink, cfg.out_dir.clone(), probe.clone());
     sinks.latency = (index == 0 && cfg.latency_log.is_some()).then(Rc::default);
 
-    let mut inputs = cfg.arranged.record(worker, |worker| {
-        worker.dataflow::<Time, _, _>(|scope| {
-            let (inputs, platform) = platform::build(scope, cfg.params);
-            let mut built = dataflows::Built::default();
-            for name in &cfg.outputs {
-                dataflows::attach(name, &platform, &mut built, &sinks);
-            }
-            sinks.gather(platform.rejected.clone(), "Rejected", rejected_rows.clone());
-            sinks.gather(platform.tally.clone(), "Tally", tallies.clone());
-            inputs
-        })
+    cfg.arranged.record(worker);
+    let mut inputs = worker.dataflow::<Time, _, _>(|scope| {
+        let (inputs, platform) = platform::build(scope, cfg.params);
+        let mut built = dataflows::Built::default();
+        for name in &cfg.outputs {
+            dataflows::attach(name, &platform, &mut built, &sinks);
+        }
+        sinks.gather(platform.rejected.clone(), "Rejected", rejected_rows.clone());
+        sinks.gather(platform.tally.clone(), "Tally", tallies.clone());
+        inputs
     });
 
     let log: Rc<RefCell<Vec<Control>>> = Rc::default();
