@@ -9,7 +9,9 @@
 //!   30-day drop) and the merge property;
 //! - `checker_detects_rule_changes_and_mutations`: the checker fails when it should;
 //! - `bad_rules_and_bases_exit_2`: configuration errors;
-//! - `follow_live_rule_edit`: rules and base edits under `--follow`, stopped by SIGINT.
+//! - `follow_live_rule_edit`: rules and base edits under `--follow`, stopped by SIGINT;
+//! - `batch_baseline_matches_reference`: the from-scratch baseline of the incremental bench
+//!   (benches/batch/) equals the reference on the inputs of `random_seeds`.
 //!
 //! Run: `cargo test --release --test cases` (about a minute on two cores)
 //! Environment: `SHOPFLOW_SEEDS=3,7` runs only these seeds in `random_seeds`;
@@ -215,14 +217,17 @@ fn case_config(seed: u64) -> (GenConfig, AdParams) {
         set_size,
     };
     if seed == 11 {
-        // fine epochs: 100 ms over 90 minutes (the 1 h windows expire inside), 1-minute ads
+        // fine epochs: 100 ms over 90 minutes (the 1 h windows expire inside), 1-minute ads;
+        // 120 items in 2 categories (more than 20 hot items per category)
         return (
             GenConfig {
+                n_items: 120,
+                n_cats: 2,
                 epoch_ms: 100,
                 lateness_ms: 5_000,
                 span_ms: 3 * HOUR / 2,
-                events_per_file: 800,
-                catalog_rows: 200,
+                events_per_file: 2000,
+                catalog_rows: 400,
                 future_spike: false,
                 ..base
             },
@@ -969,4 +974,143 @@ fn follow_live_rule_edit() {
         Err(e) => panic!("{e}\n  (kept in {})", dir.display()),
     }
     keep_or_remove(&dir);
+}
+
+// =====================================================================================
+// The batch baseline of the incremental bench
+// =====================================================================================
+
+#[path = "../benches/batch/mod.rs"]
+mod batch;
+
+/// The baseline's rows of output `o` (as in `CASE_OUTPUTS`), as the binary prints them.
+fn baseline_rows(b: &batch::CaseOutputs, o: usize) -> OutState {
+    let opt = |m: &Option<u128>| m.map_or(String::new(), micro_text);
+    let s = |x: &dyn ToString| x.to_string();
+    match CASE_OUTPUTS[o].0 {
+        "item_display_stats" => b.display.iter().map(|r| vec![s(&r.0), s(&r.1), s(&r.2), s(&r.3), s(&r.4)]).collect(),
+        "item_rank_features" => b
+            .rank
+            .iter()
+            .map(|(i, f, ctr, hot)| {
+                let mut row = vec![s(i)];
+                row.extend(f.iter().map(|x| x.to_string()));
+                row.extend([opt(ctr), s(hot)]);
+                row
+            })
+            .collect(),
+        "category_hot_items" => b.category_hot.iter().map(|r| vec![s(&r.0), s(&r.1), s(&r.2), s(&r.3)]).collect(),
+        "item_ctr_cvr" => {
+            b.item_rates.iter().map(|r| vec![s(&r.0), s(&r.1), s(&r.2), s(&r.3), opt(&r.4), opt(&r.5)]).collect()
+        }
+        "scene_category_ctr_cvr" => b
+            .scene_category_rates
+            .iter()
+            .map(|r| vec![s(&r.0), s(&r.1), s(&r.2), s(&r.3), s(&r.4), opt(&r.5), opt(&r.6)])
+            .collect(),
+        "scene_traffic" => b.traffic.iter().map(|r| vec![s(&r.0), opt(&r.1), opt(&r.2), opt(&r.3)]).collect(),
+        "rules" => b.rules.iter().map(|r| vec![s(&r.0), s(&r.1), s(&r.2)]).collect(),
+        "recall_hot" => b.recall_hot.iter().map(|r| vec![s(&r.0), s(&r.1), s(&r.2), s(&r.3)]).collect(),
+        "recall_i2i" => b.recall_i2i.iter().map(|r| vec![s(&r.0), s(&r.1), s(&r.2), s(&r.3)]).collect(),
+        "recall_user" => b.recall_user.iter().map(|r| vec![s(&r.0), s(&r.1), s(&r.2), s(&r.3), s(&r.4)]).collect(),
+        "ads_curated" => {
+            b.ads.iter().map(|r| vec![s(&r.0), s(&r.1), s(&r.2), s(&r.3), micro_text(r.4), micro_text(r.5)]).collect()
+        }
+        other => panic!("no baseline rows for {other}"),
+    }
+}
+
+/// The from-scratch baseline of `cargo bench --bench incremental` (benches/batch/)
+/// computes every case output exactly: on the inputs of `random_seeds` (catalog churn,
+/// ads, late events, several scenes and rules), at 25 epochs from the first event until
+/// the 24-hour window has emptied (most of them not minute, hour or ad-refresh
+/// boundaries), its state equals the reference's.
+#[test]
+fn batch_baseline_matches_reference() {
+    use shopflow::model::{Behavior, CatalogRow, Event, Scene};
+    const BEHAVIORS: [Behavior; 5] =
+        [Behavior::Impression, Behavior::Click, Behavior::Fav, Behavior::Cart, Behavior::Buy];
+    let mut failures = Vec::new();
+    let mut nonempty = [0usize; 11];
+    let mut times_checked = 0;
+    let defaults = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
+    let seeds = seeds(&defaults);
+    for &seed in &seeds {
+        let (cfg, ads) = case_config(seed);
+        let rules = if seed % 2 == 0 { rules_with_longest_i2i(1) } else { random_rules() };
+        let (dir, spec) = generated_case("batch_baseline", &cfg, &rules, ads.clone());
+        let r = CaseRef::compute(&spec);
+        let events: Vec<(u64, Event)> = r
+            .event_rows()
+            .into_iter()
+            .map(|(lt, ts_ms, user, item, scene, b, quantity, amount_cents)| {
+                let scene = Scene::new(scene.as_bytes()).expect("a valid scene");
+                let behavior = BEHAVIORS[b];
+                (lt, Event { ts_ms, user, item, scene, behavior, quantity: quantity as u32, amount_cents })
+            })
+            .collect();
+        let parsed_rules = shopflow::rules::parse(&rules_toml(&rules)).expect("the rules parse");
+        let ad_params = shopflow::platform::AdParams {
+            refresh_ms: ads.refresh_ms,
+            min_impressions: ads.min_impressions as i64,
+            min_pctr: ads.min_pctr_micro as i128,
+            set_size: ads.set_size,
+        };
+        let (lo, hi) = r.time_range().expect("valid events");
+        let e = cfg.epoch_ms;
+        let boundaries: Vec<u64> = (lo.div_ceil(e)..=(hi + DAY + HOUR) / e).map(|k| k * e).collect();
+        let step = boundaries.len().div_ceil(24).max(1);
+        let times: Vec<u64> = boundaries.iter().step_by(step).chain(boundaries.last()).copied().collect();
+        for &t in &times {
+            let catalog_at = |t| {
+                r.catalog_state(t)
+                    .into_iter()
+                    .map(|(item, c)| {
+                        let row = CatalogRow {
+                            category: c.cat,
+                            seller: 0,
+                            price_cents: 0,
+                            online: c.online,
+                            is_ad: c.is_ad,
+                            ad_bid_cents: c.bid,
+                        };
+                        (item, row)
+                    })
+                    .collect()
+            };
+            let got = batch::cases(&batch::CaseInput {
+                events: &events,
+                catalog: &catalog_at(t),
+                ads_catalog: &catalog_at(r.tau(t, ads.refresh_ms)),
+                rules: &parsed_rules,
+                ads: ad_params,
+                epoch_ms: cfg.epoch_ms,
+                t,
+            });
+            let want = r.states_at(t, &[true; 11]);
+            assert_eq!(got.rows(), (0..11).map(|o| baseline_rows(&got, o).len()).sum::<usize>());
+            for (o, (name, _)) in CASE_OUTPUTS.iter().enumerate() {
+                let g = baseline_rows(&got, o);
+                nonempty[o] += !want[o].is_empty() as usize;
+                if g != want[o] {
+                    let missing: Vec<_> = want[o].difference(&g).take(3).collect();
+                    let extra: Vec<_> = g.difference(&want[o]).take(3).collect();
+                    failures.push(format!(
+                        "seed {seed}, t = {t}: {name}: {} rows, reference {}; missing {missing:?}; extra {extra:?}",
+                        g.len(),
+                        want[o].len()
+                    ));
+                }
+            }
+            times_checked += 1;
+        }
+        keep_or_remove(&dir);
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    eprintln!("batch baseline: {times_checked} times checked; non-empty per output: {nonempty:?}");
+    if seeds == defaults {
+        for (o, (name, _)) in CASE_OUTPUTS.iter().enumerate() {
+            assert!(nonempty[o] > 0, "{name} is empty at every checked time (test too weak)");
+        }
+    }
 }

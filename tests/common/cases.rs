@@ -458,6 +458,26 @@ impl CaseRef {
         self.inp.events.iter().map(|e| (e.time, e.ts, e.item, e.beh == Beh::Buy, e.user, e.qty, e.amount)).collect()
     }
 
+    /// Every valid event as (logical time, ts, user, item, scene, behaviour, quantity,
+    /// amount); the behaviour as 0..5: impression, click, fav, cart, buy.
+    pub fn event_rows(&self) -> Vec<(u64, u64, u64, u64, &str, usize, u64, u64)> {
+        self.inp
+            .events
+            .iter()
+            .map(|e| (e.time, e.ts, e.user, e.item, e.scene.as_str(), bidx(e.beh), e.qty, e.amount))
+            .collect()
+    }
+
+    /// The catalog at time t: item -> its row.
+    pub fn catalog_state(&self, t: u64) -> BTreeMap<u64, CatInfo> {
+        self.inp.catalog_at(t)
+    }
+
+    /// The smallest and greatest logical time of a valid event.
+    pub fn time_range(&self) -> Option<(u64, u64)> {
+        Some((self.inp.events.first()?.time, self.inp.events.last()?.time))
+    }
+
     fn ep(&self, ts: u64) -> u64 {
         ts - ts % self.e
     }
