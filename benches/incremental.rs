@@ -9,7 +9,8 @@
 //!
 //! In-process: the dataflows of `shopflow run` (platform layer, the chosen outputs, csv
 //! sinks into `bench-data/`) are built on timely workers and loaded with the dataset's
-//! first N − 11 101 rows (UserBehavior, cached under `bench-data/`); each batch then takes
+//! first N − 11 101 rows (UserBehavior, cached under `bench-data/`), epoch by epoch, each
+//! row at its own epoch; each batch then takes
 //! the next held-out rows, at the next epoch, and is timed from insertion until every
 //! output has passed that epoch (written). The batch baseline (`benches/batch/`) is a plain
 //! Rust program (hash maps, one pass, nothing written) computing the same outputs from
@@ -142,31 +143,42 @@ fn incremental(rows: Arc<Vec<(Event, CategoryId)>>, state: usize, set: &str, wor
         });
         let mine = |i: usize| i % peers == index;
         let row = catalog_row;
-        // Load: every event at its epoch; each item's first category at time 0.
+        let settle = |inputs: &mut platform::InputHandles, worker: &mut timely::worker::Worker, until: Time| {
+            inputs.advance_to(until);
+            inputs.flush();
+            worker.step_while(|| probe.less_than(&until));
+        };
+        // Load: each item's first category at time 0, then the events epoch by epoch, each
+        // at its own epoch (a replay without a lateness limit), each epoch settled before
+        // the next (as `shopflow run` does; all epochs at once would hold every epoch's
+        // window and recall state at the same time).
+        let mut seen: FxHashSet<ItemId> = FxHashSet::default();
+        let catalog: Vec<(ItemId, CategoryId)> = rows[..state]
+            .iter()
+            .filter(|(e, _)| seen.insert(e.item) && e.item as usize % peers == index)
+            .map(|(e, c)| (e.item, *c))
+            .collect();
+        let mut order: Vec<(Time, usize)> =
+            rows[..state].iter().enumerate().map(|(i, (e, _))| (epoch(e.ts_ms), i)).collect();
+        order.sort_unstable();
         let started = Instant::now();
         if index == 0 {
             for r in &rules {
                 inputs.rules.update_at(*r, 0, 1);
             }
         }
-        let mut seen: FxHashSet<ItemId> = FxHashSet::default();
-        let mut last = 0;
-        for (i, (e, c)) in rows[..state].iter().enumerate() {
-            last = last.max(epoch(e.ts_ms));
-            if seen.insert(e.item) && e.item as usize % peers == index {
-                inputs.catalog.update_at((e.item, 0, Some(row(*c))), 0, 1);
-            }
-            if mine(i) {
-                inputs.events.update_at(*e, epoch(e.ts_ms), 1);
-            }
+        for (item, c) in catalog {
+            inputs.catalog.update_at((item, 0, Some(row(c))), 0, 1);
         }
-        let mut now = last + EPOCH_MS;
-        let settle = |inputs: &mut platform::InputHandles, worker: &mut timely::worker::Worker, until: Time| {
-            inputs.advance_to(until);
-            inputs.flush();
-            worker.step_while(|| probe.less_than(&until));
-        };
-        settle(&mut inputs, worker, now);
+        for at_epoch in order.chunk_by(|a, b| a.0 == b.0) {
+            let t = at_epoch[0].0;
+            for &(_, i) in at_epoch.iter().filter(|(_, i)| mine(*i)) {
+                inputs.events.update_at(rows[i].0, t, 1);
+            }
+            settle(&mut inputs, worker, t + EPOCH_MS);
+        }
+        let mut now = order.last().expect("rows").0 + EPOCH_MS;
+        drop(order);
         let load = started.elapsed();
         // Batches of held-out rows, each at the next epoch.
         let mut batches = Vec::new();
