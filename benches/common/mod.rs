@@ -82,11 +82,19 @@ pub struct History(std::fs::File);
 impl History {
     pub fn open(name: &str, header: &str) -> History {
         let path = bench_root().join(format!("{name}.csv"));
-        let new_file = !path.exists();
         std::fs::create_dir_all(bench_root()).expect("bench-data");
+        let header_line = format!("date,commit,machine,{header}");
+        // A history with other columns is kept aside under a numbered name.
+        let old_header = std::fs::read_to_string(&path).ok().and_then(|t| t.lines().next().map(String::from));
+        if old_header.is_some_and(|h| h != header_line) {
+            let aside = (1..).map(|k| bench_root().join(format!("{name}.{k}.csv"))).find(|p| !p.exists()).unwrap();
+            std::fs::rename(&path, &aside).expect("history kept aside");
+            eprintln!("{} has other columns: kept as {}", path.display(), aside.display());
+        }
+        let new_file = !path.exists();
         let mut f = OpenOptions::new().create(true).append(true).open(&path).expect("results csv");
         if new_file {
-            writeln!(f, "date,commit,machine,{header}").unwrap();
+            writeln!(f, "{header_line}").unwrap();
         }
         History(f)
     }
