@@ -5,7 +5,9 @@
 //!
 //! Command: `cargo bench --bench incremental`
 //! (env: `SHOPFLOW_BENCH_EVENTS`, default `1000000,10000000`; `SHOPFLOW_BENCH_WORKERS`,
-//! default `1,2`; `SHOPFLOW_BENCH_SETS`, default `platform,all`; epoch 1 h).
+//! default `1,2`; `SHOPFLOW_BENCH_SETS`, default `platform,all`, where a set may also be
+//! output names joined by `+`, e.g. `item_ctr_cvr+recall_i2i`, timed without a batch
+//! baseline; epoch 1 h).
 //!
 //! In-process: the dataflows of `shopflow run` (platform layer, the chosen outputs, csv
 //! sinks into `bench-data/`) are built on timely workers and loaded with the dataset's
@@ -46,6 +48,12 @@ fn main() {
         env_list("SHOPFLOW_BENCH_EVENTS", "1000000,10000000").iter().map(|s| s.parse().expect("events")).collect();
     let workers: Vec<usize> = env_list("SHOPFLOW_BENCH_WORKERS", "1,2").iter().map(|s| s.parse().expect("w")).collect();
     let sets = env_list("SHOPFLOW_BENCH_SETS", "platform,all");
+    for name in sets.iter().filter(|s| *s != "platform" && *s != "all").flat_map(|s| s.split('+')) {
+        if !dataflows::ALL.contains(&name) {
+            eprintln!("SHOPFLOW_BENCH_SETS: unknown output {name:?} (known: {})", dataflows::ALL.join(", "));
+            std::process::exit(2);
+        }
+    }
     let id = Identity::new();
     id.print();
     println!("| events | outputs | workers | load s | +0 ms | +1 ms | +100 ms | +1000 ms | +10000 ms | move ms | batch recompute ms |");
@@ -59,18 +67,24 @@ fn main() {
         let state = rows.len() - HELD_OUT;
         let (platform_ms, platform_rows) = timed(|| batch::platform(&rows[..state]));
         let (cases_ms, case_rows) =
-            if sets.iter().any(|s| s != "platform") { batch_cases(&rows[..state]) } else { (0.0, 0) };
+            if sets.iter().any(|s| s == "all") { batch_cases(&rows[..state]) } else { (0.0, 0) };
         for set in &sets {
             for &w in &workers {
                 let r = incremental(rows.clone(), state, set, w);
-                // load s, then ms: each batch, the move, the batch recompute (platform only).
+                // load s, then ms: each batch, the move; the batch recompute (platform, all).
                 let mut values = vec![r.load.as_secs_f64()];
                 values.extend(r.batches.iter().chain([&r.category_move]).map(|d| d.as_secs_f64() * 1000.0));
-                let recompute = if set == "platform" { platform_ms } else { platform_ms + cases_ms };
+                let recompute = match set.as_str() {
+                    "platform" => Some(platform_ms),
+                    "all" => Some(platform_ms + cases_ms),
+                    _ => None,
+                };
                 let shown: Vec<String> = values.iter().map(|v| format!("{v:.1}")).collect();
-                println!("| {n} | {set} | {w} | {} | {recompute:.0} |", shown.join(" | "));
+                let recompute_shown = recompute.map_or("–".to_string(), |b| format!("{b:.0}"));
+                println!("| {n} | {set} | {w} | {} | {recompute_shown} |", shown.join(" | "));
                 let raw: Vec<String> = values.iter().map(|v| format!("{v:.2}")).collect();
-                history.append(&id, &format!("{n},{set},{w},{},{recompute:.1}", raw.join(",")));
+                let recompute_raw = recompute.map_or(String::new(), |b| format!("{b:.1}"));
+                history.append(&id, &format!("{n},{set},{w},{},{recompute_raw}", raw.join(",")));
             }
         }
         // The baseline's results are used, so they cannot be optimised away.
@@ -121,7 +135,8 @@ fn catalog_row(category: CategoryId) -> CatalogRow {
 fn incremental(rows: Arc<Vec<(Event, CategoryId)>>, state: usize, set: &str, workers: usize) -> Timings {
     let outputs: Vec<String> = match set {
         "platform" => PLATFORM_OUTPUTS.split(',').map(String::from).collect(),
-        _ => dataflows::ALL.iter().map(|s| s.to_string()).collect(),
+        "all" => dataflows::ALL.iter().map(|s| s.to_string()).collect(),
+        names => names.split('+').map(String::from).collect(),
     };
     let rules = rules();
     let out_dir = common::bench_root().join(format!("out-incremental-{set}-w{workers}"));
