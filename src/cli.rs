@@ -226,6 +226,9 @@ pub fn run(args: RunArgs) -> Result<(), String> {
         }
     })
     .map_err(|e| format!("cannot install the Ctrl-C handler: {e}"))?;
+    if args.processes > 1 {
+        exit_when_a_peer_is_lost();
+    }
     let worker_cfg = cfg.clone();
     let guards = timely::execute(timely_cfg, move |worker| {
         match run::worker(worker, &worker_cfg) {
@@ -247,6 +250,40 @@ pub fn run(args: RunArgs) -> Result<(), String> {
         eprint!("{}", summary(&cfg, &report));
     }
     Ok(())
+}
+
+/// In a multi-process run, timely's network threads panic when a peer process goes
+/// away (killed, crashed, host lost); the workers then abort with a long trace. Make
+/// that one line on stderr and exit code 1 instead: the run cannot go on without the
+/// peer, and its outputs are recomputed from the start by the same command (every
+/// output file is rewritten from scratch, so nothing is lost or doubled). Other panics
+/// (bugs) keep the default report.
+fn exit_when_a_peer_is_lost() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        // The network threads (`timely:send-N`, `timely:recv-N`) fail first; the workers
+        // then find their queues from those threads poisoned.
+        let thread = std::thread::current();
+        let network = thread.name().is_some_and(|n| n.starts_with("timely:send-") || n.starts_with("timely:recv-"));
+        if !network && !message.contains("MergeQueue poisoned") {
+            return default(info);
+        }
+        static REPORTED: AtomicBool = AtomicBool::new(false);
+        if !REPORTED.swap(true, Ordering::SeqCst) {
+            let cause = message.strip_prefix("timely communication error: ").unwrap_or("it broke off mid-message");
+            eprintln!(
+                "shopflow: error: lost the connection to another process of this run ({cause}); \
+                 stopping: start every process again with the same command to rewrite the outputs"
+            );
+        }
+        std::process::exit(1);
+    }));
 }
 
 fn run_config(args: &RunArgs) -> Result<RunConfig, String> {

@@ -2,7 +2,9 @@
 //! `--rate` and `--speed` keep to the wall clock (generous bounds: tests, not
 //! benchmarks), `--follow` picks up appended lines and ends on SIGINT, and a stop keeps
 //! exactly the complete epochs (checked against the sequential reference of
-//! tests/common), with rejected.csv and the run summary still written.
+//! tests/common), with rejected.csv and the run summary still written. A run killed with
+//! SIGKILL and started again writes the same files as an uninterrupted one; a killed
+//! process of a two-process run stops the other with one line and exit code 1.
 
 mod common;
 
@@ -267,11 +269,8 @@ fn sigint_to_one_process_stops_the_cluster_at_a_consistent_prefix() {
     let out = dir.join("out");
     let first = event_rows(0, 300, 100);
     let events = events_file(&dir, "events.csv", &first);
-    let ports: Vec<u16> =
-        (0..2).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()).collect();
-    let hosts = write_lines(&dir.join("hosts"), &ports.iter().map(|p| format!("127.0.0.1:{p}")).collect::<Vec<_>>());
+    let hostfile = two_hosts(&dir);
     let spawn = |process: &str| {
-        let hostfile = hosts.to_str().unwrap().to_string();
         run_args(&events, &cat, &out, &["--follow", "-w", "1", "-n", "2", "-p", process, "-h", &hostfile])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -290,4 +289,109 @@ fn sigint_to_one_process_stops_the_cluster_at_a_consistent_prefix() {
     let cut = cutoff(&e0);
     assert_eq!(cut, T0 + 29_000, "cut-off; stderr: {e0}");
     check_prefix(&spec(&events, &cat), &out, cut);
+}
+
+/// The same files, byte for byte, in both directories (and no other files).
+fn assert_same_files(expected: &Path, actual: &Path) {
+    let names = |dir: &Path| {
+        let mut v: Vec<String> =
+            fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(expected), names(actual), "the files written");
+    for name in names(expected) {
+        assert!(
+            fs::read(expected.join(&name)).unwrap() == fs::read(actual.join(&name)).unwrap(),
+            "{name}: the run started again differs from the uninterrupted run"
+        );
+    }
+}
+
+/// A scratch directory with a catalog and 8000 event rows over 72 s (with a malformed
+/// row, so rejected.csv is not empty), and an uninterrupted run's files in `whole/`.
+/// Returns the directory, the events and the catalog.
+fn run_whole(name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let dir = scratch(name);
+    let cat = catalog(&dir);
+    let mut rows = event_rows(0, 8000, 9);
+    rows.insert(100, format!("{},1,2,search,like,0,0", T0 + 1_000));
+    let events = events_file(&dir, "events.csv", &rows);
+    let o = run_args(&events, &cat, &dir.join("whole"), &["-q"]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    (dir, events, cat)
+}
+
+/// A host file for two processes on free local ports.
+fn two_hosts(dir: &Path) -> String {
+    let ports: Vec<u16> =
+        (0..2).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()).collect();
+    let hosts = write_lines(&dir.join("hosts"), &ports.iter().map(|p| format!("127.0.0.1:{p}")).collect::<Vec<_>>());
+    hosts.to_str().unwrap().to_string()
+}
+
+/// DESIGN.md, faults: a run killed at any instant (SIGKILL: nothing is flushed) and
+/// started again with the same command ends with output files equal to those of an
+/// uninterrupted run. Killed at several instants, from the start to late in the run.
+#[test]
+fn a_killed_run_started_again_writes_the_same_files() {
+    let (dir, events, cat) = run_whole("kill");
+    let out = dir.join("out");
+    // 8001 rows at 8000 rows/s: about 1 s per run.
+    let command = || run_args(&events, &cat, &out, &["--rate", "8000", "-w", "2", "-q"]);
+    for after_ms in [50, 400, 850] {
+        let child = command().stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        sleep(Duration::from_millis(after_ms));
+        signal(&child, "-KILL");
+        let (status, err) = finish(child, Duration::from_secs(20));
+        assert!(!status.success(), "killed after {after_ms} ms, the run had already ended: {err}");
+        let o = command().output().unwrap();
+        assert!(o.status.success(), "started again: {}", stderr(&o));
+        assert_same_files(&dir.join("whole"), &out);
+    }
+}
+
+/// A process of a two-process run is killed: the other stops with one line on stderr
+/// (no panic, no trace) and exit code 1; both started again with the same command write
+/// the same files as an uninterrupted run. Each process is the victim once.
+#[test]
+fn losing_a_process_stops_the_other_and_a_restart_rewrites_the_outputs() {
+    let (dir, events, cat) = run_whole("lose-process");
+    let out = dir.join("out");
+    let hostfile = two_hosts(&dir);
+    // 8001 rows at 4000 rows/s: about 2 s per run.
+    let spawn = |process: &str| {
+        run_args(&events, &cat, &out, &["--rate", "4000", "-w", "2", "-q", "-n", "2", "-p", process, "-h", &hostfile])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    for victim in [1, 0] {
+        let _ = fs::remove_dir_all(&out);
+        let mut ps = vec![spawn("0"), spawn("1")];
+        // Process 0 creates its output files once the processes are connected (a process
+        // whose peer never comes up keeps waiting for it, as timely does); kill mid-run.
+        let started = Instant::now();
+        while !out.join("item_stats.csv").exists() {
+            assert!(started.elapsed() < Duration::from_secs(20), "the processes did not connect");
+            sleep(Duration::from_millis(10));
+        }
+        sleep(Duration::from_millis(500));
+        let survivor = ps.remove(1 - victim);
+        let killed = ps.remove(0);
+        signal(&killed, "-KILL");
+        let _ = finish(killed, Duration::from_secs(20));
+        let (status, err) = finish(survivor, Duration::from_secs(20));
+        assert_eq!(status.code(), Some(1), "process {} after process {victim} was killed: {err}", 1 - victim);
+        let ours: Vec<&str> = err.lines().filter(|l| !l.starts_with("worker ") && !l.starts_with("awaiting")).collect();
+        assert_eq!(ours.len(), 1, "one line on stderr: {err}");
+        assert!(ours[0].starts_with("shopflow: error: lost the connection to another process"), "{err}");
+
+        let (p0, p1) = (spawn("0"), spawn("1"));
+        let (s1, e1) = finish(p1, Duration::from_secs(60));
+        let (s0, e0) = finish(p0, Duration::from_secs(60));
+        assert!(s0.success() && s1.success(), "started again: {e0}\n{e1}");
+        assert_same_files(&dir.join("whole"), &out);
+    }
 }
