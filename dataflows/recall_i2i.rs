@@ -6,7 +6,7 @@
 //!   ─ pairs_within gap (per user: a ≠ b at most 30 min apart, once per user) ─ (a, b), diff users ─┐
 //! platform.online_category ─ online items ─────────── (broadcast table) ────────────────────────┤
 //! rules ──────────────────────────────────────────── (broadcast) ───────────────────────────────┴─
-//!   reduce_total_lookup per a (reads a's and its neighbours' online flags): top n per scene
+//!   reduce_total_lookup per a (reads a's and its top neighbours' online flags): top n per scene
 //! ```
 //!
 //! Contract (docs/cases-contract.md): users(a, b) = distinct users with a click or buy on
@@ -17,7 +17,9 @@
 //!
 //! The pair counts are never arranged: each (a, b) update is one hash-map probe in the
 //! reduction keyed by a, which reads the online flags from a table every worker holds
-//! (an item's flag flipping recomputes only the items that list it as a neighbour).
+//! (an item's flag flipping recomputes only the items whose last ranking looked at it:
+//! a and its top 2n neighbours, not all of its neighbours). The pair updates of a time
+//! are summed per worker before they are exchanged.
 
 use differential_dataflow::VecCollection;
 
@@ -53,7 +55,6 @@ pub fn recall_i2i<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (ItemId, Neig
         online,
         p.rules.clone(),
         "RecallI2i",
-        |a, b, reads| reads.extend([*a, *b]),
         move |a, neighbors: &[(ItemId, isize)], online: &Lookup<ItemId, ()>, rules: &[Rule], out| {
             if !online.contains(a) {
                 return;

@@ -102,11 +102,6 @@ pub fn recall_user<'s>(
         lists,
         p.rules.clone(),
         "RecallUser",
-        |_user, signal, reads| match *signal {
-            Signal::TopCategory(c) => reads.push(List::Hot(c)),
-            Signal::Engaged(a) => reads.push(List::I2i(a)),
-            Signal::Bought(_) => {}
-        },
         |_user, signals: &[(Signal, isize)], lists: &Lookup<List, (Scene, ItemId, i64)>, rules: &[Rule], out| {
             for (scene, rule) in user_rules(rules) {
                 // item → (hot, i2i), for this scene.

@@ -19,13 +19,14 @@
 //! All but the first two are built on [`by_complete_time`], which buffers updates
 //! until their time is complete and hands them over one time at a time, in order.
 
+use std::cell::RefCell;
 use std::collections::hash_map::Entry;
 use std::collections::BTreeMap;
 use std::hash::Hash;
 
 use differential_dataflow::difference::{Abelian, IsZero, Semigroup};
 use differential_dataflow::{AsCollection, ExchangeData, Hashable, VecCollection};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::{Exchange, ParallelizationContract, Pipeline};
 use timely::dataflow::operators::generic::Operator;
@@ -230,7 +231,6 @@ where
         none.clone().map(|()| ((), ())),
         none,
         name,
-        |_, _, _| {},
         move |k, values, _tables: &Lookup<(), ()>, _config: &[()], out| logic(k, values, out),
     )
 }
@@ -262,29 +262,30 @@ where
         no_tables,
         config,
         name,
-        |_, _, _| {},
         move |k, values, _tables: &Lookup<(), ()>, config: &[C], out| logic(k, values, config, out),
     )
 }
 
 /// [`reduce_total_with`] whose logic also reads keyed tables every worker holds whole
 /// (other outputs' lists, the online items), recomputing a key only when a table entry
-/// it reads changes.
+/// its last computation read changes.
 ///
 /// Contract: as [`reduce_total_with`], with `logic(k, accumulated, tables, config)` where
 /// `tables` holds, per table key, the records of `lookup` with a positive accumulated
-/// count at t. `reads(k, v, keys)` pushes the table keys that the value `v` of `k` makes
-/// `logic` read; a key is recomputed at t when its input, the configuration, or a table
-/// entry one of its values reads changed at t. `logic` must read no other table entry.
+/// count at t. A key is recomputed at t when its input or the configuration changed at t,
+/// or when a table entry that its last computation read (through `tables`, present or
+/// not) changed at t. The reads are recorded as `logic` makes them, so a key depends only
+/// on what it looked at: an i2i list that ranked its top neighbours reads their online
+/// flags, not those of its thousands of other neighbours.
 /// State: as [`reduce_total`], plus the tables on every worker and, per table key, the
-/// local keys that read it. This is how a key's result can depend on lists kept by other
-/// keys without joining (and re-sending) each list to every key that reads it.
-pub fn reduce_total_lookup<'s, K, V, R, C, LK, LV, O, F, L>(
+/// local keys whose last computation read it. This is how a key's result can depend on
+/// lists kept by other keys without joining (and re-sending) each list to every key
+/// that reads it.
+pub fn reduce_total_lookup<'s, K, V, R, C, LK, LV, O, L>(
     input: VecCollection<'s, Time, (K, V), R>,
     lookup: VecCollection<'s, Time, (LK, LV)>,
     config: VecCollection<'s, Time, C>,
     name: &str,
-    reads: F,
     logic: L,
 ) -> VecCollection<'s, Time, (K, O)>
 where
@@ -295,7 +296,6 @@ where
     LK: ExchangeData + Hash,
     LV: ExchangeData,
     O: ExchangeData,
-    F: FnMut(&K, &V, &mut Vec<LK>) + 'static,
     L: FnMut(&K, &[(V, R)], &Lookup<LK, LV>, &[C], &mut Vec<O>) + 'static,
 {
     let data = input
@@ -305,50 +305,33 @@ where
     let config = config.inner.broadcast().map(|(c, t, r)| (Keyed::Config(c, r), t, ()));
     let lookup = lookup.inner.broadcast().map(|((lk, lv), t, r)| (Keyed::Lookup(lk, lv, r), t, ()));
     let updates = data.concat(config).concat(lookup).as_collection();
-    let (mut reads, mut logic) = (reads, logic);
-    let mut state: FxHashMap<K, (FxHashMap<V, R>, Vec<O>)> = FxHashMap::default();
+    let mut logic = logic;
+    // Per key: its accumulated input, its output, and the table keys its output read (sorted).
+    let mut state: FxHashMap<K, (FxHashMap<V, R>, Vec<O>, Vec<LK>)> = FxHashMap::default();
     let mut config = Config::default();
-    let mut lookup = Lookup { tables: FxHashMap::default() };
-    // Per table key: the local keys reading it, with how many of their values do.
-    let mut readers: FxHashMap<LK, FxHashMap<K, u32>> = FxHashMap::default();
-    let mut read: Vec<LK> = Vec::new();
+    let mut lookup = Lookup { tables: FxHashMap::default(), read: RefCell::new(Vec::new()) };
+    // Per table key: the local keys whose last computation read it.
+    let mut readers: FxHashMap<LK, FxHashSet<K>> = FxHashMap::default();
     let mut changed: Vec<LK> = Vec::new();
     let mut touched: Vec<K> = Vec::new();
     let mut values: Vec<(V, R)> = Vec::new();
     let mut fresh: Vec<O> = Vec::new();
+    let mut read: Vec<LK> = Vec::new();
     by_complete_time(updates, name, Pipeline, move |_time, updates, out| {
         for (update, ()) in updates.drain(..) {
             match update {
                 Keyed::Data(k, v, r) => {
-                    let (acc, _) = state.entry(k.clone()).or_default();
-                    // A value entering or leaving the accumulation starts or stops its reads.
-                    let step = match acc.entry(v) {
+                    let (acc, _, _) = state.entry(k.clone()).or_default();
+                    match acc.entry(v) {
                         Entry::Occupied(mut e) => {
                             e.get_mut().plus_equals(&r);
-                            e.get().is_zero().then(|| (e.remove_entry().0, false))
+                            if e.get().is_zero() {
+                                e.remove();
+                            }
                         }
-                        Entry::Vacant(e) if !r.is_zero() => {
-                            let v = e.key().clone();
-                            e.insert(r);
-                            Some((v, true))
-                        }
-                        Entry::Vacant(_) => None,
-                    };
-                    if let Some((v, entered)) = step {
-                        reads(&k, &v, &mut read);
-                        for lk in read.drain(..) {
-                            let of_lk = readers.entry(lk.clone()).or_default();
-                            let count = of_lk.entry(k.clone()).or_default();
-                            if entered {
-                                *count += 1;
-                            } else {
-                                *count -= 1;
-                                if *count == 0 {
-                                    of_lk.remove(&k);
-                                    if of_lk.is_empty() {
-                                        readers.remove(&lk);
-                                    }
-                                }
+                        Entry::Vacant(e) => {
+                            if !r.is_zero() {
+                                e.insert(r);
                             }
                         }
                     }
@@ -365,7 +348,7 @@ where
         changed.dedup();
         for lk in changed.drain(..) {
             lookup.settle(&lk);
-            touched.extend(readers.get(&lk).into_iter().flat_map(|keys| keys.keys().cloned()));
+            touched.extend(readers.get(&lk).into_iter().flatten().cloned());
         }
         if config.settle() {
             touched.clear();
@@ -374,12 +357,30 @@ where
         touched.sort_unstable();
         touched.dedup();
         for k in touched.drain(..) {
-            let Some((acc, old)) = state.get_mut(&k) else { continue };
+            let Some((acc, old, old_reads)) = state.get_mut(&k) else { continue };
             values.clear();
             values.extend(acc.iter().map(|(v, r)| (v.clone(), r.clone())));
             fresh.clear();
             if !values.is_empty() {
                 logic(&k, &values, &lookup, &config.current, &mut fresh);
+            }
+            read.clear();
+            read.append(&mut lookup.read.borrow_mut());
+            read.sort_unstable();
+            read.dedup();
+            if *old_reads != read {
+                for lk in old_reads.iter().filter(|lk| read.binary_search(lk).is_err()) {
+                    if let Some(keys) = readers.get_mut(lk) {
+                        keys.remove(&k);
+                        if keys.is_empty() {
+                            readers.remove(lk);
+                        }
+                    }
+                }
+                for lk in read.iter().filter(|lk| old_reads.binary_search(lk).is_err()) {
+                    readers.entry(lk.clone()).or_default().insert(k.clone());
+                }
+                std::mem::swap(old_reads, &mut read);
             }
             fresh.sort_unstable();
             if *old != fresh {
@@ -407,14 +408,17 @@ enum Keyed<K, V, R, C, LK, LV> {
     Lookup(LK, LV, isize),
 }
 
-/// The tables of [`reduce_total_lookup`]: per table key, its records with a positive count.
+/// The tables of [`reduce_total_lookup`]: per table key, its records with a positive count;
+/// and the keys read since the operator last looked (what the key being computed read).
 pub struct Lookup<LK, LV> {
     tables: FxHashMap<LK, Vec<(LV, isize)>>,
+    read: RefCell<Vec<LK>>,
 }
 
-impl<LK: Hash + Eq, LV: Ord> Lookup<LK, LV> {
-    /// The records of `key` (sorted).
+impl<LK: Hash + Eq + Clone, LV: Ord> Lookup<LK, LV> {
+    /// The records of `key` (sorted). The key being computed now depends on them.
     pub fn get<'a>(&'a self, key: &LK) -> impl Iterator<Item = &'a LV> + 'a {
+        self.read.borrow_mut().push(key.clone());
         self.tables.get(key).into_iter().flatten().filter(|(_, r)| *r > 0).map(|(v, _)| v)
     }
 
@@ -572,6 +576,9 @@ where
     let mut state: FxHashMap<K, (Records<V>, FxHashMap<(V, V), isize>)> = FxHashMap::default();
     // The touched pairs of the key being updated, with their count before this time.
     let mut before: FxHashMap<(V, V), isize> = FxHashMap::default();
+    // This time's pair differences over all local keys, summed before the exchange: a
+    // pair many keys enter (or leave) at once is sent as one update.
+    let mut summed: FxHashMap<(V, V), isize> = FxHashMap::default();
     let mut near: Vec<(V, isize)> = Vec::new();
     by_complete_time(
         input,
@@ -612,13 +619,14 @@ where
                     }
                     let diff = (new > 0) as isize - (old > 0) as isize;
                     if diff != 0 {
-                        out.push(((a, b), diff));
+                        *summed.entry((a, b)).or_default() += diff;
                     }
                 }
                 if records.is_empty() && pairs.is_empty() {
                     state.remove(k);
                 }
             }
+            out.extend(summed.drain().filter(|(_, diff)| *diff != 0));
             updates.clear();
         },
     )
