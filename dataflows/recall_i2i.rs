@@ -18,8 +18,7 @@
 //! The pair counts are never arranged: each (a, b) update is one hash-map probe in the
 //! reduction keyed by a, which reads the online flags from a table every worker holds
 //! (an item's flag flipping recomputes only the items whose last ranking looked at it:
-//! a and its top 2n neighbours, not all of its neighbours). The pair updates of a time
-//! are summed per worker before they are exchanged.
+//! a and its top 2n neighbours, not all of its neighbours).
 
 use differential_dataflow::VecCollection;
 

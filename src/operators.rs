@@ -576,9 +576,6 @@ where
     let mut state: FxHashMap<K, (Records<V>, FxHashMap<(V, V), isize>)> = FxHashMap::default();
     // The touched pairs of the key being updated, with their count before this time.
     let mut before: FxHashMap<(V, V), isize> = FxHashMap::default();
-    // This time's pair differences over all local keys, summed before the exchange: a
-    // pair many keys enter (or leave) at once is sent as one update.
-    let mut summed: FxHashMap<(V, V), isize> = FxHashMap::default();
     let mut near: Vec<(V, isize)> = Vec::new();
     by_complete_time(
         input,
@@ -619,14 +616,13 @@ where
                     }
                     let diff = (new > 0) as isize - (old > 0) as isize;
                     if diff != 0 {
-                        *summed.entry((a, b)).or_default() += diff;
+                        out.push(((a, b), diff));
                     }
                 }
                 if records.is_empty() && pairs.is_empty() {
                     state.remove(k);
                 }
             }
-            out.extend(summed.drain().filter(|(_, diff)| *diff != 0));
             updates.clear();
         },
     )
