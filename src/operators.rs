@@ -286,7 +286,7 @@ pub fn reduce_total_lookup<'s, K, V, R, C, LK, LV, O, L>(
     lookup: VecCollection<'s, Time, (LK, LV)>,
     config: VecCollection<'s, Time, C>,
     name: &str,
-    logic: L,
+    mut logic: L,
 ) -> VecCollection<'s, Time, (K, O)>
 where
     K: ExchangeData + Hash,
@@ -305,7 +305,6 @@ where
     let config = config.inner.broadcast().map(|(c, t, r)| (Keyed::Config(c, r), t, ()));
     let lookup = lookup.inner.broadcast().map(|((lk, lv), t, r)| (Keyed::Lookup(lk, lv, r), t, ()));
     let updates = data.concat(config).concat(lookup).as_collection();
-    let mut logic = logic;
     // Per key: its accumulated input, its output, and the table keys its output read (sorted).
     let mut state: FxHashMap<K, (FxHashMap<V, R>, Vec<O>, Vec<LK>)> = FxHashMap::default();
     let mut config = Config::default();
