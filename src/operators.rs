@@ -368,7 +368,7 @@ where
             read.sort_unstable();
             read.dedup();
             if *old_reads != read {
-                for lk in old_reads.iter().filter(|lk| read.binary_search(lk).is_err()) {
+                for lk in only_in(old_reads, &read) {
                     if let Some(keys) = readers.get_mut(lk) {
                         keys.remove(&k);
                         if keys.is_empty() {
@@ -376,19 +376,15 @@ where
                         }
                     }
                 }
-                for lk in read.iter().filter(|lk| old_reads.binary_search(lk).is_err()) {
+                for lk in only_in(&read, old_reads) {
                     readers.entry(lk.clone()).or_default().insert(k.clone());
                 }
                 std::mem::swap(old_reads, &mut read);
             }
             fresh.sort_unstable();
             if *old != fresh {
-                out.extend(
-                    old.iter().filter(|o| fresh.binary_search(o).is_err()).map(|o| ((k.clone(), o.clone()), -1isize)),
-                );
-                out.extend(
-                    fresh.iter().filter(|o| old.binary_search(o).is_err()).map(|o| ((k.clone(), o.clone()), 1isize)),
-                );
+                out.extend(only_in(old, &fresh).map(|o| ((k.clone(), o.clone()), -1isize)));
+                out.extend(only_in(&fresh, old).map(|o| ((k.clone(), o.clone()), 1isize)));
                 std::mem::swap(old, &mut fresh);
             }
             if acc.is_empty() {
@@ -396,6 +392,11 @@ where
             }
         }
     })
+}
+
+/// The elements of sorted `a` that sorted `b` lacks.
+fn only_in<'a, T: Ord>(a: &'a [T], b: &'a [T]) -> impl Iterator<Item = &'a T> + 'a {
+    a.iter().filter(move |x| b.binary_search(x).is_err())
 }
 
 /// An update of [`reduce_total_lookup`]: keyed data, or a configuration or table record (on
