@@ -20,13 +20,13 @@ use crate::stats::Stats;
 /// Items kept per category.
 pub const TOP_N: usize = 10;
 
-pub type Ranked = (u32, ItemId, i64, i64);
+pub type Ranked = (u32, ItemId, i64, i128);
 
 pub fn category_top_items<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (CategoryId, Ranked)> {
     let sales =
         map_diff(p.tagged.clone().map(|(category, item, _user)| (category, item)), |s: Stats| (s.buys, s.gmv_cents));
-    reduce_total(sales, "CategoryTopItems", |_category, input: &[(ItemId, (i64, i64))], output: &mut Vec<Ranked>| {
-        let mut sellers: Vec<(i64, i64, ItemId)> =
+    reduce_total(sales, "CategoryTopItems", |_category, input: &[(ItemId, (i64, i128))], output: &mut Vec<Ranked>| {
+        let mut sellers: Vec<(i64, i128, ItemId)> =
             input.iter().filter(|(_, (buys, _))| *buys > 0).map(|(item, (buys, gmv))| (*buys, *gmv, *item)).collect();
         sellers.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
         for (rank, (buys, gmv, item)) in sellers.into_iter().take(TOP_N).enumerate() {
@@ -40,7 +40,7 @@ pub fn schema() -> Schema<(CategoryId, Ranked)> {
         name: "category_top_items",
         columns: &["category_id", "rank", "item_id", "buys", "gmv_cents"],
         fields: |(c, (rank, item, buys, gmv))| {
-            vec![Field::U(*c), Field::U(*rank as u64), Field::U(*item), Field::I(*buys), Field::I(*gmv)]
+            vec![Field::U(*c), Field::U(*rank as u64), Field::U(*item), Field::I(*buys), Field::Wide(*gmv)]
         },
     }
 }

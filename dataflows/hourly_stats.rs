@@ -31,7 +31,7 @@ pub fn schema() -> Schema<((u64, Scene), Stats)> {
         fields: |((window, scene), s)| {
             let mut v = vec![Field::U(*window), Field::S(*scene)];
             v.extend(super::behavior_fields(s));
-            v.push(Field::I(s.gmv_cents));
+            v.push(Field::Wide(s.gmv_cents));
             v
         },
     }

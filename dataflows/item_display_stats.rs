@@ -35,8 +35,8 @@ pub enum Part {
     Base { cutoff: Time, sales: i64, units: i64, gmv_cents: i64, buyers: i64 },
 }
 
-/// `(sales_30d, units_30d, gmv_30d_cents, buyers_30d)`.
-pub type Display = (i64, i64, i64, i64);
+/// `(sales_30d, units_30d, gmv_30d_cents, buyers_30d)`; GMV in 128 bits (see `Stats`).
+pub type Display = (i64, i64, i128, i64);
 
 pub fn item_display_stats<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (ItemId, Display)> {
     let epoch_ms = p.params.epoch_ms;
@@ -56,7 +56,7 @@ pub fn item_display_stats<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (Item
     let cutoff = on_boundaries(p.base_cutoff.clone(), DISPLAY_PERIOD_MS, epoch_ms);
     reduce_total_with(parts, cutoff, "ItemDisplayStats", |_item, parts: &[(Part, isize)], cutoff: &[Time], out| {
         let active = cutoff.last().copied();
-        let (mut sales, mut units, mut gmv, mut buyers) = (0i64, 0i64, 0i64, 0i64);
+        let (mut sales, mut units, mut gmv, mut buyers) = (0i64, 0i64, 0i128, 0i64);
         let mut users: Vec<UserId> = Vec::new();
         for (part, n) in parts {
             let n = *n as i64;
@@ -64,13 +64,13 @@ pub fn item_display_stats<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (Item
                 Part::Buy { ts, user, units: u, gmv_cents } if active.is_none_or(|c| ts >= c) && n > 0 => {
                     sales += n;
                     units += u * n;
-                    gmv += gmv_cents * n;
+                    gmv += gmv_cents as i128 * n as i128;
                     users.push(user);
                 }
                 Part::Base { cutoff, sales: s, units: u, gmv_cents, buyers: b } if Some(cutoff) == active => {
                     sales += s * n;
                     units += u * n;
-                    gmv += gmv_cents * n;
+                    gmv += gmv_cents as i128 * n as i128;
                     buyers += b * n;
                 }
                 _ => {}
@@ -90,7 +90,7 @@ pub fn schema() -> Schema<(ItemId, Display)> {
         name: "item_display_stats",
         columns: &["item_id", "sales_30d", "units_30d", "gmv_30d_cents", "buyers_30d"],
         fields: |(item, (sales, units, gmv, buyers))| {
-            vec![Field::U(*item), Field::I(*sales), Field::I(*units), Field::I(*gmv), Field::I(*buyers)]
+            vec![Field::U(*item), Field::I(*sales), Field::I(*units), Field::Wide(*gmv), Field::I(*buyers)]
         },
     }
 }

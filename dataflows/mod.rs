@@ -146,7 +146,7 @@ fn stats_fields(key: Field, s: &Stats) -> Vec<Field> {
 fn counter_fields(key: Field, s: &Stats) -> Vec<Field> {
     let mut v = vec![key];
     v.extend(behavior_fields(s));
-    v.extend([Field::I(s.units), Field::I(s.gmv_cents)]);
+    v.extend([Field::I(s.units), Field::Wide(s.gmv_cents)]);
     v
 }
 

@@ -37,7 +37,7 @@ pub fn scene_traffic<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, Shares> {
                 *scene,
                 share(s.impressions, total.impressions),
                 share(s.clicks, total.clicks),
-                share(s.gmv_cents, total.gmv_cents),
+                fixed6(s.gmv_cents, total.gmv_cents),
             ));
         }
     })

@@ -54,19 +54,25 @@ pub struct Scene([u8; Scene::MAX_LEN]);
 impl Scene {
     pub const MAX_LEN: usize = 16;
 
-    /// A scene from its label; `None` if empty, longer than 16 bytes, or holding a NUL or `"`.
-    pub fn new(label: &[u8]) -> Option<Scene> {
-        if label.is_empty() || label.len() > Self::MAX_LEN || label.iter().any(|&b| b == 0 || b == b'"') {
-            return None;
+    /// A scene from its label: 1 to 16 bytes of UTF-8 without control characters or `"`;
+    /// the error says which rule the label breaks.
+    pub fn new(label: &[u8]) -> Result<Scene, &'static str> {
+        if label.is_empty() || label.len() > Self::MAX_LEN {
+            return Err("must be 1 to 16 bytes");
+        }
+        let text = std::str::from_utf8(label).map_err(|_| "not valid UTF-8")?;
+        if text.chars().any(|c| c.is_control() || c == '"') {
+            return Err("must not hold quotes or control characters");
         }
         let mut bytes = [0u8; Self::MAX_LEN];
         bytes[..label.len()].copy_from_slice(label);
-        Some(Scene(bytes))
+        Ok(Scene(bytes))
     }
 
     pub fn as_str(&self) -> &str {
         let len = self.0.iter().position(|&b| b == 0).unwrap_or(Self::MAX_LEN);
-        std::str::from_utf8(&self.0[..len]).unwrap_or("?")
+        // Only `new` makes scenes, and it admits valid UTF-8 only.
+        std::str::from_utf8(&self.0[..len]).expect("a scene is valid UTF-8")
     }
 }
 

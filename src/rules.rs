@@ -163,7 +163,7 @@ pub fn parse(text: &str) -> Result<Vec<Rule>, String> {
     let mut rules = Vec::new();
     for (name, scene_rules) in file.scenes {
         let scene = Scene::new(name.as_bytes())
-            .ok_or_else(|| format!("scene `{name}`: must be 1 to 16 bytes without quotes"))?;
+            .map_err(|why| format!("scene `{name}`: {why}"))?;
         let strategies = [
             scene_rules.hot.map(Strategy::Hot),
             scene_rules.i2i.map(Strategy::I2i),

@@ -30,6 +30,8 @@ use crate::rates::{format_micro, Micro};
 pub enum Field {
     U(u64),
     I(i64),
+    /// A 128-bit sum (GMV in cents).
+    Wide(i128),
     S(Scene),
     /// A fixed-point ratio in micro-units, six decimals; `None` prints an empty field.
     Fixed(Option<Micro>),
@@ -78,6 +80,7 @@ fn write_field(w: &mut impl Write, f: &Field) -> io::Result<()> {
     match f {
         Field::U(v) => w.write_all(buf.format(*v).as_bytes()),
         Field::I(v) => w.write_all(buf.format(*v).as_bytes()),
+        Field::Wide(v) => w.write_all(buf.format(*v).as_bytes()),
         Field::S(s) => w.write_all(s.as_str().as_bytes()),
         Field::Fixed(None) => Ok(()),
         Field::Fixed(Some(m)) => {

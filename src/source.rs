@@ -325,7 +325,7 @@ pub fn parse(line: &[u8], kind: SourceKind) -> Result<Row, String> {
                 ts_ms: num(fields[0], "ts_ms")?,
                 user: num(fields[1], "user_id")?,
                 item: num(fields[2], "item_id")?,
-                scene: Scene::new(fields[3]).ok_or("scene: must be 1 to 16 bytes without quotes")?,
+                scene: Scene::new(fields[3]).map_err(|why| format!("scene: {why}"))?,
                 behavior,
                 quantity: u32::try_from(num(fields[5], "quantity")?).map_err(|_| "quantity: out of range")?,
                 amount_cents: match num(fields[6], "amount_cents")? {
@@ -418,7 +418,13 @@ mod tests {
         assert_eq!(parse(b"1000,1,2,search,like,0,0", k).unwrap_err(), "behavior: unknown `like`");
         assert_eq!(parse(b"1000,-1,2,search,buy,0,0", k).unwrap_err(), "user_id: negative");
         assert_eq!(parse(b"1000,x,2,search,buy,0,0", k).unwrap_err(), "user_id: not a number");
-        assert_eq!(parse(b"1000,1,2,,buy,0,0", k).unwrap_err(), "scene: must be 1 to 16 bytes without quotes");
+        assert_eq!(parse(b"1000,1,2,,buy,0,0", k).unwrap_err(), "scene: must be 1 to 16 bytes");
+        for bad in [&b"\xff"[..], b"\xfe", b"\xc3", b"a\xc3"] {
+            let line = [&b"1000,1,2,"[..], bad, b",buy,0,0"].concat();
+            assert_eq!(parse(&line, k).unwrap_err(), "scene: not valid UTF-8");
+        }
+        assert_eq!(parse(b"1000,1,2,a\tb,buy,0,0", k).unwrap_err(), "scene: must not hold quotes or control characters");
+        assert!(matches!(parse("1000,1,2,直播,click,0,0".as_bytes(), k), Ok(Row::Event(e)) if e.scene.as_str() == "直播"));
         assert_eq!(parse(b"99999999999999999999,1,2,s,buy,0,0", k).unwrap_err(), "ts_ms: out of range");
     }
 

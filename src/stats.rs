@@ -31,8 +31,10 @@ pub struct Stats {
     pub buys: i64,
     /// Σ quantity of buys.
     pub units: i64,
-    /// Σ amount_cents of buys (the price paid).
-    pub gmv_cents: i64,
+    /// Σ amount_cents of buys (the price paid). 128 bits: an order may carry up to
+    /// 10^15 cents, so 64 bits would wrap after 9,224 such orders on one key; 128 bits
+    /// hold more than 2^64 of them.
+    pub gmv_cents: i128,
     /// Distinct counterparts with any behaviour (users of an item, items of a user, …).
     pub uv: i64,
     /// Distinct counterparts with a buy.
@@ -52,7 +54,7 @@ impl Stats {
             Behavior::Buy => {
                 s.buys = 1;
                 s.units = e.quantity as i64;
-                s.gmv_cents = e.amount_cents as i64;
+                s.gmv_cents = e.amount_cents as i128;
             }
         }
         s
@@ -95,15 +97,16 @@ impl Stats {
         self.clicks + 3 * self.favs + 5 * self.carts + 10 * self.buys
     }
 
+    /// Applies `f` to each 64-bit counter with its counterpart in `o`, and `g` to the GMV.
     #[inline]
-    fn zip(&mut self, o: &Stats, f: impl Fn(&mut i64, i64)) {
+    fn zip(&mut self, o: &Stats, f: impl Fn(&mut i64, i64), g: impl Fn(&mut i128, i128)) {
         f(&mut self.impressions, o.impressions);
         f(&mut self.clicks, o.clicks);
         f(&mut self.favs, o.favs);
         f(&mut self.carts, o.carts);
         f(&mut self.buys, o.buys);
         f(&mut self.units, o.units);
-        f(&mut self.gmv_cents, o.gmv_cents);
+        g(&mut self.gmv_cents, o.gmv_cents);
         f(&mut self.uv, o.uv);
         f(&mut self.buyers, o.buyers);
     }
@@ -119,7 +122,7 @@ impl IsZero for Stats {
 impl Semigroup for Stats {
     #[inline]
     fn plus_equals(&mut self, rhs: &Self) {
-        self.zip(rhs, |a, b| *a += b);
+        self.zip(rhs, |a, b| *a += b, |a, b| *a += b);
     }
 }
 
@@ -133,7 +136,7 @@ impl Abelian for Stats {
     #[inline]
     fn negate(&mut self) {
         let zero = Stats::default();
-        self.zip(&zero, |a, _| *a = -*a);
+        self.zip(&zero, |a, _| *a = -*a, |a, _| *a = -*a);
     }
 }
 
@@ -143,7 +146,7 @@ impl Multiply<isize> for Stats {
     fn multiply(mut self, rhs: &isize) -> Stats {
         let k = *rhs as i64;
         let zero = Stats::default();
-        self.zip(&zero, |a, _| *a *= k);
+        self.zip(&zero, |a, _| *a *= k, |a, _| *a *= k as i128);
         self
     }
 }

@@ -174,7 +174,7 @@ fn bad_rows_go_to_rejected_csv_and_the_run_goes_on() {
         (events.as_path(), 5, "user_id: not a number"),
         (events.as_path(), 6, "item_id: negative"),
         (events.as_path(), 7, "empty line"),
-        (events.as_path(), 8, "scene: must be 1 to 16 bytes without quotes"),
+        (events.as_path(), 8, "scene: must be 1 to 16 bytes"),
         (catalog.as_path(), 3, "op: unknown `move`"),
         (catalog.as_path(), 4, "status: unknown `sleeping`"),
     ];

@@ -625,7 +625,7 @@ fn parse_native(line: &str) -> Option<(u64, u64, u64, String, Beh, u64, u64)> {
     let user = pu64(f[1])?;
     let item = pu64(f[2])?;
     let scene = f[3];
-    if scene.is_empty() || scene.len() > 16 || scene.contains('"') {
+    if scene.is_empty() || scene.len() > 16 || scene.chars().any(|c| c == '"' || c.is_control()) {
         return None;
     }
     let beh = match f[4] {
