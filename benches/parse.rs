@@ -86,7 +86,7 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("read_chunk");
     for (name, path, kind) in &files {
         let rows = data_lines(path, *kind).len() as u64;
-        let spec = SourceSpec { path: path.clone(), kind: *kind };
+        let spec = SourceSpec::new(path.clone(), *kind);
         assert_eq!(read_all(&spec, 0, 1), rows, "{name}: the reader hands over every row");
         group.throughput(Throughput::Elements(rows));
         for (worker, peers) in [(0, 1), (0, 2)] {

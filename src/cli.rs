@@ -14,6 +14,7 @@ use crate::platform::{AdParams, Params};
 use crate::run::{self, Pace, RunConfig, RunReport};
 use crate::sink::SinkKind;
 use crate::source::{self, Format, SourceKind, SourceSpec};
+use crate::spool::{self, Spool};
 
 #[derive(Parser, Debug)]
 #[command(name = "shopflow", version, about = "Real-time e-commerce aggregates as differential dataflows")]
@@ -202,9 +203,16 @@ fn micro_units(s: &str) -> Result<i128, String> {
 
 /// `shopflow run`.
 pub fn run(args: RunArgs) -> Result<(), String> {
-    let cfg = Arc::new(run_config(&args)?);
+    let mut cfg = run_config(&args)?;
     let timely_cfg = timely_config(&args)?;
     std::fs::create_dir_all(&cfg.out_dir).map_err(|e| format!("cannot create {}: {e}", cfg.out_dir.display()))?;
+    // Pipes, FIFOs and standard input are copied to a spool file every worker reads.
+    for (i, spec) in cfg.sources.iter_mut().enumerate() {
+        if spool::needs_spool(&spec.path) {
+            spec.spool = Some(Spool::start(&spec.path, cfg.out_dir.join(format!(".spool-{i}")))?);
+        }
+    }
+    let cfg = Arc::new(cfg);
     // Ctrl-C / SIGTERM: a clean stop (see `run::worker`); a second one aborts.
     // A signal within half a second of the first is the same request delivered twice
     // (e.g. `timeout` signals the child and its process group).
@@ -234,9 +242,16 @@ pub fn run(args: RunArgs) -> Result<(), String> {
         match run::worker(worker, &worker_cfg) {
             Ok(report) => report,
             Err(run::RunError(message)) => {
-                // Every error is fatal for the whole run: stop all workers now.
-                eprintln!("shopflow: error: {message}");
-                std::process::exit(2);
+                // Every error is fatal for the whole run: stop all workers now (one
+                // line, whichever worker gets here first).
+                static REPORTED: AtomicBool = AtomicBool::new(false);
+                if !REPORTED.swap(true, Ordering::SeqCst) {
+                    eprintln!("shopflow: error: {message}");
+                    std::process::exit(2);
+                }
+                loop {
+                    std::thread::park();
+                }
             }
         }
     })?;
@@ -246,8 +261,17 @@ pub fn run(args: RunArgs) -> Result<(), String> {
             report = Some(r);
         }
     }
+    for spool in cfg.sources.iter().filter_map(|s| s.spool.as_ref()) {
+        let _ = std::fs::remove_file(&spool.path);
+    }
     if let (Some(report), false) = (report, args.quiet) {
         eprint!("{}", summary(&cfg, &report));
+    }
+    // A source that broke mid-run (a followed file rewritten): the complete epochs are
+    // written, and the run fails.
+    if let Some(message) = cfg.failure.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+        eprintln!("shopflow: error: {message}");
+        std::process::exit(1);
     }
     Ok(())
 }
@@ -273,6 +297,12 @@ fn exit_when_a_peer_is_lost() {
         let network = thread.name().is_some_and(|n| n.starts_with("timely:send-") || n.starts_with("timely:recv-"));
         if !network && !message.contains("MergeQueue poisoned") {
             return default(info);
+        }
+        if run::SETTINGS_MISMATCH.load(Ordering::SeqCst) {
+            // The peer stopped because the settings differ: this process says so itself.
+            loop {
+                std::thread::park();
+            }
         }
         static REPORTED: AtomicBool = AtomicBool::new(false);
         if !REPORTED.swap(true, Ordering::SeqCst) {
@@ -307,10 +337,10 @@ fn run_config(args: &RunArgs) -> Result<RunConfig, String> {
         return Err("--catalog is for the native format; UserBehavior rows carry their own category".into());
     }
     let mut sources: Vec<SourceSpec> =
-        events.into_iter().map(|path| SourceSpec { path, kind: SourceKind::Events(format) }).collect();
-    sources.extend(catalog.map(|path| SourceSpec { path, kind: SourceKind::Catalog }));
+        events.into_iter().map(|path| SourceSpec::new(path, SourceKind::Events(format))).collect();
+    sources.extend(catalog.map(|path| SourceSpec::new(path, SourceKind::Catalog)));
     for spec in &sources {
-        source::check(spec)?;
+        source::check(spec, args.follow)?;
     }
     let rules = match &args.rules {
         Some(p) if p.as_os_str() == "none" => None,
@@ -332,6 +362,8 @@ fn run_config(args: &RunArgs) -> Result<RunConfig, String> {
     outputs.dedup();
     Ok(RunConfig {
         arranged: Default::default(),
+        process: args.process,
+        settings: settings(args, &sources, &config, &outputs),
         sources,
         out_dir: args.out.clone(),
         epoch_ms: args.epoch_ms,
@@ -348,6 +380,7 @@ fn run_config(args: &RunArgs) -> Result<RunConfig, String> {
         follow: args.follow,
         progress: !args.quiet,
         stop: Arc::new(AtomicBool::new(false)),
+        failure: Arc::default(),
         config,
         latency_log: args.latency_log.clone(),
         params: Params {
@@ -360,6 +393,41 @@ fn run_config(args: &RunArgs) -> Result<RunConfig, String> {
             },
         },
     })
+}
+
+/// The flags that decide the results, as `(flag, value)` pairs: every process of a run
+/// must agree on them (file paths may differ between hosts; their number and kind not).
+fn settings(args: &RunArgs, sources: &[SourceSpec], config: &ConfigFiles, outputs: &[String]) -> Vec<(String, String)> {
+    let kinds: Vec<String> = sources.iter().map(|s| format!("{:?}", s.kind)).collect();
+    let rules = format!("{:?}", config.rules);
+    let bases: Vec<String> =
+        config.bases.iter().map(|(_, _, b)| format!("cut-off {} with {} rows", b.cutoff, b.rows.len())).collect();
+    [
+        ("input files", kinds.join(" ")),
+        ("--epoch-ms", args.epoch_ms.to_string()),
+        ("--lateness-ms", args.lateness_ms.to_string()),
+        ("--outputs", outputs.join(",")),
+        ("--sink", format!("{:?}", args.sink).to_lowercase()),
+        ("--rules", format!("{} rule(s), digest {:016x}", config.rules.len(), fnv1a(rules.as_bytes()))),
+        ("--base", bases.join("; ")),
+        ("--ad-refresh-ms", args.ad_refresh_ms.to_string()),
+        ("--ad-min-impressions", args.ad_min_impressions.to_string()),
+        ("--ad-min-pctr", args.ad_min_pctr.to_string()),
+        ("--ad-set-size", args.ad_set_size.to_string()),
+        ("--strict", args.strict.to_string()),
+        ("--follow", args.follow.to_string()),
+        ("--workers", args.workers.to_string()),
+        ("--processes", args.processes.to_string()),
+        ("version", env!("CARGO_PKG_VERSION").to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// FNV-1a: a digest that is the same in every process and build.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
 fn timely_config(args: &RunArgs) -> Result<timely::Config, String> {

@@ -26,5 +26,6 @@ pub mod rules;
 pub mod run;
 pub mod sink;
 pub mod source;
+pub mod spool;
 pub mod stats;
 pub mod windows;

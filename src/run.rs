@@ -38,7 +38,7 @@ use crate::latency::LatencyLog;
 use crate::model::{CatalogRow, ItemId, Time};
 use crate::platform::{self, InputHandles, Params, Tally};
 use crate::sink::{OutputLog, SinkKind, Sinks};
-use crate::source::{Line, Rejected, Row, SourceReader, SourceSpec};
+use crate::source::{Line, Rejected, Row, SourceError, SourceReader, SourceSpec};
 
 /// Lines a reader hands over before the driver re-checks watermarks.
 const CHUNK_LINES: usize = 4096;
@@ -90,6 +90,9 @@ pub struct RunConfig {
     pub progress: bool,
     /// Set by Ctrl-C / SIGTERM (or a test): stop reading, keep complete epochs.
     pub stop: Arc<AtomicBool>,
+    /// Why a source broke mid-run (a followed file rewritten in place): the run stops
+    /// as on a stop request, then fails with this message.
+    pub failure: Arc<std::sync::Mutex<Option<String>>>,
     /// Recall rules and batch bases (configuration inputs), as read at start.
     pub config: ConfigFiles,
     /// What the dataflows need to know of the run.
@@ -98,6 +101,11 @@ pub struct RunConfig {
     pub latency_log: Option<PathBuf>,
     /// The arranged updates of this process's workers (shared by them).
     pub arranged: ArrangedState,
+    /// This process's index (`-p`).
+    pub process: u64,
+    /// The settings that decide the results, as `(flag, value)`: every process of a
+    /// run must have the same (checked at start).
+    pub settings: Vec<(String, String)>,
 }
 
 impl RunConfig {
@@ -180,6 +188,7 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
         handle
     });
     let mut coord = Coordination { flag: cfg.stop.clone(), log, handle: Some(handle), peers };
+    coord.agree_on_settings(worker, cfg)?;
 
     let mut readers = Vec::with_capacity(cfg.sources.len());
     for (i, spec) in cfg.sources.iter().enumerate() {
@@ -299,9 +308,16 @@ fn events_read(readers: &[SourceReader]) -> u64 {
     readers.iter().filter(|r| r.is_events()).map(|r| r.data_lines()).sum()
 }
 
-/// Messages between workers about the end of reading (broadcast to every worker).
-#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+/// Set when the processes of a run disagree on their settings: each stops with that
+/// message, and a peer's exit that follows is not a lost connection.
+pub static SETTINGS_MISMATCH: AtomicBool = AtomicBool::new(false);
+
+/// Messages between workers about the start and the end of reading (broadcast to every
+/// worker).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 enum Control {
+    /// A worker's settings, sent at start.
+    Hello { worker: u64, process: u64, settings: Vec<(String, String)> },
     /// A worker stopped reading: at input frontier `Some(t)` on a stop request, or
     /// `None` having read every line.
     Ended { worker: u64, stopped_at: Option<Time> },
@@ -321,6 +337,39 @@ struct Coordination {
 }
 
 impl Coordination {
+    /// Every worker tells every other its settings; a worker whose settings differ from
+    /// another's (processes started with different flags) fails the run before reading.
+    fn agree_on_settings(&mut self, worker: &mut Worker, cfg: &RunConfig) -> Result<(), RunError> {
+        if self.peers == 1 {
+            return Ok(());
+        }
+        let index = worker.index() as u64;
+        self.send(Control::Hello { worker: index, process: cfg.process, settings: cfg.settings.clone() });
+        let hellos = |log: &[Control]| log.iter().filter(|c| matches!(c, Control::Hello { .. })).count();
+        worker.step_or_park_while(Some(LIVE_STEP), || {
+            hellos(&self.log.borrow()) < self.peers && !self.flag.load(Ordering::Relaxed)
+        });
+        let log = self.log.borrow();
+        for c in log.iter() {
+            let Control::Hello { process, settings, .. } = c else { continue };
+            let theirs: BTreeMap<&str, &str> = settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            for (flag, ours) in &cfg.settings {
+                let their = theirs.get(flag.as_str()).copied().unwrap_or("(not set)");
+                if their != ours {
+                    SETTINGS_MISMATCH.store(true, Ordering::SeqCst);
+                    // Let the peers read this worker's settings before it goes away.
+                    std::thread::sleep(Duration::from_millis(500));
+                    return Err(RunError(format!(
+                        "the processes of this run were started with different settings: {flag} is {their} in \
+                         process {process} and {ours} in process {}; start every process with the same flags",
+                        cfg.process
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// A stop was requested here, or some worker (of any process) stopped early.
     fn stop_requested(&self) -> bool {
         self.flag.load(Ordering::Relaxed)
@@ -630,8 +679,14 @@ impl<'a> Feed<'a> {
                         }
                     },
                 )
-                .map_err(|e| {
-                    RunError(format!("cannot read {}: {e}", self.cfg.sources[file as usize].path.display()))
+                .or_else(|e| match e {
+                    SourceError::Unreadable(message) => Err(RunError(message)),
+                    SourceError::Rewritten(message) => {
+                        // Stop cleanly: every complete epoch is written; then the run fails.
+                        self.cfg.failure.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(message);
+                        self.cfg.stop.store(true, Ordering::SeqCst);
+                        Ok(())
+                    }
                 })?;
             if let Some(message) = strict_error {
                 return Err(RunError(message));

@@ -18,18 +18,24 @@
 //! every worker paces by the same line counts and timestamps.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Behavior, CatalogRow, CategoryId, Event, ItemId, Scene, Time};
+use crate::spool::{needs_spool, Spool};
 
 /// Lines per ownership segment (contiguous runs keep parsing cache-friendly).
 pub const SEGMENT_LINES: u64 = 1024;
 
 pub const NATIVE_HEADER: &str = "ts_ms,user_id,item_id,scene,behavior,quantity,amount_cents";
 pub const CATALOG_HEADER: &str = "ts_ms,op,item_id,category_id,seller_id,price_cents,status,is_ad,ad_bid_cents";
+
+/// The longest line read (bytes, without its newline): a longer one is rejected with
+/// its first 200 bytes, so a file without newlines cannot make a reader hold it whole.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
 
 /// The largest amount one order may carry (10^15 cents): sums of 64-bit counters stay
 /// exact up to 9,223 such orders on one key, far beyond any real total.
@@ -72,6 +78,23 @@ impl SourceKind {
 pub struct SourceSpec {
     pub path: PathBuf,
     pub kind: SourceKind,
+    /// Set for a non-regular input (pipe, FIFO, `-`): the spool its bytes are copied to.
+    pub spool: Option<Arc<Spool>>,
+}
+
+impl SourceSpec {
+    pub fn new(path: PathBuf, kind: SourceKind) -> SourceSpec {
+        SourceSpec { path, kind, spool: None }
+    }
+
+    /// The path for messages (`standard input` for `-`).
+    pub fn display(&self) -> String {
+        if self.path.as_os_str() == "-" {
+            "standard input".into()
+        } else {
+            self.path.display().to_string()
+        }
+    }
 }
 
 /// A row that could not be read: where, why, and the raw text.
@@ -108,25 +131,40 @@ impl Row {
 }
 
 /// Checks that a file can be opened and, for formats with a header, that its first
-/// line is the expected header. The error is one line for the user.
-pub fn check(spec: &SourceSpec) -> Result<(), String> {
-    let path = spec.path.display();
+/// line is the expected header. The error is one line for the user. A
+/// first line still without its newline (a followed file being written) is checked by
+/// the reader once complete; a non-regular input (a pipe) is not opened here at all:
+/// it can be read only once, by its spool.
+pub fn check(spec: &SourceSpec, follow: bool) -> Result<(), String> {
+    if needs_spool(&spec.path) {
+        return Ok(());
+    }
+    let path = spec.display();
     let file = File::open(&spec.path).map_err(|e| format!("cannot open {path}: {e}"))?;
     if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
         return Err(format!("{path} is a directory, not a file"));
     }
     if let Some(header) = spec.kind.header() {
         let mut first = Vec::new();
-        BufReader::new(file).read_until(b'\n', &mut first).map_err(|e| format!("cannot read {path}: {e}"))?;
-        let first = trim_line_end(&first);
-        if first != header.as_bytes() {
-            return Err(format!(
-                "{path}: first line must be the header `{header}`, found `{}`",
-                String::from_utf8_lossy(first)
-            ));
+        BufReader::new(file)
+            .take(MAX_LINE_BYTES as u64)
+            .read_until(b'\n', &mut first)
+            .map_err(|e| format!("cannot read {path}: {e}"))?;
+        if first.last() == Some(&b'\n') || !(follow && matches!(spec.kind, SourceKind::Events(_))) {
+            check_header(&path, header, trim_line_end(&first))?;
         }
     }
     Ok(())
+}
+
+/// The first line must be the header; the error shows what was found (a byte-order
+/// mark spelled out: it is invisible on a terminal).
+fn check_header(path: &str, header: &str, first: &[u8]) -> Result<(), String> {
+    if first == header.as_bytes() {
+        return Ok(());
+    }
+    let found = String::from_utf8_lossy(&first[..first.len().min(200)]).replace('\u{feff}', "\\u{feff}");
+    Err(format!("{path}: first line must be the header `{header}`, found `{found}`"))
 }
 
 fn trim_line_end(line: &[u8]) -> &[u8] {
@@ -134,12 +172,39 @@ fn trim_line_end(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
+/// Why reading a source could not go on.
+#[derive(Debug)]
+pub enum SourceError {
+    /// The file cannot be read (I/O error, wrong header): the run fails.
+    Unreadable(String),
+    /// A followed file was truncated or rewritten in place: what was written there
+    /// cannot be told apart from what was read. The run stops cleanly and fails.
+    Rewritten(String),
+}
+
+/// Bytes of the end of the consumed part of a followed file kept to tell, after a
+/// wait at its end, that the file still continues them.
+const SAMPLE_BYTES: usize = 64;
+
 /// A worker's reader of one file: scans every line, hands over the ones it owns.
 pub struct SourceReader {
     pub index: u32,
     kind: SourceKind,
+    /// The source as the user named it (for messages).
+    display: String,
+    /// The path read: the source, or its spool.
+    path: PathBuf,
+    spool: Option<Arc<Spool>>,
     reader: BufReader<File>,
     buf: Vec<u8>,
+    /// The header line is still to come (and to be checked).
+    header_pending: bool,
+    /// Bytes of the file consumed into complete lines (and `buf`).
+    offset: u64,
+    /// The last bytes consumed (at most `SAMPLE_BYTES`), ending at `offset`.
+    sample: Vec<u8>,
+    /// Following, the last read reached the end: check the file before reading on.
+    verify: bool,
     /// Physical line number of the last line read (1-based).
     line_no: u64,
     /// Data lines seen so far (lines after the header).
@@ -154,6 +219,8 @@ pub struct SourceReader {
     pub at_eof: bool,
     /// `buf` holds a complete line not yet handed over (its `due` check said not yet).
     pending: bool,
+    /// The path now names another file (rotation): switch to it once `buf` is handed over.
+    rotate_after: bool,
 }
 
 /// What the reader hands to the worker for each line it owns.
@@ -162,14 +229,29 @@ pub enum Line<'a> {
     Rejected { line: u64, reason: String, raw: &'a [u8] },
 }
 
+/// The identity of an open file (device, inode).
+fn identity(meta: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (meta.dev(), meta.ino())
+}
+
 impl SourceReader {
     pub fn open(index: u32, spec: &SourceSpec) -> Result<SourceReader, String> {
-        let file = File::open(&spec.path).map_err(|e| format!("cannot open {}: {e}", spec.path.display()))?;
-        let mut reader = SourceReader {
+        let path = spec.spool.as_ref().map_or_else(|| spec.path.clone(), |s| s.path.clone());
+        let display = spec.display();
+        let file = File::open(&path).map_err(|e| format!("cannot open {display}: {e}"))?;
+        Ok(SourceReader {
             index,
             kind: spec.kind,
+            display,
+            path,
+            spool: spec.spool.clone(),
             reader: BufReader::with_capacity(1 << 20, file),
             buf: Vec::with_capacity(256),
+            header_pending: spec.kind.header().is_some(),
+            offset: 0,
+            sample: Vec::with_capacity(SAMPLE_BYTES),
+            verify: false,
             line_no: 0,
             data_lines: 0,
             max_ts: None,
@@ -177,17 +259,8 @@ impl SourceReader {
             follow: false,
             at_eof: false,
             pending: false,
-        };
-        if spec.kind.header().is_some() {
-            reader.buf.clear();
-            reader
-                .reader
-                .read_until(b'\n', &mut reader.buf)
-                .map_err(|e| format!("cannot read {}: {e}", spec.path.display()))?;
-            reader.buf.clear();
-            reader.line_no = 1;
-        }
-        Ok(reader)
+            rotate_after: false,
+        })
     }
 
     /// The watermark's epoch: no later row of this file gets a logical time below it.
@@ -215,6 +288,83 @@ impl SourceReader {
         matches!(self.kind, SourceKind::Events(_))
     }
 
+    /// The file may still grow: it is followed, or its spool is still being filled.
+    /// Asked *before* a read: a spool's bytes are all written before it says finished.
+    fn may_grow(&self) -> Result<bool, SourceError> {
+        match &self.spool {
+            Some(spool) if spool.finished() => match spool.error() {
+                Some(e) => Err(SourceError::Unreadable(e)),
+                None => Ok(false),
+            },
+            Some(_) => Ok(true),
+            None => Ok(self.follow),
+        }
+    }
+
+    /// Following, after a wait at the end of the file: is the file still the one read,
+    /// continuing the bytes read? A new file at the path (rotation, as `tail -F`
+    /// follows it) is switched to once the old one is read to its end; a file
+    /// truncated or rewritten in place is an error.
+    fn verify_followed(&mut self) -> Result<(), SourceError> {
+        let unreadable = |e: std::io::Error| SourceError::Unreadable(format!("cannot read {}: {e}", self.display));
+        let open = self.reader.get_ref().metadata().map_err(unreadable)?;
+        let rewritten = || {
+            SourceError::Rewritten(format!(
+                "{} was truncated or rewritten while followed (it no longer continues the {} bytes read): \
+                 its new rows cannot be told from those read; append to a followed file, or rotate it \
+                 (rename it and create a new one)",
+                self.display, self.offset
+            ))
+        };
+        if open.len() < self.offset {
+            return Err(rewritten());
+        }
+        // The end of the consumed lines and any partial line after them must be unchanged.
+        let expected = [&self.sample[..], &self.buf[..]].concat();
+        let mut now = vec![0u8; expected.len()];
+        use std::os::unix::fs::FileExt;
+        self.reader.get_ref().read_exact_at(&mut now, self.offset - expected.len() as u64).map_err(unreadable)?;
+        if now != expected {
+            return Err(rewritten());
+        }
+        // Rotation: another file now has the path, and the old one has nothing more.
+        if let Ok(current) = std::fs::metadata(&self.path) {
+            if identity(&current) != identity(&open) && open.len() == self.offset {
+                self.rotate_after = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens the file that now has the path, from its start (a header again).
+    fn rotate(&mut self, announce: bool) -> Result<(), SourceError> {
+        self.rotate_after = false;
+        let file = File::open(&self.path)
+            .map_err(|e| SourceError::Unreadable(format!("cannot open {} after its rotation: {e}", self.display)))?;
+        self.reader = BufReader::with_capacity(1 << 20, file);
+        self.header_pending = self.kind.header().is_some();
+        self.offset = 0;
+        self.sample.clear();
+        if announce {
+            eprintln!(
+                "shopflow: {} was replaced by a new file (rotation): reading it from its start after line {}",
+                self.display, self.line_no
+            );
+        }
+        Ok(())
+    }
+
+    /// Reads one line into `buf` (appending to a partial line kept from the last call).
+    fn fill(&mut self) -> Result<usize, SourceError> {
+        let room = (MAX_LINE_BYTES + 1).saturating_sub(self.buf.len()) as u64;
+        let n = (&mut self.reader)
+            .take(room)
+            .read_until(b'\n', &mut self.buf)
+            .map_err(|e| SourceError::Unreadable(format!("cannot read {}: {e}", self.display)))?;
+        self.offset += n as u64;
+        Ok(n)
+    }
+
     /// Reads up to `max_lines` lines; calls `on_line` for each line owned by worker
     /// `index` of `peers`. Sets `exhausted` at end of file.
     ///
@@ -233,17 +383,40 @@ impl SourceReader {
         lateness_ms: u64,
         mut due: impl FnMut(Option<u64>) -> bool,
         mut on_line: impl FnMut(Line<'_>),
-    ) -> std::io::Result<()> {
+    ) -> Result<(), SourceError> {
         for _ in 0..max_lines {
             if !self.pending {
-                // Appends: a partial line kept from the last call is completed.
-                self.reader.read_until(b'\n', &mut self.buf)?;
-                if self.buf.last() != Some(&b'\n') {
-                    if self.follow {
+                if self.verify && self.spool.is_none() {
+                    self.verify = false;
+                    self.verify_followed()?;
+                    if self.rotate_after && self.buf.is_empty() {
+                        self.rotate(worker == 0)?;
+                    }
+                }
+                let growing = self.may_grow()?;
+                self.fill()?;
+                let overlong = self.buf.len() > MAX_LINE_BYTES;
+                if overlong {
+                    // Skip the rest of the line: it is rejected whole.
+                    self.skip_line()?;
+                }
+                if !overlong && self.buf.last() != Some(&b'\n') {
+                    if growing && !self.rotate_after {
                         self.at_eof = true;
+                        self.verify = self.follow;
                         return Ok(());
                     }
                     if self.buf.is_empty() {
+                        if self.rotate_after {
+                            self.rotate(worker == 0)?;
+                            continue;
+                        }
+                        if let (true, Some(header)) = (self.header_pending, self.kind.header()) {
+                            return Err(SourceError::Unreadable(format!(
+                                "{}: empty: the first line must be the header `{header}`",
+                                self.display
+                            )));
+                        }
                         self.exhausted = true;
                         return Ok(());
                     }
@@ -251,12 +424,20 @@ impl SourceReader {
                 }
                 self.pending = true;
             }
+            if self.header_pending {
+                let header = self.kind.header().expect("a pending header");
+                check_header(&self.display, header, trim_line_end(&self.buf)).map_err(SourceError::Unreadable)?;
+                self.header_pending = false;
+                self.line_no += 1;
+                self.consumed();
+                continue;
+            }
+            let overlong = self.buf.len() > MAX_LINE_BYTES;
             let line = trim_line_end(&self.buf);
-            let ts = timestamp_field(line, self.kind);
+            let ts = if overlong { None } else { timestamp_field(line, self.kind) };
             if !due(ts) {
                 return Ok(());
             }
-            self.pending = false;
             self.line_no += 1;
             let data_index = self.data_lines;
             self.data_lines += 1;
@@ -265,17 +446,56 @@ impl SourceReader {
                 self.max_ts = Some(self.max_ts.map_or(ts, |m| m.max(ts)));
             }
             if ((data_index / SEGMENT_LINES) % peers as u64) as usize == worker {
-                match parse(line, self.kind) {
-                    Ok(row) => {
-                        let own = epoch_of(row.ts_ms(), epoch_ms);
-                        on_line(Line::Valid { row, line: self.line_no, time: own.max(open), late: own < open });
+                if overlong {
+                    let reason = format!("line longer than {MAX_LINE_BYTES} bytes");
+                    on_line(Line::Rejected { line: self.line_no, reason, raw: &line[..200] });
+                } else {
+                    match parse(line, self.kind) {
+                        Ok(row) => {
+                            let own = epoch_of(row.ts_ms(), epoch_ms);
+                            on_line(Line::Valid { row, line: self.line_no, time: own.max(open), late: own < open });
+                        }
+                        Err(reason) => on_line(Line::Rejected { line: self.line_no, reason, raw: line }),
                     }
-                    Err(reason) => on_line(Line::Rejected { line: self.line_no, reason, raw: line }),
                 }
             }
-            self.buf.clear();
+            self.consumed();
         }
         Ok(())
+    }
+
+    /// The line in `buf` is handed over: remember its end, clear it, and switch to a
+    /// rotated file's successor if one is waiting.
+    fn consumed(&mut self) {
+        self.pending = false;
+        let keep = self.buf.len().min(SAMPLE_BYTES);
+        self.sample.clear();
+        self.sample.extend_from_slice(&self.buf[self.buf.len() - keep..]);
+        self.buf.clear();
+    }
+
+    /// Reads past the rest of an overlong line (to its newline or the end of the file),
+    /// keeping only its first `MAX_LINE_BYTES + 1` bytes in `buf`.
+    fn skip_line(&mut self) -> Result<(), SourceError> {
+        let mut rest = Vec::new();
+        loop {
+            if self.buf.last() == Some(&b'\n') {
+                return Ok(());
+            }
+            rest.clear();
+            let n = (&mut self.reader)
+                .take(1 << 20)
+                .read_until(b'\n', &mut rest)
+                .map_err(|e| SourceError::Unreadable(format!("cannot read {}: {e}", self.display)))?;
+            self.offset += n as u64;
+            if n == 0 {
+                return Ok(());
+            }
+            if rest.last() == Some(&b'\n') {
+                self.buf.push(b'\n');
+                return Ok(());
+            }
+        }
     }
 }
 
