@@ -220,6 +220,11 @@ pub fn run(args: RunArgs) -> Result<(), String> {
     let quiet = args.quiet;
     let mut first: Option<std::time::Instant> = None;
     ctrlc::set_handler(move || match first {
+        // Still connecting to the other processes: nothing read, nothing to keep.
+        _ if CONNECTING.load(Ordering::SeqCst) => {
+            eprintln!("shopflow: interrupted while waiting for the other processes of this run");
+            std::process::exit(130);
+        }
         Some(at) if at.elapsed() >= std::time::Duration::from_millis(500) => {
             eprintln!("shopflow: interrupted again: aborting, outputs may be incomplete");
             std::process::exit(130);
@@ -238,7 +243,8 @@ pub fn run(args: RunArgs) -> Result<(), String> {
         exit_when_a_peer_is_lost();
     }
     let worker_cfg = cfg.clone();
-    let guards = timely::execute(timely_cfg, move |worker| {
+    let (builders, others) = connect(timely_cfg.communication, args.quiet)?;
+    let guards = timely::execute::execute_from(builders, others, timely_cfg.worker, move |worker| {
         match run::worker(worker, &worker_cfg) {
             Ok(report) => report,
             Err(run::RunError(message)) => {
@@ -274,6 +280,47 @@ pub fn run(args: RunArgs) -> Result<(), String> {
         std::process::exit(1);
     }
     Ok(())
+}
+
+/// Set while the processes of a run connect to each other: a Ctrl-C then ends the
+/// process at once (there is nothing to keep yet).
+static CONNECTING: AtomicBool = AtomicBool::new(false);
+
+/// Builds timely's communication: in a multi-process run, connects to the other
+/// processes. Timely reports its connection attempts on standard output, where they
+/// would mix with `--sink stdout`: they go to stderr instead (nowhere with `-q`).
+fn connect(
+    communication: timely::CommunicationConfig,
+    quiet: bool,
+) -> Result<(Vec<timely::communication::allocator::AllocatorBuilder>, Box<dyn std::any::Any + Send>), String> {
+    use std::io::Write;
+    if !matches!(communication, timely::CommunicationConfig::Cluster { .. }) {
+        return communication.try_build();
+    }
+    let _ = std::io::stdout().flush();
+    // SAFETY: plain descriptor calls on descriptors this process owns; standard output
+    // is restored before any worker starts.
+    let saved = unsafe { libc::dup(1) };
+    let target = if quiet {
+        std::fs::OpenOptions::new().write(true).open("/dev/null").ok().map(std::os::fd::IntoRawFd::into_raw_fd)
+    } else {
+        None
+    };
+    unsafe { libc::dup2(target.unwrap_or(2), 1) };
+    CONNECTING.store(true, Ordering::SeqCst);
+    let built = communication.try_build();
+    CONNECTING.store(false, Ordering::SeqCst);
+    let _ = std::io::stdout().flush();
+    unsafe {
+        if saved >= 0 {
+            libc::dup2(saved, 1);
+            libc::close(saved);
+        }
+        if let Some(fd) = target {
+            libc::close(fd);
+        }
+    }
+    built
 }
 
 /// In a multi-process run, timely's network threads panic when a peer process goes

@@ -9,6 +9,12 @@ use shopflow::cli::{Cli, Command};
 
 fn main() -> ExitCode {
     keep_freed_memory();
+    // A file-size limit (`ulimit -f`) makes a write fail with EFBIG, reported with the
+    // path, instead of killing the process silently.
+    // SAFETY: sets a signal disposition before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

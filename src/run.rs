@@ -280,7 +280,9 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
     for r in &rejected {
         files[r.file as usize].rejected += 1;
     }
-    write_rejected(cfg, &rejected).map_err(|e| RunError(format!("cannot write rejected rows: {e}")))?;
+    write_rejected(cfg, &rejected).map_err(|e| {
+        RunError(format!("cannot write the rejected rows to {}: {e}", cfg.out_dir.join("rejected.csv").display()))
+    })?;
     if let (Some(path), Some(log)) = (&cfg.latency_log, &sinks.latency) {
         log.borrow().write(path).map_err(|e| RunError(format!("cannot write {}: {e}", path.display())))?;
     }

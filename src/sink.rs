@@ -231,7 +231,7 @@ impl Sinks {
             match open(self.kind, &self.out_dir, schema.name, schema.columns) {
                 Ok(w) => Some(w),
                 Err(e) => {
-                    self.fail(format!("cannot write {}: {e}", schema.name));
+                    self.write_failed(schema.name, e);
                     None
                 }
             }
@@ -274,7 +274,7 @@ impl Sinks {
                     let started = Instant::now();
                     for (row, diff) in &rows {
                         if let Err(e) = w.write(time, *diff, &(schema.fields)(row)) {
-                            this.fail(format!("cannot write {}: {e}", schema.name));
+                            this.write_failed(schema.name, e);
                             writer = None;
                             break;
                         }
@@ -288,7 +288,7 @@ impl Sinks {
             // (a reader of a live run sees every time as soon as it is complete).
             if let (true, Some(w)) = (wrote, writer.as_mut()) {
                 if let Err(e) = w.flush() {
-                    this.fail(format!("cannot write {}: {e}", schema.name));
+                    this.write_failed(schema.name, e);
                     writer = None;
                 }
             }
@@ -323,5 +323,17 @@ impl Sinks {
 
     fn fail(&self, message: String) {
         self.error.borrow_mut().get_or_insert(message);
+    }
+
+    /// A write of output `name` failed: the first such error is the run's (with the
+    /// path). Standard output closed by its reader (`| head`) ends the run quietly.
+    fn write_failed(&self, name: &str, e: io::Error) {
+        let path = match self.kind {
+            SinkKind::Csv => self.out_dir.join(format!("{name}.csv")).display().to_string(),
+            SinkKind::Jsonl => self.out_dir.join(format!("{name}.jsonl")).display().to_string(),
+            SinkKind::Stdout if e.kind() == io::ErrorKind::BrokenPipe => std::process::exit(0),
+            SinkKind::Stdout => "standard output".into(),
+        };
+        self.fail(format!("cannot write {name} to {path}: {e}"));
     }
 }
