@@ -1,58 +1,38 @@
-//! `item_ctr_cvr` (case 1): each item's CTR and CVR, Bayesian-smoothed towards the global
-//! rates so that items with few impressions get sensible estimates.
+//! `item_ctr_cvr` (case 1): the counters behind each item's smoothed CTR and CVR.
 //!
 //! ```text
-//! platform.item_totals ─ explode (item, (impressions, clicks, buys)) ─┐
-//! platform.prior (global totals on hour boundaries) ── (broadcast) ───┴─ reduce_total_with per item
+//! platform.item_totals ─ map (item, (impressions, clicks, buys))
 //! ```
 //!
 //! Contract (docs/cases-contract.md): per item with impressions, clicks or buys (all
-//! events up to t): ctr = (clicks + β·C/I) / (impressions + β), cvr = (buys + β·B/C) /
-//! (clicks + β) with β = 100 and (I, C, B) the global totals as of the last whole hour
-//! (`rates::smoothed_ctr`, `smoothed_cvr`); six decimals, empty without a prior. The prior
-//! moves once an hour, so an item without new events changes at most once an hour.
+//! events up to t): those three counts. The smoothed rates are derived by the reader
+//! from them and the global prior of [`super::ctr_cvr_prior`] (`rates::smoothed_ctr`,
+//! `rates::smoothed_cvr`): the prior moves every hour, so publishing the smoothed value
+//! would rewrite every item once an hour; a row here changes only with the item's own
+//! events.
 
 use differential_dataflow::VecCollection;
 
 use crate::model::{ItemId, Time};
-use crate::operators::reduce_total_with;
 use crate::platform::Platform;
-use crate::rates::{smoothed_ctr, smoothed_cvr, Micro};
 use crate::sink::{Field, Schema};
-use crate::stats::Stats;
 
-/// `(impressions, clicks, buys, ctr, cvr)`.
-pub type Rates = (i64, i64, i64, Option<Micro>, Option<Micro>);
+use super::{funnel_fields, Funnel};
 
-pub fn item_ctr_cvr<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (ItemId, Rates)> {
-    let counts = p.item_totals().explode(|(item, s)| Some(((item, ()), funnel(&s))));
-    reduce_total_with(counts, p.prior(), "ItemCtrCvr", |_item, counts: &[((), Stats)], prior: &[Stats], out| {
-        out.push(rates(&counts[0].1, prior.last()));
+pub fn item_ctr_cvr<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (ItemId, Funnel)> {
+    p.item_totals().flat_map(|(item, s)| {
+        let f = (s.impressions, s.clicks, s.buys);
+        (f != (0, 0, 0)).then_some((item, f))
     })
 }
 
-/// The counters the rates use: impressions, clicks, buys.
-pub fn funnel(s: &Stats) -> Stats {
-    Stats { impressions: s.impressions, clicks: s.clicks, buys: s.buys, ..Stats::default() }
-}
-
-/// Counts and smoothed rates of a funnel.
-pub fn rates(s: &Stats, prior: Option<&Stats>) -> Rates {
-    (s.impressions, s.clicks, s.buys, smoothed_ctr(s, prior), smoothed_cvr(s, prior))
-}
-
-/// `impressions, clicks, buys, ctr, cvr`.
-pub fn rate_fields(r: &Rates) -> [Field; 5] {
-    [Field::I(r.0), Field::I(r.1), Field::I(r.2), Field::Fixed(r.3), Field::Fixed(r.4)]
-}
-
-pub fn schema() -> Schema<(ItemId, Rates)> {
+pub fn schema() -> Schema<(ItemId, Funnel)> {
     Schema {
         name: "item_ctr_cvr",
-        columns: &["item_id", "impressions", "clicks", "buys", "ctr", "cvr"],
-        fields: |(item, r)| {
+        columns: &["item_id", "impressions", "clicks", "buys"],
+        fields: |(item, f)| {
             let mut v = vec![Field::U(*item)];
-            v.extend(rate_fields(r));
+            v.extend(funnel_fields(f));
             v
         },
     }

@@ -15,6 +15,7 @@
 //! | `item_rank_features` | `item_rank_features.rs` |
 //! | `category_hot_items` | `category_hot_items.rs` |
 //! | `item_ctr_cvr` | `item_ctr_cvr.rs` |
+//! | `ctr_cvr_prior` | `ctr_cvr_prior.rs` |
 //! | `scene_category_ctr_cvr` | `scene_category_ctr_cvr.rs` |
 //! | `scene_traffic` | `scene_traffic.rs` |
 //! | **case 2: recall configured by operators** | |
@@ -29,6 +30,7 @@ pub mod ads_curated;
 pub mod category_hot_items;
 pub mod category_stats;
 pub mod category_top_items;
+pub mod ctr_cvr_prior;
 pub mod hourly_stats;
 pub mod item_ctr_cvr;
 pub mod item_display_stats;
@@ -66,6 +68,7 @@ pub const ALL: &[&str] = &[
     "item_rank_features",
     "category_hot_items",
     "item_ctr_cvr",
+    "ctr_cvr_prior",
     "scene_category_ctr_cvr",
     "scene_traffic",
     "rules",
@@ -110,6 +113,7 @@ pub fn attach<'s>(name: &str, p: &Platform<'s>, built: &mut Built<'s>, sinks: &S
         "item_rank_features" => sinks.attach(item_rank_features::item_rank_features(p), item_rank_features::schema()),
         "category_hot_items" => sinks.attach(category_hot_items::category_hot_items(p), category_hot_items::schema()),
         "item_ctr_cvr" => sinks.attach(item_ctr_cvr::item_ctr_cvr(p), item_ctr_cvr::schema()),
+        "ctr_cvr_prior" => sinks.attach(ctr_cvr_prior::ctr_cvr_prior(p), ctr_cvr_prior::schema()),
         "scene_category_ctr_cvr" => {
             sinks.attach(scene_category_ctr_cvr::scene_category_ctr_cvr(p), scene_category_ctr_cvr::schema())
         }
@@ -153,4 +157,12 @@ fn counter_fields(key: Field, s: &Stats) -> Vec<Field> {
 /// `impressions, clicks, favs, carts, buys`.
 fn behavior_fields(s: &Stats) -> [Field; 5] {
     [Field::I(s.impressions), Field::I(s.clicks), Field::I(s.favs), Field::I(s.carts), Field::I(s.buys)]
+}
+
+/// The counters behind a CTR/CVR: `(impressions, clicks, buys)`.
+pub type Funnel = (i64, i64, i64);
+
+/// `impressions, clicks, buys`.
+fn funnel_fields(f: &Funnel) -> [Field; 3] {
+    [Field::I(f.0), Field::I(f.1), Field::I(f.2)]
 }

@@ -85,6 +85,12 @@ impl Stats {
         (self.events() as isize, self.buys as isize)
     }
 
+    /// The counters the CTR/CVR use: impressions, clicks, buys (the rest zero).
+    #[inline]
+    pub fn funnel(&self) -> Stats {
+        Stats { impressions: self.impressions, clicks: self.clicks, buys: self.buys, ..Stats::default() }
+    }
+
     /// Number of events of any behaviour.
     #[inline]
     pub fn events(&self) -> i64 {

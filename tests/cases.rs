@@ -141,13 +141,15 @@ fn case_reference_self_check() {
     assert_eq!(r.state("item_rank_features", 3000), rows(&["10,1,1,0,0,1,1.000000,11", "11,0,1,1,0,0,,4"]));
     assert_eq!(r.state("category_hot_items", 3000), rows(&["7,1,10,11", "7,2,11,4"]));
     // No prior before the first hour boundary.
-    assert_eq!(r.state("item_ctr_cvr", 3000), rows(&["10,1,1,1,,", "11,0,1,0,,"]));
-    // Prior (I, C, B) = (1, 2, 1) from 3 600 000: ctr = (c*I + 100*C) / ((i + 100) * I),
-    // cvr = (b*C + 100*B) / ((c + 100) * C).
-    assert_eq!(r.state("item_ctr_cvr", HOUR), rows(&["10,1,1,1,1.990099,0.504950", "11,0,1,0,2.010000,0.495050"]));
+    assert_eq!(r.state("item_ctr_cvr", 3000), rows(&["10,1,1,1", "11,0,1,0"]));
+    // No prior before the first hour boundary; then (I, C, B) = (1, 2, 1) with C/I, B/C.
+    assert_eq!(r.state("ctr_cvr_prior", 3000), rows(&[]));
+    assert_eq!(r.state("ctr_cvr_prior", HOUR), rows(&["1,2,1,2.000000,0.500000"]));
+    // The counters do not move with the prior.
+    assert_eq!(r.state("item_ctr_cvr", HOUR), rows(&["10,1,1,1", "11,0,1,0"]));
     assert_eq!(
         r.state("scene_category_ctr_cvr", HOUR),
-        rows(&["home,7,1,2,0,2.000000,0.490196", "search,7,0,0,1,2.000000,0.510000"])
+        rows(&["home,7,1,2,0", "search,7,0,0,1"])
     );
     assert_eq!(
         r.state("scene_traffic", 3000),
@@ -1000,13 +1002,12 @@ fn baseline_rows(b: &batch::CaseOutputs, o: usize) -> OutState {
             })
             .collect(),
         "category_hot_items" => b.category_hot.iter().map(|r| vec![s(&r.0), s(&r.1), s(&r.2), s(&r.3)]).collect(),
-        "item_ctr_cvr" => {
-            b.item_rates.iter().map(|r| vec![s(&r.0), s(&r.1), s(&r.2), s(&r.3), opt(&r.4), opt(&r.5)]).collect()
-        }
+        "item_ctr_cvr" => b.item_rates.iter().map(|r| vec![s(&r.0), s(&r.1), s(&r.2), s(&r.3)]).collect(),
+        "ctr_cvr_prior" => b.prior.iter().map(|r| vec![s(&r.0), s(&r.1), s(&r.2), opt(&r.3), opt(&r.4)]).collect(),
         "scene_category_ctr_cvr" => b
             .scene_category_rates
             .iter()
-            .map(|r| vec![s(&r.0), s(&r.1), s(&r.2), s(&r.3), s(&r.4), opt(&r.5), opt(&r.6)])
+            .map(|r| vec![s(&r.0), s(&r.1), s(&r.2), s(&r.3), s(&r.4)])
             .collect(),
         "scene_traffic" => b.traffic.iter().map(|r| vec![s(&r.0), opt(&r.1), opt(&r.2), opt(&r.3)]).collect(),
         "rules" => b.rules.iter().map(|r| vec![s(&r.0), s(&r.1), s(&r.2)]).collect(),
@@ -1031,7 +1032,7 @@ fn batch_baseline_matches_reference() {
     const BEHAVIORS: [Behavior; 5] =
         [Behavior::Impression, Behavior::Click, Behavior::Fav, Behavior::Cart, Behavior::Buy];
     let mut failures = Vec::new();
-    let mut nonempty = [0usize; 11];
+    let mut nonempty = [0usize; CASE_OUTPUTS.len()];
     let mut times_checked = 0;
     let defaults = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
     let seeds = seeds(&defaults);
@@ -1087,8 +1088,8 @@ fn batch_baseline_matches_reference() {
                 epoch_ms: cfg.epoch_ms,
                 t,
             });
-            let want = r.states_at(t, &[true; 11]);
-            assert_eq!(got.rows(), (0..11).map(|o| baseline_rows(&got, o).len()).sum::<usize>());
+            let want = r.states_at(t, &[true; CASE_OUTPUTS.len()]);
+            assert_eq!(got.rows(), (0..CASE_OUTPUTS.len()).map(|o| baseline_rows(&got, o).len()).sum::<usize>());
             for (o, (name, _)) in CASE_OUTPUTS.iter().enumerate() {
                 let g = baseline_rows(&got, o);
                 nonempty[o] += !want[o].is_empty() as usize;

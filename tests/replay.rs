@@ -16,7 +16,8 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use common::{
-    compare_outputs, cutoff, finish, parse_change_stream, Format, Reference, RunSpec, NATIVE_HEADER, OUTPUTS,
+    compare_outputs, cutoff, finish, parse_change_stream, run_command, Format, Reference, RunSpec, NATIVE_HEADER,
+    OUTPUTS,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_shopflow");
@@ -71,16 +72,8 @@ fn events_file(dir: &Path, name: &str, rows: &[String]) -> PathBuf {
 }
 
 fn run_args(events: &Path, catalog: &Path, out: &Path, extra: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.arg("run")
-        .arg("--events")
-        .arg(events)
-        .arg("--catalog")
-        .arg(catalog)
-        .arg("--out")
-        .arg(out)
-        .args(["--epoch-ms", "1000", "--lateness-ms", "0"])
-        .args(extra);
+    let mut cmd = run_command(events, catalog, out);
+    cmd.args(["--epoch-ms", "1000", "--lateness-ms", "0"]).args(extra);
     cmd
 }
 

@@ -48,7 +48,7 @@ pub fn platform(rows: &[(Event, CategoryId)]) -> usize {
     let mut scene_users: FxHashMap<(Scene, u64), bool> = FxHashMap::default();
     let mut user: FxHashMap<u64, Stats> = FxHashMap::default();
     let mut user_cat: FxHashMap<(u64, CategoryId), i64> = FxHashMap::default();
-    let mut cat_item: FxHashMap<(CategoryId, ItemId), (i64, i64)> = FxHashMap::default();
+    let mut cat_item: FxHashMap<(CategoryId, ItemId), (i64, i128)> = FxHashMap::default();
     let mut hourly: FxHashMap<(u64, Scene), Stats> = FxHashMap::default();
     for (e, _) in rows {
         let s = Stats::of(e);
@@ -84,7 +84,7 @@ pub fn platform(rows: &[(Event, CategoryId)]) -> usize {
         s.buyers += b as i64;
     }
     // Top 10 items per category by (buys, gmv), top 3 categories per user by score.
-    let mut by_cat: FxHashMap<CategoryId, Vec<(i64, i64, ItemId)>> = FxHashMap::default();
+    let mut by_cat: FxHashMap<CategoryId, Vec<(i64, i128, ItemId)>> = FxHashMap::default();
     for (&(c, i), &(b, g)) in &cat_item {
         if b > 0 {
             by_cat.entry(c).or_default().push((b, g, i));
@@ -144,10 +144,10 @@ pub struct CaseOutputs {
     pub rank: Vec<(ItemId, Funnel, Option<u128>, u64)>,
     /// category, rank, item, hot score.
     pub category_hot: Vec<(CategoryId, usize, ItemId, u64)>,
-    /// item, impressions, clicks, buys, ctr, cvr.
-    pub item_rates: Vec<(ItemId, u64, u64, u64, Option<u128>, Option<u128>)>,
-    /// scene, category, impressions, clicks, buys, ctr, cvr.
-    pub scene_category_rates: Vec<(Scene, CategoryId, u64, u64, u64, Option<u128>, Option<u128>)>,
+    /// item, impressions, clicks, buys.
+    pub item_rates: Vec<(ItemId, u64, u64, u64)>,
+    /// scene, category, impressions, clicks, buys.
+    pub scene_category_rates: Vec<(Scene, CategoryId, u64, u64, u64)>,
     /// scene, impressions share, clicks share, gmv share.
     pub traffic: Vec<(Scene, Option<u128>, Option<u128>, Option<u128>)>,
     /// scene, strategy, params.
@@ -160,6 +160,8 @@ pub struct CaseOutputs {
     pub recall_user: Vec<(Scene, UserId, ItemId, u128, &'static str)>,
     /// rank, item, category, bid, pctr, ecpm (micro-units).
     pub ads: Vec<(usize, ItemId, CategoryId, u64, u128, u128)>,
+    /// The prior: impressions, clicks, buys, ctr, cvr (no row while all counts are 0).
+    pub prior: Vec<(u128, u128, u128, Option<u128>, Option<u128>)>,
 }
 
 impl CaseOutputs {
@@ -175,6 +177,7 @@ impl CaseOutputs {
             + self.recall_i2i.len()
             + self.recall_user.len()
             + self.ads.len()
+            + self.prior.len()
     }
 }
 
@@ -348,13 +351,17 @@ pub fn cases(input: &CaseInput) -> CaseOutputs {
     out.item_rates = all_time
         .iter()
         .filter(|(_, f)| rated(f))
-        .map(|(&i, f)| (i, f[0], f[1], f[4], prior.ctr(f[0], f[1]), prior.cvr(f[1], f[4])))
+        .map(|(&i, f)| (i, f[0], f[1], f[4]))
         .collect();
     out.scene_category_rates = scene_category
         .iter()
         .filter(|(_, f)| rated(f))
-        .map(|(&(s, c), f)| (s, c, f[0], f[1], f[4], prior.ctr(f[0], f[1]), prior.cvr(f[1], f[4])))
+        .map(|(&(s, c), f)| (s, c, f[0], f[1], f[4]))
         .collect();
+    if (prior.impressions, prior.clicks, prior.buys) != (0, 0, 0) {
+        let (i, c, b) = (prior.impressions, prior.clicks, prior.buys);
+        out.prior.push((i, c, b, micro(c, i), micro(b, c)));
+    }
 
     // scene_traffic
     let mut total = [0u128; 3];

@@ -23,18 +23,19 @@ use super::{
 };
 
 /// The case outputs and their columns (after `time,diff`).
-pub const CASE_OUTPUTS: [(&str, &str); 11] = [
+pub const CASE_OUTPUTS: [(&str, &str); 12] = [
     ("item_display_stats", "item_id,sales_30d,units_30d,gmv_30d_cents,buyers_30d"),
     ("item_rank_features", "item_id,impressions_1h,clicks_1h,favs_1h,carts_1h,buys_1h,ctr_1h,hot_score"),
     ("category_hot_items", "category_id,rank,item_id,hot_score"),
-    ("item_ctr_cvr", "item_id,impressions,clicks,buys,ctr,cvr"),
-    ("scene_category_ctr_cvr", "scene,category_id,impressions,clicks,buys,ctr,cvr"),
+    ("item_ctr_cvr", "item_id,impressions,clicks,buys"),
+    ("scene_category_ctr_cvr", "scene,category_id,impressions,clicks,buys"),
     ("scene_traffic", "scene,impressions_share,clicks_share,gmv_share"),
     ("rules", "scene,strategy,params"),
     ("recall_hot", "scene,category_id,item_id,score"),
     ("recall_i2i", "scene,item_id,neighbor_id,users"),
     ("recall_user", "scene,user_id,item_id,score,strategy"),
     ("ads_curated", "rank,item_id,category_id,bid_cents,pctr,ecpm"),
+    ("ctr_cvr_prior", "impressions,clicks,buys,ctr,cvr"),
 ];
 
 const O_DISPLAY: usize = 0;
@@ -48,6 +49,7 @@ const O_RECALL_HOT: usize = 7;
 const O_RECALL_I2I: usize = 8;
 const O_RECALL_USER: usize = 9;
 const O_ADS: usize = 10;
+const O_PRIOR: usize = 11;
 
 pub const DISPLAY_WINDOW: u64 = 2_592_000_000;
 pub const RECENT_WINDOW: u64 = 3_600_000;
@@ -118,12 +120,21 @@ fn smoothed_ctr(impressions: u64, clicks: u64, p: Prior) -> Option<u128> {
     fixed_micro(clicks as u128 * gi + BETA * gc, (impressions as u128 + BETA) * gi)
 }
 
-fn smoothed_cvr(clicks: u64, buys: u64, p: Prior) -> Option<u128> {
-    let (gc, gb) = (p.1 as u128, p.2 as u128);
-    if gc == 0 {
-        return None;
+/// `ctr_cvr_prior`: the global counters as of the last whole hour and their plain rates;
+/// no row while they are all 0.
+fn prior_rows(p: Prior) -> OutState {
+    let mut out = OutState::new();
+    if p != (0, 0, 0) {
+        let (i, c, b) = (p.0 as u128, p.1 as u128, p.2 as u128);
+        out.insert(vec![
+            p.0.to_string(),
+            p.1.to_string(),
+            p.2.to_string(),
+            opt_text(fixed_micro(c, i)),
+            opt_text(fixed_micro(b, c)),
+        ]);
     }
-    fixed_micro(buys as u128 * gc + BETA * gb, (clicks as u128 + BETA) * gc)
+    out
 }
 
 fn opt_text(m: Option<u128>) -> String {
@@ -574,14 +585,14 @@ impl CaseRef {
     /// State of one output at time t.
     pub fn state(&self, name: &str, t: u64) -> OutState {
         let o = output_index(name);
-        let mut want = [false; 11];
+        let mut want = [false; CASE_OUTPUTS.len()];
         want[o] = true;
         self.states_at(t, &want).swap_remove(o)
     }
 
     /// States at time t of the outputs with `want[o]` (the others are left empty).
-    pub fn states_at(&self, t: u64, want: &[bool; 11]) -> Vec<OutState> {
-        let mut out = vec![OutState::new(); 11];
+    pub fn states_at(&self, t: u64, want: &[bool; CASE_OUTPUTS.len()]) -> Vec<OutState> {
+        let mut out = vec![OutState::new(); CASE_OUTPUTS.len()];
         let all = self.upto(t);
         let at = At {
             t,
@@ -601,6 +612,9 @@ impl CaseRef {
         }
         if want[O_ITEM_RATES] {
             out[O_ITEM_RATES] = self.item_rates(&at);
+        }
+        if want[O_PRIOR] {
+            out[O_PRIOR] = prior_rows(at.prior);
         }
         if want[O_SCENE_CAT_RATES] {
             out[O_SCENE_CAT_RATES] = self.scene_category_rates(&at);
@@ -709,7 +723,8 @@ impl CaseRef {
 
     // ---- item_ctr_cvr, scene_category_ctr_cvr --------------------------------------
 
-    fn rate_row(key: Vec<String>, c: &Funnel, prior: Prior) -> Option<Vec<String>> {
+    /// The counters of a CTR/CVR (the reader smooths them with `ctr_cvr_prior`).
+    fn rate_row(key: Vec<String>, c: &Funnel) -> Option<Vec<String>> {
         if c[0] == 0 && c[1] == 0 && c[4] == 0 {
             return None;
         }
@@ -717,8 +732,6 @@ impl CaseRef {
         row.push(c[0].to_string());
         row.push(c[1].to_string());
         row.push(c[4].to_string());
-        row.push(opt_text(smoothed_ctr(c[0], c[1], prior)));
-        row.push(opt_text(smoothed_cvr(c[1], c[4], prior)));
         Some(row)
     }
 
@@ -727,7 +740,7 @@ impl CaseRef {
         for e in at.all {
             m.entry(e.item).or_default()[bidx(e.beh)] += 1;
         }
-        m.iter().filter_map(|(item, c)| Self::rate_row(vec![item.to_string()], c, at.prior)).collect()
+        m.iter().filter_map(|(item, c)| Self::rate_row(vec![item.to_string()], c)).collect()
     }
 
     fn scene_category_rates(&self, at: &At) -> OutState {
@@ -737,7 +750,7 @@ impl CaseRef {
                 m.entry((e.scene.clone(), info.cat)).or_default()[bidx(e.beh)] += 1;
             }
         }
-        m.iter().filter_map(|((s, c), f)| Self::rate_row(vec![s.clone(), c.to_string()], f, at.prior)).collect()
+        m.iter().filter_map(|((s, c), f)| Self::rate_row(vec![s.clone(), c.to_string()], f)).collect()
     }
 
     // ---- scene_traffic -------------------------------------------------------------
@@ -1055,7 +1068,7 @@ impl Coverage {
 /// or after `before`.
 pub fn compare_case_outputs(r: &CaseRef, out: &Path, names: &[&str], before: u64) -> Result<Coverage, String> {
     let mut errors = Vec::new();
-    let mut want = [false; 11];
+    let mut want = [false; CASE_OUTPUTS.len()];
     let mut streams: Vec<(usize, Vec<Change>)> = Vec::new();
     for name in names {
         let o = output_index(name);

@@ -1331,6 +1331,13 @@ pub fn shopflow_bin() -> &'static str {
     env!("CARGO_BIN_EXE_shopflow")
 }
 
+/// `shopflow run --events EVENTS --catalog CATALOG --out OUT`, to add flags to.
+pub fn run_command(events: impl AsRef<std::ffi::OsStr>, catalog: &Path, out: &Path) -> Command {
+    let mut cmd = Command::new(shopflow_bin());
+    cmd.arg("run").arg("--events").arg(events).arg("--catalog").arg(catalog).arg("--out").arg(out);
+    cmd
+}
+
 pub fn run_shopflow(spec: &RunSpec, out: &Path, workers: usize) -> Output {
     let mut cmd = Command::new(shopflow_bin());
     cmd.arg("run");

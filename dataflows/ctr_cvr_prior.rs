@@ -1,0 +1,44 @@
+//! `ctr_cvr_prior` (case 1): the global prior of the smoothed CTR/CVR — one row.
+//!
+//! ```text
+//! platform.prior (global impressions, clicks, buys on hour boundaries) ─ map
+//! ```
+//!
+//! Contract (docs/cases-contract.md): at t, the impressions I, clicks C and buys B of
+//! all events up to the last whole hour ≤ t, with the global ctr = C/I and cvr = B/C
+//! (six decimals; empty when the denominator is 0); no row before the first hour
+//! boundary with such events. A reader smooths a counter row of `item_ctr_cvr` or
+//! `scene_category_ctr_cvr` (i impressions, c clicks, b buys) with it:
+//! ctr = (c + β·C/I) / (i + β), cvr = (b + β·B/C) / (c + β), β = 100, computed exactly
+//! as `rates::smoothed_ctr` / `rates::smoothed_cvr` do.
+
+use differential_dataflow::VecCollection;
+
+use crate::model::Time;
+use crate::platform::Platform;
+use crate::rates::{fixed6, Micro};
+use crate::sink::{Field, Schema};
+
+use super::{funnel_fields, Funnel};
+
+/// The global counters and their plain rates.
+pub type Prior = (Funnel, Option<Micro>, Option<Micro>);
+
+pub fn ctr_cvr_prior<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, Prior> {
+    p.prior().map(|g| {
+        let (i, c, b) = (g.impressions as i128, g.clicks as i128, g.buys as i128);
+        ((g.impressions, g.clicks, g.buys), fixed6(c, i), fixed6(b, c))
+    })
+}
+
+pub fn schema() -> Schema<Prior> {
+    Schema {
+        name: "ctr_cvr_prior",
+        columns: &["impressions", "clicks", "buys", "ctr", "cvr"],
+        fields: |(f, ctr, cvr)| {
+            let mut v = funnel_fields(f).to_vec();
+            v.extend([Field::Fixed(*ctr), Field::Fixed(*cvr)]);
+            v
+        },
+    }
+}
