@@ -10,6 +10,7 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 use crate::config_inputs::ConfigFiles;
 use crate::dataflows;
 use crate::generator::{self, GenConfig, GenFormat};
+use crate::manifest::OutDir;
 use crate::platform::{AdParams, Params};
 use crate::run::{self, Pace, RunConfig, RunReport};
 use crate::sink::SinkKind;
@@ -203,9 +204,31 @@ fn micro_units(s: &str) -> Result<i128, String> {
 
 /// `shopflow run`.
 pub fn run(args: RunArgs) -> Result<(), String> {
-    let mut cfg = run_config(&args)?;
+    let cfg = run_config(&args)?;
     let timely_cfg = timely_config(&args)?;
     std::fs::create_dir_all(&cfg.out_dir).map_err(|e| format!("cannot create {}: {e}", cfg.out_dir.display()))?;
+    // Process 0 writes the outputs: it holds the output directory for the run.
+    let out = match args.process {
+        0 => {
+            let inputs = cfg.sources.iter().map(|s| s.display()).collect();
+            Some(Arc::new(OutDir::claim(&cfg.out_dir, inputs, &cfg.outputs, cfg.sink)?))
+        }
+        _ => None,
+    };
+    let result = run_in(&args, cfg, timely_cfg, out.clone());
+    if let (Err(message), Some(out)) = (&result, &out) {
+        out.failed(message, true);
+    }
+    result
+}
+
+/// `shopflow run` once the output directory is held (by process 0: `out`).
+fn run_in(
+    args: &RunArgs,
+    mut cfg: RunConfig,
+    timely_cfg: timely::Config,
+    out: Option<Arc<OutDir>>,
+) -> Result<(), String> {
     // Pipes, FIFOs and standard input are copied to a spool file every worker reads.
     for (i, spec) in cfg.sources.iter_mut().enumerate() {
         if spool::needs_spool(&spec.path) {
@@ -219,15 +242,21 @@ pub fn run(args: RunArgs) -> Result<(), String> {
     let stop = cfg.stop.clone();
     let quiet = args.quiet;
     let mut first: Option<std::time::Instant> = None;
+    let handler_out = out.clone();
+    let abort = move |message: &str| {
+        eprintln!("shopflow: {message}");
+        if let Some(out) = &handler_out {
+            out.failed(message, false);
+        }
+        std::process::exit(130);
+    };
     ctrlc::set_handler(move || match first {
         // Still connecting to the other processes: nothing read, nothing to keep.
         _ if CONNECTING.load(Ordering::SeqCst) => {
-            eprintln!("shopflow: interrupted while waiting for the other processes of this run");
-            std::process::exit(130);
+            abort("interrupted while waiting for the other processes of this run")
         }
         Some(at) if at.elapsed() >= std::time::Duration::from_millis(500) => {
-            eprintln!("shopflow: interrupted again: aborting, outputs may be incomplete");
-            std::process::exit(130);
+            abort("interrupted again: aborting, outputs may be incomplete")
         }
         Some(_) => {}
         None => {
@@ -240,9 +269,10 @@ pub fn run(args: RunArgs) -> Result<(), String> {
     })
     .map_err(|e| format!("cannot install the Ctrl-C handler: {e}"))?;
     if args.processes > 1 {
-        exit_when_a_peer_is_lost();
+        exit_when_a_peer_is_lost(out.clone());
     }
     let worker_cfg = cfg.clone();
+    let worker_out = out.clone();
     let (builders, others) = connect(timely_cfg.communication, args.quiet)?;
     let guards = timely::execute::execute_from(builders, others, timely_cfg.worker, move |worker| {
         match run::worker(worker, &worker_cfg) {
@@ -253,6 +283,9 @@ pub fn run(args: RunArgs) -> Result<(), String> {
                 static REPORTED: AtomicBool = AtomicBool::new(false);
                 if !REPORTED.swap(true, Ordering::SeqCst) {
                     eprintln!("shopflow: error: {message}");
+                    if let Some(out) = &worker_out {
+                        out.failed(&message, true);
+                    }
                     std::process::exit(2);
                 }
                 loop {
@@ -270,14 +303,25 @@ pub fn run(args: RunArgs) -> Result<(), String> {
     for spool in cfg.sources.iter().filter_map(|s| s.spool.as_ref()) {
         let _ = std::fs::remove_file(&spool.path);
     }
-    if let (Some(report), false) = (report, args.quiet) {
-        eprint!("{}", summary(&cfg, &report));
+    if let (Some(report), false) = (&report, args.quiet) {
+        eprint!("{}", summary(&cfg, report));
     }
     // A source that broke mid-run (a followed file rewritten): the complete epochs are
     // written, and the run fails.
     if let Some(message) = cfg.failure.lock().unwrap_or_else(|p| p.into_inner()).clone() {
         eprintln!("shopflow: error: {message}");
+        if let Some(out) = &out {
+            out.failed(&message, false);
+        }
         std::process::exit(1);
+    }
+    if let (Some(out), Some(report)) = (&out, &report) {
+        let rows = report.written.iter().map(|(name, log)| (name.to_string(), log.rows)).collect();
+        if let Err(e) = out.finished(rows, report.stopped_at) {
+            // The outputs are complete: keep them, but say the manifest could not.
+            eprintln!("shopflow: error: {e}");
+            std::process::exit(2);
+        }
     }
     Ok(())
 }
@@ -329,7 +373,7 @@ fn connect(
 /// peer, and its outputs are recomputed from the start by the same command (every
 /// output file is rewritten from scratch, so nothing is lost or doubled). Other panics
 /// (bugs) keep the default report.
-fn exit_when_a_peer_is_lost() {
+fn exit_when_a_peer_is_lost(out: Option<Arc<OutDir>>) {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         let message = info
@@ -354,10 +398,14 @@ fn exit_when_a_peer_is_lost() {
         static REPORTED: AtomicBool = AtomicBool::new(false);
         if !REPORTED.swap(true, Ordering::SeqCst) {
             let cause = message.strip_prefix("timely communication error: ").unwrap_or("it broke off mid-message");
-            eprintln!(
-                "shopflow: error: lost the connection to another process of this run ({cause}); \
+            let message = format!(
+                "lost the connection to another process of this run ({cause}); \
                  stopping: start every process again with the same command to rewrite the outputs"
             );
+            eprintln!("shopflow: error: {message}");
+            if let Some(out) = &out {
+                out.failed(&message, false);
+            }
         }
         std::process::exit(1);
     }));

@@ -93,9 +93,25 @@ fn run_ub(events: &Path, out: &Path, extra: &[&str]) -> Output {
     run_ok(&args)
 }
 
-fn assert_same_dirs(a: &Path, b: &Path) {
-    let mut names: Vec<_> = fs::read_dir(a).unwrap().map(|e| e.unwrap().file_name()).collect();
+/// The files of an output directory a run wrote, without its lock and manifest (they
+/// name the run: its pid, arguments and times).
+fn written_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n != ".lock" && n != "MANIFEST.json")
+        .collect();
     names.sort();
+    names
+}
+
+fn manifest(dir: &Path) -> serde_json::Value {
+    let text = fs::read_to_string(dir.join("MANIFEST.json")).expect("MANIFEST.json");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("MANIFEST.json: {e}: {text}"))
+}
+
+fn assert_same_dirs(a: &Path, b: &Path) {
+    let names = written_files(a);
     assert!(names.len() >= 9, "outputs and rejected.csv in {a:?}");
     for name in names {
         let x = fs::read(a.join(&name)).unwrap();
@@ -208,6 +224,65 @@ fn strict_stops_at_the_first_bad_row() {
     assert_clean_failure(&o, "events.csv:3: behavior: unknown `oops`");
 }
 
+/// `--strict` failing on a bad row leaves no empty, header-less output files behind:
+/// only the manifest (saying why) and the lock.
+#[test]
+fn strict_failure_removes_the_outputs_it_created() {
+    let dir = scratch("strict-clean");
+    let events = write(&dir, "events.csv", &[EVENTS_HEADER, "1000,1,10,search,click,0,0", "1000,1,10,search,oops,0,0"]);
+    let out = dir.join("out");
+    for sink in ["csv", "jsonl"] {
+        let o = shopflow(&[
+            "run",
+            "--events",
+            events.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--strict",
+            "--sink",
+            sink,
+        ]);
+        assert_clean_failure(&o, "behavior: unknown `oops`");
+        assert_eq!(written_files(&out), Vec::<String>::new(), "--sink {sink}");
+        let m = manifest(&out);
+        assert_eq!(m["status"], "failed", "{m}");
+        assert!(m["message"].as_str().unwrap().contains("behavior: unknown `oops` (--strict)"), "{m}");
+    }
+}
+
+/// The output directory: stale files of outputs not written and an old rejected.csv are
+/// removed (other files stay); the manifest names the run and, at its end, says
+/// `complete` with the rows written per output.
+#[test]
+fn a_run_owns_its_output_directory_and_describes_it_in_a_manifest() {
+    let dir = scratch("manifest");
+    let (events, catalog) = small_dataset(&dir);
+    let (events, catalog) = (events.to_str().unwrap(), catalog.to_str().unwrap());
+    let out = dir.join("out");
+    run_on(events, catalog, &out, &["-q"]);
+    fs::write(out.join("item_stats.jsonl"), "{}\n").unwrap();
+    fs::write(out.join("rejected.csv"), "file,line,reason,raw\nold,1,stale,\n").unwrap();
+    fs::write(out.join("notes.txt"), "mine\n").unwrap();
+    run_on(events, catalog, &out, &["--outputs", "untagged,item_stats", "-q"]);
+    assert_eq!(written_files(&out), ["item_stats.csv", "notes.txt", "rejected.csv", "untagged.csv"]);
+    assert_eq!(fs::read_to_string(out.join("rejected.csv")).unwrap(), "file,line,reason,raw\n");
+    let m = manifest(&out);
+    assert_eq!(m["status"], "complete", "{m}");
+    assert_eq!(m["outputs"], serde_json::json!(["item_stats", "untagged"]));
+    assert_eq!(m["files"], serde_json::json!(["item_stats.csv", "untagged.csv", "rejected.csv"]));
+    assert_eq!(m["sink"], "csv");
+    assert_eq!(m["inputs"], serde_json::json!([events, catalog]));
+    assert!(m["argv"].as_array().unwrap().iter().any(|a| a == "untagged,item_stats"), "{m}");
+    for name in ["item_stats", "untagged"] {
+        let lines = fs::read_to_string(out.join(format!("{name}.csv"))).unwrap().lines().count() as u64;
+        assert_eq!(m["rows"][name].as_u64(), Some(lines - 1), "{name}: {m}");
+    }
+    let (started, ended) = (m["started_ms"].as_u64().unwrap(), m["ended_ms"].as_u64().unwrap());
+    assert!(started <= ended && ended - started < 60_000, "{m}");
+    assert_eq!(m["started"].as_str().unwrap().len(), "2026-12-01 00:00:00".len(), "{m}");
+    assert!(m.get("cutoff_ms").is_none() && m.get("message").is_none(), "{m}");
+}
+
 #[test]
 fn missing_files_bad_headers_and_bad_flags_are_one_line_errors() {
     let dir = scratch("errors");
@@ -243,10 +318,7 @@ fn outputs_flag_selects_and_sinks_agree() {
     let (events, catalog) = (events.to_str().unwrap(), catalog.to_str().unwrap());
     let csv_out = dir.join("csv");
     run_on(events, catalog, &csv_out, &["--outputs", "item_stats,untagged"]);
-    let mut names: Vec<String> =
-        fs::read_dir(&csv_out).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
-    names.sort();
-    assert_eq!(names, ["item_stats.csv", "rejected.csv", "untagged.csv"]);
+    assert_eq!(written_files(&csv_out), ["item_stats.csv", "rejected.csv", "untagged.csv"]);
 
     let json_out = dir.join("json");
     run_on(events, catalog, &json_out, &["--outputs", "item_stats", "--sink", "jsonl"]);

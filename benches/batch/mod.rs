@@ -48,7 +48,7 @@ pub fn platform(rows: &[(Event, CategoryId)]) -> usize {
     let mut scene_users: FxHashMap<(Scene, u64), bool> = FxHashMap::default();
     let mut user: FxHashMap<u64, Stats> = FxHashMap::default();
     let mut user_cat: FxHashMap<(u64, CategoryId), i64> = FxHashMap::default();
-    let mut cat_item: FxHashMap<(CategoryId, ItemId), (i64, i64)> = FxHashMap::default();
+    let mut cat_item: FxHashMap<(CategoryId, ItemId), (i64, i128)> = FxHashMap::default();
     let mut hourly: FxHashMap<(u64, Scene), Stats> = FxHashMap::default();
     for (e, _) in rows {
         let s = Stats::of(e);
@@ -84,7 +84,7 @@ pub fn platform(rows: &[(Event, CategoryId)]) -> usize {
         s.buyers += b as i64;
     }
     // Top 10 items per category by (buys, gmv), top 3 categories per user by score.
-    let mut by_cat: FxHashMap<CategoryId, Vec<(i64, i64, ItemId)>> = FxHashMap::default();
+    let mut by_cat: FxHashMap<CategoryId, Vec<(i64, i128, ItemId)>> = FxHashMap::default();
     for (&(c, i), &(b, g)) in &cat_item {
         if b > 0 {
             by_cat.entry(c).or_default().push((b, g, i));
