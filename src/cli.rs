@@ -458,6 +458,7 @@ fn run_config(args: &RunArgs) -> Result<RunConfig, String> {
     Ok(RunConfig {
         arranged: Default::default(),
         process: args.process,
+        processes: args.processes,
         settings: settings(args, &sources, &config, &outputs),
         sources,
         out_dir: args.out.clone(),
@@ -626,9 +627,13 @@ pub fn summary(cfg: &RunConfig, r: &RunReport) -> String {
         .take(3)
         .map(|(name, n, _)| format!("{} {n}", name.trim_start_matches("Arrange: ")))
         .collect();
+    let peak = match cfg.processes {
+        1 => String::new(),
+        n => format!(" (the sum of the {n} processes' peaks)"),
+    };
     let _ = writeln!(
         s,
-        "  arranged state at end of input: {} updates in {} arrangements, {:.1} MiB as (key, value, time, diff) updates; peak {} updates; largest: {}",
+        "  arranged state at end of input: {} updates in {} arrangements, {:.1} MiB as (key, value, time, diff) updates; peak {} updates{peak}; largest: {}",
         a.updates,
         a.arrangements.len(),
         a.bytes as f64 / (1 << 20) as f64,

@@ -103,6 +103,8 @@ pub struct RunConfig {
     pub arranged: ArrangedState,
     /// This process's index (`-p`).
     pub process: u64,
+    /// The number of processes of the run (`-n`).
+    pub processes: u64,
     /// The settings that decide the results, as `(flag, value)`: every process of a
     /// run must have the same (checked at start).
     pub settings: Vec<(String, String)>,
@@ -137,8 +139,8 @@ pub struct RunReport {
     /// Reading stopped early (a stop request): outputs hold every time below this
     /// cut-off and nothing at or after it.
     pub stopped_at: Option<Time>,
-    /// Arranged state of this process when the input ended (every epoch before the
-    /// last one processed), and its peak.
+    /// Arranged state of every process when the input ended (every epoch before the
+    /// last one processed), and the sum of their peaks.
     pub arranged: StateReport,
 }
 
@@ -205,7 +207,10 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
 
     // End of reading: tell every worker where this one stopped (or that it read all).
     coord.send(Control::Ended { worker: index as u64, stopped_at });
-    if index != 0 {
+    // The first worker of each other process sends its process's arranged state at the
+    // end of the input to worker 0 (over the control input, so it stays open until then).
+    let leader = index != 0 && index % (peers / cfg.processes.max(1) as usize).max(1) == 0;
+    if index != 0 && !leader {
         coord.close();
     }
     if stopped_at.is_some() {
@@ -233,10 +238,14 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
         }
         Some(_) => frontier,
     };
-    if index == 0 {
+    if index == 0 || leader {
         worker.step_or_park_while(Some(LIVE_STEP), || probe.less_than(&processed));
     }
-    let arranged = cfg.arranged.report();
+    let mut arranged = cfg.arranged.report();
+    if leader {
+        coord.send(Control::Arranged { process: cfg.process, report: arranged.clone() });
+        coord.close();
+    }
     inputs.close();
 
     if index != 0 {
@@ -248,8 +257,13 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
             coord.decide(&sinks);
         }
         progress.tick(events_read, frontier, &probe);
-        sinks.finished.get() < sinks.attached.get() || coord.handle.is_some()
+        sinks.finished.get() < sinks.attached.get()
+            || coord.handle.is_some()
+            || coord.arranged_elsewhere().len() + 1 < cfg.processes as usize
     });
+    for other in coord.arranged_elsewhere() {
+        arranged.add(&other);
+    }
     progress.finish();
     if let Some(e) = sinks.error.borrow().clone() {
         return Err(RunError(e));
@@ -325,6 +339,9 @@ enum Control {
     Ended { worker: u64, stopped_at: Option<Time> },
     /// Worker 0 has set the sinks' cut-off: stopped workers may close their inputs.
     Close { cutoff: Time },
+    /// The first worker of process `process` (not 0): its process's arranged state at
+    /// the end of the input, for the run summary's totals.
+    Arranged { process: u64, report: StateReport },
 }
 
 /// One worker's view of the stop protocol.
@@ -402,6 +419,14 @@ impl Coordination {
             }
         }
         seen.iter().all(|&s| s).then_some(cutoff)
+    }
+
+    /// The arranged state reports of the other processes received so far.
+    fn arranged_elsewhere(&self) -> Vec<StateReport> {
+        let log = self.log.borrow();
+        log.iter()
+            .filter_map(|c| if let Control::Arranged { report, .. } = c { Some(report.clone()) } else { None })
+            .collect()
     }
 
     fn closed(&self) -> bool {

@@ -445,6 +445,39 @@ fn workers_and_processes_give_identical_files() {
     }
 }
 
+/// The run summary's arranged state without its peak (peaks add up over processes,
+/// which need not peak at the same moment).
+fn arranged_totals(o: &Output) -> String {
+    let err = stderr(o);
+    let line = err.lines().find(|l| l.contains("arranged state at end of input:")).unwrap_or_else(|| panic!("{err}"));
+    let (totals, rest) = line.split_once("; peak").unwrap();
+    format!("{totals}; largest{}", rest.split_once("; largest").unwrap().1)
+}
+
+/// With two processes the summary's arranged state is the total of both, as with two
+/// worker threads in one process.
+#[test]
+fn two_processes_report_the_arranged_state_of_both() {
+    let dir = scratch("arranged-n2");
+    let (events, catalog) = small_dataset(&dir);
+    let (events, catalog) = (events.to_str().unwrap(), catalog.to_str().unwrap());
+    let one = run_on(events, catalog, &dir.join("w2"), &["-w", "2"]);
+    let hostfile = dir.join("hosts");
+    fs::write(&hostfile, format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port())).unwrap();
+    let out = dir.join("n2");
+    let args = |p: &'static str| {
+        let h = hostfile.to_str().unwrap();
+        ["run", "--events", events, "--catalog", catalog, "--out", out.to_str().unwrap(), "-n", "2", "-p", p, "-h", h]
+            .map(String::from)
+    };
+    let p1 = Command::new(BIN).args(args("1")).arg("-q").spawn().unwrap();
+    let p0 = Command::new(BIN).args(args("0")).output().unwrap();
+    assert!(p1.wait_with_output().unwrap().status.success());
+    assert_eq!(p0.status.code(), Some(0), "{}", stderr(&p0));
+    assert_eq!(arranged_totals(&p0), arranged_totals(&one));
+    assert!(stderr(&p0).contains("(the sum of the 2 processes' peaks)"), "{}", stderr(&p0));
+}
+
 /// The number after `word` in `text` ("… 37 bad rows …" → 37 for "bad rows").
 fn count_before(text: &str, word: &str) -> u64 {
     let at = text.find(word).unwrap_or_else(|| panic!("{word:?} in {text}"));
