@@ -30,6 +30,10 @@ pub enum Command {
     Run(RunArgs),
     /// Generate a realistic marketplace dataset (events and catalog changes).
     Gen(GenArgs),
+    /// Sort an events file by timestamp in bounded memory (the public UserBehavior.csv is
+    /// grouped by user): stable, a native file's header first, lines without a numeric
+    /// timestamp last.
+    Sort(SortArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -177,6 +181,56 @@ pub struct GenArgs {
     /// Fraction of events written out of order.
     #[arg(long)]
     pub late_fraction: Option<f64>,
+}
+
+#[derive(Args, Debug)]
+pub struct SortArgs {
+    /// Format of the file.
+    #[arg(long, value_enum, default_value = "native")]
+    pub format: FormatArg,
+    /// The file to sort (`-`: standard input).
+    #[arg(long = "in", value_name = "FILE")]
+    pub input: PathBuf,
+    /// The sorted file (written beside its place, then renamed; may be the input).
+    #[arg(long = "out", value_name = "FILE")]
+    pub output: PathBuf,
+    /// Memory for lines in MiB; a larger input is sorted in runs (temporary files beside
+    /// the output), then merged.
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    pub memory_mb: u64,
+    /// No progress bar and no summary line.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+/// `shopflow sort`.
+pub fn sort(args: SortArgs) -> Result<(), String> {
+    let started = std::time::Instant::now();
+    let cfg = crate::sort::SortConfig {
+        kind: SourceKind::Events(match args.format {
+            FormatArg::Native => Format::Native,
+            FormatArg::Userbehavior => Format::UserBehavior,
+        }),
+        input: args.input,
+        output: args.output,
+        memory_bytes: (args.memory_mb << 20) as usize,
+        progress: !args.quiet,
+    };
+    let report = crate::sort::sort(&cfg)?;
+    if !args.quiet {
+        eprintln!(
+            "shopflow sort: {} lines ({} without a timestamp, placed last), {} in {:.2} s -> {}",
+            report.lines,
+            report.untimed,
+            match report.runs {
+                0 => "sorted in memory".to_string(),
+                n => format!("{n} sorted runs merged"),
+            },
+            started.elapsed().as_secs_f64(),
+            cfg.output.display()
+        );
+    }
+    Ok(())
 }
 
 /// A positive, finite number (`--rate`, `--speed`).

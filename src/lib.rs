@@ -26,6 +26,7 @@ pub mod rates;
 pub mod rules;
 pub mod run;
 pub mod sink;
+pub mod sort;
 pub mod source;
 pub mod spool;
 pub mod stats;

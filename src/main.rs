@@ -37,6 +37,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => shopflow::cli::run(args),
         Command::Gen(args) => shopflow::cli::gen(args),
+        Command::Sort(args) => shopflow::cli::sort(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -56,7 +56,7 @@ pub enum SourceKind {
 }
 
 impl SourceKind {
-    fn header(self) -> Option<&'static str> {
+    pub fn header(self) -> Option<&'static str> {
         match self {
             SourceKind::Events(Format::Native) => Some(NATIVE_HEADER),
             SourceKind::Events(Format::UserBehavior) => None,
@@ -507,7 +507,7 @@ pub fn epoch_of(ts: u64, epoch_ms: u64) -> Time {
 
 /// The timestamp (ms) of a line, if its timestamp field is present and numeric;
 /// used for the watermark even when the row is otherwise malformed.
-fn timestamp_field(line: &[u8], kind: SourceKind) -> Option<u64> {
+pub fn timestamp_field(line: &[u8], kind: SourceKind) -> Option<u64> {
     let field = line.split(|&b| b == b',').nth(kind.ts_field())?;
     let v = parse_u64(field).ok()?;
     match kind {

@@ -478,6 +478,76 @@ fn two_processes_report_the_arranged_state_of_both() {
     assert!(stderr(&p0).contains("(the sum of the 2 processes' peaks)"), "{}", stderr(&p0));
 }
 
+/// The "late" column of the summary's row for `file`.
+fn late_rows(o: &Output, file: &Path) -> u64 {
+    let err = stderr(o);
+    let row =
+        err.lines().find(|l| l.trim_start().starts_with(file.to_str().unwrap())).unwrap_or_else(|| panic!("{err}"));
+    row.split_whitespace().nth(4).unwrap().parse().unwrap()
+}
+
+/// `shopflow sort`: a UserBehavior file grouped by user (as the public one is) comes out
+/// in timestamp order, stable, rows without a timestamp last, in bounded memory (several
+/// runs); read sorted, no row is late. A native file keeps its header first.
+#[test]
+fn sort_orders_a_file_grouped_by_user() {
+    let dir = scratch("sort");
+    // 60 users, each with their rows in time order; 60,000 rows (about 1.7 MB: more
+    // than --memory-mb 1); timestamps repeat (ties).
+    let mut lines: Vec<String> = Vec::new();
+    for user in 0..60u64 {
+        for i in 0..1000u64 {
+            let ts = 1_511_539_200 + i * 60 + (user * 7919 + i) % 45;
+            lines.push(format!("{user},{},{},pv,{ts}", 1000 + (user * 31 + i) % 500, (user + i) % 9));
+        }
+    }
+    lines.insert(30_000, "7,8,9,pv,soon".to_string());
+    let grouped = write(&dir, "grouped.csv", &lines.iter().map(String::as_str).collect::<Vec<_>>());
+    let sorted = dir.join("sorted.csv");
+    let o = shopflow(&[
+        "sort",
+        "--format",
+        "userbehavior",
+        "--in",
+        grouped.to_str().unwrap(),
+        "--out",
+        sorted.to_str().unwrap(),
+        "--memory-mb",
+        "1",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("60001 lines (1 without a timestamp, placed last), 2 sorted runs merged"),
+        "{}",
+        stderr(&o)
+    );
+    let ts = |l: &String| l.rsplit(',').next().unwrap().parse::<u64>().unwrap_or(u64::MAX);
+    let mut expected = lines.clone();
+    expected.sort_by_key(ts);
+    assert_eq!(fs::read_to_string(&sorted).unwrap(), expected.iter().map(|l| format!("{l}\n")).collect::<String>());
+    assert_eq!(fs::read_dir(&dir).unwrap().count(), 2, "temporary files are removed");
+    assert!(late_rows(&run_ub(&grouped, &dir.join("o1"), &["--outputs", "item_stats"]), &grouped) > 50_000);
+    assert_eq!(late_rows(&run_ub(&sorted, &dir.join("o2"), &["--outputs", "item_stats"]), &sorted), 0);
+
+    let native = write(
+        &dir,
+        "native.csv",
+        &[EVENTS_HEADER, "3000,1,2,s,click,0,0", "1000,1,2,s,click,0,0", "2000,2,2,s,click,0,0"],
+    );
+    let o = shopflow(&["sort", "--in", native.to_str().unwrap(), "--out", native.to_str().unwrap(), "-q"]);
+    assert_eq!((o.status.code(), stderr(&o).as_str()), (Some(0), ""));
+    assert_eq!(
+        fs::read_to_string(&native).unwrap(),
+        format!("{EVENTS_HEADER}\n1000,1,2,s,click,0,0\n2000,2,2,s,click,0,0\n3000,1,2,s,click,0,0\n")
+    );
+    let out = dir.join("x.csv");
+    assert_clean_failure(
+        &shopflow(&["sort", "--in", grouped.to_str().unwrap(), "--out", out.to_str().unwrap()]),
+        "first line must be the header",
+    );
+    assert!(!out.exists());
+}
+
 /// The number after `word` in `text` ("… 37 bad rows …" → 37 for "bad rows").
 fn count_before(text: &str, word: &str) -> u64 {
     let at = text.find(word).unwrap_or_else(|| panic!("{word:?} in {text}"));
