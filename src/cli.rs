@@ -14,7 +14,7 @@ use crate::manifest::OutDir;
 use crate::platform::{AdParams, Params};
 use crate::run::{self, Pace, RunConfig, RunReport};
 use crate::sink::SinkKind;
-use crate::source::{self, Format, SourceKind, SourceSpec};
+use crate::source::{self, Format, SourceKind, SourceSpec, TsChecks};
 use crate::spool::{self, Spool};
 
 #[derive(Parser, Debug)]
@@ -99,6 +99,18 @@ pub struct RunArgs {
     /// ads_curated: size of the ad set.
     #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub ad_set_size: u64,
+    /// Reject rows (of the events and catalog files) with a timestamp before MS (ms since
+    /// the Unix epoch; UserBehavior seconds × 1000): they go to rejected.csv and do not
+    /// move the watermark. Default: none.
+    #[arg(long, value_name = "MS")]
+    pub min_ts: Option<u64>,
+    /// Reject rows with a timestamp after MS (as --min-ts). Default: none.
+    #[arg(long, value_name = "MS")]
+    pub max_ts: Option<u64>,
+    /// Warn (once per file, with the line) when one row moves the watermark forward by
+    /// more than MS at once.
+    #[arg(long, value_name = "MS", default_value_t = source::DEFAULT_JUMP_WARN_MS)]
+    pub jump_warn_ms: u64,
     /// Stop at the first malformed row (exit code 2) instead of rejecting it and going on.
     #[arg(long)]
     pub strict: bool,
@@ -488,6 +500,17 @@ fn run_config(args: &RunArgs) -> Result<RunConfig, String> {
     let mut sources: Vec<SourceSpec> =
         events.into_iter().map(|path| SourceSpec::new(path, SourceKind::Events(format))).collect();
     sources.extend(catalog.map(|path| SourceSpec::new(path, SourceKind::Catalog)));
+    let checks = TsChecks {
+        min_ms: args.min_ts.unwrap_or(0),
+        max_ms: args.max_ts.unwrap_or(u64::MAX),
+        jump_warn_ms: args.jump_warn_ms,
+    };
+    if checks.min_ms > checks.max_ms {
+        return Err(format!("--min-ts {} is after --max-ts {}", checks.min_ms, checks.max_ms));
+    }
+    for spec in &mut sources {
+        spec.checks = checks;
+    }
     for spec in &sources {
         source::check(spec, args.follow)?;
     }
@@ -556,6 +579,8 @@ fn settings(args: &RunArgs, sources: &[SourceSpec], config: &ConfigFiles, output
         ("input files", kinds.join(" ")),
         ("--epoch-ms", args.epoch_ms.to_string()),
         ("--lateness-ms", args.lateness_ms.to_string()),
+        ("--min-ts", format!("{:?}", args.min_ts)),
+        ("--max-ts", format!("{:?}", args.max_ts)),
         ("--outputs", outputs.join(",")),
         ("--sink", format!("{:?}", args.sink).to_lowercase()),
         ("--rules", format!("{} rule(s), digest {:016x}", config.rules.len(), fnv1a(rules.as_bytes()))),

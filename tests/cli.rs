@@ -548,6 +548,61 @@ fn sort_orders_a_file_grouped_by_user() {
     assert!(!out.exists());
 }
 
+/// `--min-ts`/`--max-ts`: rows outside go to rejected.csv with the reason and do not move
+/// the watermark (a malformed row's timestamp still does); the same with several workers.
+/// Without them, a row far ahead makes the later rows late, with one warning naming its line.
+#[test]
+fn timestamps_outside_the_window_are_rejected_and_leave_the_watermark_alone() {
+    let dir = scratch("ts-window");
+    let mut lines = vec![EVENTS_HEADER.to_string()];
+    for i in 0..3000u64 {
+        lines.push(format!("{},{},{},s,click,0,0", 1_700_000_000_000 + i * 1000, i % 7, i % 11));
+        match i {
+            100 => lines.push("32503680000000,1,2,s,click,0,0".into()), // the year 3000
+            200 => lines.push("1700000100,1,2,s,click,0,0".into()),     // seconds, not ms
+            300 => lines.push("18446744073709551615,1,2,s,click,0,0".into()),
+            _ => {}
+        }
+    }
+    let events = write(&dir, "events.csv", &lines.iter().map(String::as_str).collect::<Vec<_>>());
+    let e = events.to_str().unwrap();
+    let window = ["--min-ts", "1600000000000", "--max-ts", "4102444799999", "--outputs", "item_stats,user_stats"];
+    let run = |out: &str, extra: &[&str]| {
+        let out = dir.join(out);
+        let args = [&["run", "--events", e, "--out", out.to_str().unwrap()][..], &window, extra].concat();
+        run_ok(&args)
+    };
+    let o = run("w1", &[]);
+    assert_eq!(late_rows(&o, &events), 0, "{}", stderr(&o));
+    assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
+    let rejected = fs::read_to_string(dir.join("w1/rejected.csv")).unwrap();
+    for (line, ts) in [(103, "32503680000000"), (204, "1700000100"), (305, "18446744073709551615")] {
+        let reason =
+            format!("{e},{line},ts_ms: outside --min-ts/--max-ts ({ts} not in 1600000000000..=4102444799999),");
+        assert!(rejected.contains(&reason), "{reason} in {rejected}");
+    }
+    assert_eq!(rejected.lines().count(), 4, "{rejected}");
+    run("w3", &["-w", "3", "--batch-lines", "100"]);
+    for f in ["item_stats.csv", "user_stats.csv", "rejected.csv"] {
+        assert!(fs::read(dir.join("w1").join(f)).unwrap() == fs::read(dir.join("w3").join(f)).unwrap(), "{f}");
+    }
+
+    // No window: the row of the year 3000 moves the watermark; every later row is late.
+    let o = run_ok(&["run", "--events", e, "--out", dir.join("open").to_str().unwrap(), "--outputs", "item_stats"]);
+    let err = stderr(&o);
+    assert!(late_rows(&o, &events) > 2800, "{err}");
+    let warnings: Vec<&str> = err.lines().filter(|l| l.contains("warning")).collect();
+    assert_eq!(warnings.len(), 1, "{err}");
+    assert!(warnings[0].contains("events.csv:103: timestamp 32503680000000 (3000-01-01 00:00:00 UTC)"), "{err}");
+    let quiet = ["--jump-warn-ms", "18446744073709551615", "-q"];
+    let o = run_ok(&[&["run", "--events", e, "--out", dir.join("q").to_str().unwrap()][..], &quiet].concat());
+    assert_eq!(stderr(&o), "");
+    assert_clean_failure(
+        &shopflow(&["run", "--events", e, "--min-ts", "5", "--max-ts", "4"]),
+        "--min-ts 5 is after --max-ts 4",
+    );
+}
+
 /// The number after `word` in `text` ("… 37 bad rows …" → 37 for "bad rows").
 fn count_before(text: &str, word: &str) -> u64 {
     let at = text.find(word).unwrap_or_else(|| panic!("{word:?} in {text}"));
