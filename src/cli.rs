@@ -94,7 +94,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub ad_min_impressions: u64,
     /// ads_curated: minimum smoothed pCTR (a decimal with at most 6 decimals).
-    #[arg(long, value_name = "X", default_value = "0.01", value_parser = micro_units)]
+    #[arg(long, value_name = "X", default_value = "0.01", value_parser = probability, allow_negative_numbers = true)]
     pub ad_min_pctr: i128,
     /// ads_curated: size of the ad set.
     #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
@@ -119,11 +119,11 @@ pub struct RunArgs {
     pub batch_lines: u64,
     /// Pace the input at N event rows per second of wall-clock time (lines of the events
     /// files, all workers together). Default: as fast as possible.
-    #[arg(long, value_name = "N", value_parser = positive_f64, conflicts_with = "speed")]
+    #[arg(long, value_name = "N", value_parser = positive_f64, conflicts_with = "speed", allow_negative_numbers = true)]
     pub rate: Option<f64>,
     /// Replay event time X times faster than real time (1440: a day per minute): a line
     /// with timestamp ts is read no sooner than (ts - first ts) / X after the start.
-    #[arg(long, value_name = "X", value_parser = positive_f64)]
+    #[arg(long, value_name = "X", value_parser = positive_f64, allow_negative_numbers = true)]
     pub speed: Option<f64>,
     /// Keep reading the events files as they grow, like `tail -f` (a line counts once
     /// its newline is written); the run ends on Ctrl-C or SIGTERM. The catalog file is
@@ -249,13 +249,13 @@ pub fn sort(args: SortArgs) -> Result<(), String> {
 fn positive_f64(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
-        _ => Err(format!("`{s}` is not a positive number")),
+        _ => Err(format!("must be a positive number, got `{s}`")),
     }
 }
 
-/// A non-negative decimal with at most 6 decimals, in micro-units (`--ad-min-pctr`).
-fn micro_units(s: &str) -> Result<i128, String> {
-    let bad = || format!("`{s}` is not a non-negative decimal with at most 6 decimals");
+/// A decimal from 0 to 1 with at most 6 decimals, in micro-units (`--ad-min-pctr`).
+fn probability(s: &str) -> Result<i128, String> {
+    let bad = || format!("must be a non-negative decimal of at most 1 with at most 6 decimals, got `{s}`");
     let (int, frac) = s.split_once('.').unwrap_or((s, ""));
     if int.is_empty() && frac.is_empty()
         || frac.len() > 6
@@ -265,7 +265,7 @@ fn micro_units(s: &str) -> Result<i128, String> {
     }
     let int: i128 = if int.is_empty() { 0 } else { int.parse().map_err(|_| bad())? };
     let frac: i128 = if frac.is_empty() { 0 } else { format!("{frac:0<6}").parse().map_err(|_| bad())? };
-    int.checked_mul(1_000_000).and_then(|i| i.checked_add(frac)).filter(|v| *v < 1 << 100).ok_or_else(bad)
+    int.checked_mul(1_000_000).and_then(|i| i.checked_add(frac)).filter(|v| *v <= 1_000_000).ok_or_else(bad)
 }
 
 /// `shopflow run`.
@@ -371,6 +371,11 @@ fn run_in(
     }
     if let (Some(report), false) = (&report, args.quiet) {
         eprint!("{}", summary(&cfg, report));
+    }
+    if report.is_some() {
+        for w in &cfg.warnings {
+            eprintln!("shopflow: warning: {w}");
+        }
     }
     // A source that broke mid-run (a followed file rewritten): the complete epochs are
     // written, and the run fails.
@@ -497,6 +502,7 @@ fn run_config(args: &RunArgs) -> Result<RunConfig, String> {
     if format == Format::UserBehavior && catalog.is_some() {
         return Err("--catalog is for the native format; UserBehavior rows carry their own category".into());
     }
+
     let mut sources: Vec<SourceSpec> =
         events.into_iter().map(|path| SourceSpec::new(path, SourceKind::Events(format))).collect();
     sources.extend(catalog.map(|path| SourceSpec::new(path, SourceKind::Catalog)));
@@ -532,9 +538,20 @@ fn run_config(args: &RunArgs) -> Result<RunConfig, String> {
     }
     outputs.sort_by_key(|o| dataflows::ALL.iter().position(|a| a == o));
     outputs.dedup();
+    let need_catalog: Vec<&str> =
+        outputs.iter().map(String::as_str).filter(|o| dataflows::NEED_CATALOG.contains(o)).collect();
+    let mut warnings = Vec::new();
+    if format == Format::Native && !sources.iter().any(|s| s.kind == SourceKind::Catalog) && !need_catalog.is_empty() {
+        warnings.push(format!(
+            "--events without --catalog: no item has a catalog row (category, online, ad), so {} are empty \
+             (untagged counts the events)",
+            need_catalog.join(", ")
+        ));
+    }
     Ok(RunConfig {
         arranged: Default::default(),
         process: args.process,
+        warnings,
         processes: args.processes,
         settings: settings(args, &sources, &config, &outputs),
         sources,

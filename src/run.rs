@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
@@ -35,7 +35,7 @@ use crate::arranged::{ArrangedState, StateReport};
 use crate::config_inputs::{ConfigFiles, ConfigInputs};
 use crate::dataflows;
 use crate::latency::LatencyLog;
-use crate::model::{CatalogRow, ItemId, Time};
+use crate::model::{CatalogRow, ItemId, Scene, Time};
 use crate::platform::{self, InputHandles, Params, Tally};
 use crate::sink::{OutputLog, SinkKind, Sinks};
 use crate::source::{Line, Rejected, Row, SourceError, SourceReader, SourceSpec};
@@ -103,6 +103,8 @@ pub struct RunConfig {
     pub arranged: ArrangedState,
     /// This process's index (`-p`).
     pub process: u64,
+    /// Said on stderr at the end of a run that did not fail (process 0).
+    pub warnings: Vec<String>,
     /// The number of processes of the run (`-n`).
     pub processes: u64,
     /// The settings that decide the results, as `(flag, value)`: every process of a
@@ -287,6 +289,21 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
         match *tally {
             Tally::Valid(f) => files[f as usize].valid += *n as u64,
             Tally::Late(f) => files[f as usize].late += *n as u64,
+            Tally::Scene(_) => {}
+        }
+    }
+    // Rules for scenes no event was read in: their recall outputs stay empty.
+    if let (Some(config), Some(path)) = (&config, &cfg.config.rules_path) {
+        let seen: FxHashSet<Scene> =
+            tallies.borrow().iter().filter_map(|(t, _, _)| if let Tally::Scene(s) = t { Some(*s) } else { None }).collect();
+        let mut idle: Vec<Scene> = config.rules().iter().map(|r| r.scene).filter(|s| !seen.contains(s)).collect();
+        idle.dedup();
+        for scene in idle {
+            eprintln!(
+                "shopflow: warning: rules {}: scene `{}` had no events in this run: its recall outputs are empty",
+                path.display(),
+                scene.as_str()
+            );
         }
     }
     let mut rejected: Vec<Rejected> = rejected_rows.borrow_mut().drain(..).map(|(r, _, _)| r).collect();
@@ -478,8 +495,9 @@ impl Progress {
         let lag = output.map_or(0, |o| frontier.saturating_sub(o));
         let secs = (now - self.started).as_secs_f64();
         bar.set_message(format!(
-            "{events} events read, {:.0}/s, epoch {frontier}, output lag {lag} ms",
-            events as f64 / secs
+            "{events} events read, {:.0}/s, input at {} UTC, output lag {lag} ms",
+            events as f64 / secs,
+            crate::utc::date_time(frontier)
         ));
         bar.tick();
     }
@@ -561,6 +579,9 @@ struct Feed<'a> {
     derived_sent: FxHashMap<ItemId, Vec<(Time, u64)>>,
     valid: Vec<isize>,
     late: Vec<isize>,
+    /// Scenes of the events read by this worker (each tallied once).
+    scenes: FxHashSet<Scene>,
+    new_scenes: Vec<Scene>,
     /// Paced or following: flush and step at least every `LIVE_STEP`.
     live: bool,
     /// Worker 0, `--latency-log`: input frontier advances.
@@ -577,6 +598,8 @@ impl<'a> Feed<'a> {
             derived_sent: FxHashMap::default(),
             valid: vec![0; n],
             late: vec![0; n],
+            scenes: FxHashSet::default(),
+            new_scenes: Vec::new(),
             live: cfg.pace != Pace::Unpaced || cfg.follow,
             latency: None,
         }
@@ -763,6 +786,11 @@ impl<'a> Feed<'a> {
     fn accept(&mut self, inputs: &mut InputHandles, file: u32, line: u64, row: Row, time: Time, late: bool) {
         self.valid[file as usize] += 1;
         self.late[file as usize] += late as isize;
+        if let Row::Event(e) | Row::EventWithCategory(e, _) = &row {
+            if self.scenes.insert(e.scene) {
+                self.new_scenes.push(e.scene);
+            }
+        }
         match row {
             Row::Event(e) => inputs.events.update_at(e, time, 1),
             Row::EventWithCategory(e, category) => {
@@ -784,6 +812,9 @@ impl<'a> Feed<'a> {
     }
 
     fn flush_tallies(&mut self, inputs: &mut InputHandles) {
+        for scene in self.new_scenes.drain(..) {
+            inputs.tally.update(Tally::Scene(scene), 1);
+        }
         for (f, (valid, late)) in self.valid.iter_mut().zip(self.late.iter_mut()).enumerate() {
             if *valid != 0 {
                 inputs.tally.update(Tally::Valid(f as u32), std::mem::take(valid));

@@ -594,13 +594,119 @@ fn timestamps_outside_the_window_are_rejected_and_leave_the_watermark_alone() {
     let warnings: Vec<&str> = err.lines().filter(|l| l.contains("warning")).collect();
     assert_eq!(warnings.len(), 1, "{err}");
     assert!(warnings[0].contains("events.csv:103: timestamp 32503680000000 (3000-01-01 00:00:00 UTC)"), "{err}");
-    let quiet = ["--jump-warn-ms", "18446744073709551615", "-q"];
+    let quiet = ["--jump-warn-ms", "18446744073709551615", "-q", "--outputs", "item_stats"];
     let o = run_ok(&[&["run", "--events", e, "--out", dir.join("q").to_str().unwrap()][..], &quiet].concat());
     assert_eq!(stderr(&o), "");
     assert_clean_failure(
         &shopflow(&["run", "--events", e, "--min-ts", "5", "--max-ts", "4"]),
         "--min-ts 5 is after --max-ts 4",
     );
+}
+
+/// Negative or out-of-range numbers get a clear reason (not "unexpected argument"); a bare
+/// `-h` (the hostfile, as in timely) points to `--help`.
+#[test]
+fn flags_say_what_a_value_must_be() {
+    for (flag, value, needle) in [
+        ("--speed", "-1", "must be a positive number, got `-1`"),
+        ("--rate", "-5", "must be a positive number, got `-5`"),
+        ("--ad-min-pctr", "-1", "must be a non-negative decimal of at most 1"),
+        ("--ad-min-pctr", "1.5", "must be a non-negative decimal of at most 1"),
+    ] {
+        assert_clean_failure(&shopflow(&["run", flag, value]), needle);
+    }
+    for args in [&["run", "-h"][..], &["run", "--events", "x.csv", "-h"], &["run", "-h", "-w", "2"]] {
+        let o = shopflow(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert_eq!(stderr(&o), "shopflow: -h is the hostfile (as in timely); use --help\n", "{args:?}");
+    }
+    let dir = scratch("pctr-one");
+    let (events, catalog) = small_dataset(&dir);
+    let (events, catalog) = (events.to_str().unwrap(), catalog.to_str().unwrap());
+    run_on(events, catalog, &dir.join("out"), &["--ad-min-pctr", "1", "--outputs", "ads_curated", "-q"]);
+}
+
+/// Configuration and input that are valid but probably not what was meant get one
+/// warning line each: a rules scene no event was read in (at the end of the run), a
+/// base row with more buyers than orders (when loaded), events without a catalog when
+/// an output needs one.
+#[test]
+fn likely_mistakes_are_warned_about() {
+    let dir = scratch("warnings");
+    let (events, catalog) = small_dataset(&dir);
+    let (events, catalog) = (events.to_str().unwrap(), catalog.to_str().unwrap());
+    let rules = write(
+        &dir,
+        "rules.toml",
+        &["[scenes.home_feed]", "i2i = { top_n = 3 }", "[scenes.live]", "i2i = { top_n = 3 }"],
+    );
+    let base = write(
+        &dir,
+        "base.csv",
+        &["cutoff_ms,item_id,sales_30d,units_30d,gmv_30d_cents,buyers_30d", "100000,1,2,2,500,1", "100000,2,1,1,100,3"],
+    );
+    let args = ["--rules", rules.to_str().unwrap(), "--base", base.to_str().unwrap(), "-q"];
+    let o = run_on(events, catalog, &dir.join("out"), &args);
+    let lines: Vec<String> = stderr(&o).lines().map(String::from).collect();
+    assert_eq!(
+        lines,
+        [
+            format!(
+                "shopflow: warning: base {}:3: buyers_30d 3 is more than sales_30d 1 (every buyer placed an order)",
+                base.display()
+            ),
+            format!(
+                "shopflow: warning: rules {}: scene `live` had no events in this run: its recall outputs are empty",
+                rules.display()
+            ),
+        ]
+    );
+    // The same with two processes' worth of workers: one warning, not one per worker.
+    let o = run_on(events, catalog, &dir.join("out3"), &[&args[..], &["-w", "3"]].concat());
+    assert_eq!(stderr(&o).lines().count(), 2, "{}", stderr(&o));
+
+    let o = run_ok(&["run", "--events", events, "--out", dir.join("nocat").to_str().unwrap(), "-q"]);
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("shopflow: warning: --events without --catalog:") && err.contains("category_stats, "),
+        "{err}"
+    );
+    assert!(!err.contains("item_stats") && err.contains("ads_curated are empty"), "{err}");
+    let o = run_ok(&[
+        "run",
+        "--events",
+        events,
+        "--out",
+        dir.join("nocat2").to_str().unwrap(),
+        "--outputs",
+        "item_stats",
+        "-q",
+    ]);
+    assert_eq!(stderr(&o), "", "no output needs the catalog");
+}
+
+/// On a terminal, the progress line shows the input frontier as a UTC date-time.
+#[test]
+fn progress_shows_the_input_frontier_as_a_date_time() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: no `script` to give the run a terminal");
+        return;
+    }
+    let dir = scratch("progress");
+    let (events, catalog) = small_dataset(&dir);
+    let out = dir.join("out");
+    let command = format!(
+        "{BIN} run --events {} --catalog {} --out {} --rate 250 --outputs item_stats",
+        events.display(),
+        catalog.display(),
+        out.display()
+    );
+    let o = Command::new("script").args(["-qc", &command, "/dev/null"]).output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    // small_dataset's rows are at 0..400 s: the frontier is a time on 1970-01-01.
+    assert!(text.contains("input at 1970-01-01 00:0"), "{text}");
+    assert!(!text.contains("/s, epoch "), "{text}");
 }
 
 /// The number after `word` in `text` ("… 37 bad rows …" → 37 for "bad rows").
