@@ -78,6 +78,21 @@ pub const ALL: &[&str] = &[
     "ads_curated",
 ];
 
+/// Outputs that are empty without catalog rows (native events without `--catalog`): they
+/// need an item's category, its online status or its ad fields.
+pub const NEED_CATALOG: &[&str] = &[
+    "category_stats",
+    "category_top_items",
+    "user_top_categories",
+    "item_rank_features",
+    "category_hot_items",
+    "scene_category_ctr_cvr",
+    "recall_hot",
+    "recall_i2i",
+    "recall_user",
+    "ads_curated",
+];
+
 /// Outputs that other outputs are built from: built once per run, on first use.
 #[derive(Default)]
 pub struct Built<'s> {

@@ -62,8 +62,9 @@ struct Accounts {
     peak: isize,
 }
 
-/// Arranged updates per arrangement (summed over the process's workers).
-#[derive(Clone, Debug, Default, PartialEq)]
+/// Arranged updates per arrangement (summed over the process's workers, or over the
+/// processes with [`StateReport::add`]).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StateReport {
     /// `(name, updates, bytes)`, largest first.
     pub arrangements: Vec<(String, u64, u64)>,
@@ -71,6 +72,25 @@ pub struct StateReport {
     pub bytes: u64,
     /// The most updates held at once during the run.
     pub peak_updates: u64,
+}
+
+impl StateReport {
+    /// Adds another process's report: updates and bytes per arrangement and in total;
+    /// peaks add up too (an upper bound of the run's peak: processes peak at different
+    /// moments).
+    pub fn add(&mut self, other: &StateReport) {
+        let mut by_name: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        for (name, n, bytes) in self.arrangements.iter().chain(&other.arrangements) {
+            let entry = by_name.entry(name.clone()).or_default();
+            entry.0 += n;
+            entry.1 += bytes;
+        }
+        self.arrangements = by_name.into_iter().map(|(name, (n, bytes))| (name, n, bytes)).collect();
+        self.arrangements.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
+        self.updates += other.updates;
+        self.bytes += other.bytes;
+        self.peak_updates += other.peak_updates;
+    }
 }
 
 impl ArrangedState {

@@ -44,6 +44,17 @@ pub struct BaseFile {
     pub rows: Vec<BaseRow>,
     pub rejected: Vec<Rejected>,
     pub lines: u64,
+    /// Rows that are valid but unlikely (more buyers than orders), one line each.
+    pub warnings: Vec<String>,
+}
+
+impl BaseFile {
+    /// Prints the warnings on stderr.
+    pub fn warn(&self) {
+        for w in &self.warnings {
+            eprintln!("shopflow: warning: {w}");
+        }
+    }
 }
 
 /// Reads a base file. Malformed rows are returned as rejected (file index `file`); a
@@ -55,7 +66,11 @@ pub fn load(path: &Path, file: u32) -> Result<BaseFile, String> {
 
 /// Parses the content of base file `path` (already read).
 pub fn from_bytes(path: &Path, text: &[u8], file: u32) -> Result<BaseFile, String> {
-    parse(text, file).map_err(|e| format!("base {}: {e}", path.display()))
+    let mut base = parse(text, file).map_err(|e| format!("base {}: {e}", path.display()))?;
+    for w in &mut base.warnings {
+        *w = format!("base {}:{w}", path.display());
+    }
+    Ok(base)
 }
 
 fn parse(text: &[u8], file: u32) -> Result<BaseFile, String> {
@@ -64,7 +79,7 @@ fn parse(text: &[u8], file: u32) -> Result<BaseFile, String> {
     if lines.next() != Some(HEADER.as_bytes()) {
         return Err(format!("the first line must be `{HEADER}`"));
     }
-    let mut out = BaseFile { cutoff: 0, rows: Vec::new(), rejected: Vec::new(), lines: 1 };
+    let mut out = BaseFile { cutoff: 0, rows: Vec::new(), rejected: Vec::new(), lines: 1, warnings: Vec::new() };
     let mut cutoff = None;
     let mut seen = rustc_hash::FxHashSet::default();
     for (i, line) in lines.enumerate() {
@@ -79,7 +94,15 @@ fn parse(text: &[u8], file: u32) -> Result<BaseFile, String> {
                 Ok(r)
             }
         }) {
-            Ok(r) => out.rows.push(r),
+            Ok(r) => {
+                if r.buyers > r.sales {
+                    out.warnings.push(format!(
+                        "{number}: buyers_30d {} is more than sales_30d {} (every buyer placed an order)",
+                        r.buyers, r.sales
+                    ));
+                }
+                out.rows.push(r)
+            }
             Err(reason) => out.rejected.push(Rejected {
                 file,
                 line: number,

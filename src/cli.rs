@@ -10,10 +10,11 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 use crate::config_inputs::ConfigFiles;
 use crate::dataflows;
 use crate::generator::{self, GenConfig, GenFormat};
+use crate::manifest::OutDir;
 use crate::platform::{AdParams, Params};
 use crate::run::{self, Pace, RunConfig, RunReport};
 use crate::sink::SinkKind;
-use crate::source::{self, Format, SourceKind, SourceSpec};
+use crate::source::{self, Format, SourceKind, SourceSpec, TsChecks};
 use crate::spool::{self, Spool};
 
 #[derive(Parser, Debug)]
@@ -29,6 +30,10 @@ pub enum Command {
     Run(RunArgs),
     /// Generate a realistic marketplace dataset (events and catalog changes).
     Gen(GenArgs),
+    /// Sort an events file by timestamp in bounded memory (the public UserBehavior.csv is
+    /// grouped by user): stable, a native file's header first, lines without a numeric
+    /// timestamp last.
+    Sort(SortArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -89,11 +94,23 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub ad_min_impressions: u64,
     /// ads_curated: minimum smoothed pCTR (a decimal with at most 6 decimals).
-    #[arg(long, value_name = "X", default_value = "0.01", value_parser = micro_units)]
+    #[arg(long, value_name = "X", default_value = "0.01", value_parser = probability, allow_negative_numbers = true)]
     pub ad_min_pctr: i128,
     /// ads_curated: size of the ad set.
     #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub ad_set_size: u64,
+    /// Reject rows (of the events and catalog files) with a timestamp before MS (ms since
+    /// the Unix epoch; UserBehavior seconds × 1000): they go to rejected.csv and do not
+    /// move the watermark. Default: none.
+    #[arg(long, value_name = "MS")]
+    pub min_ts: Option<u64>,
+    /// Reject rows with a timestamp after MS (as --min-ts). Default: none.
+    #[arg(long, value_name = "MS")]
+    pub max_ts: Option<u64>,
+    /// Warn (once per file, with the line) when one row moves the watermark forward by
+    /// more than MS at once.
+    #[arg(long, value_name = "MS", default_value_t = source::DEFAULT_JUMP_WARN_MS)]
+    pub jump_warn_ms: u64,
     /// Stop at the first malformed row (exit code 2) instead of rejecting it and going on.
     #[arg(long)]
     pub strict: bool,
@@ -102,11 +119,11 @@ pub struct RunArgs {
     pub batch_lines: u64,
     /// Pace the input at N event rows per second of wall-clock time (lines of the events
     /// files, all workers together). Default: as fast as possible.
-    #[arg(long, value_name = "N", value_parser = positive_f64, conflicts_with = "speed")]
+    #[arg(long, value_name = "N", value_parser = positive_f64, conflicts_with = "speed", allow_negative_numbers = true)]
     pub rate: Option<f64>,
     /// Replay event time X times faster than real time (1440: a day per minute): a line
     /// with timestamp ts is read no sooner than (ts - first ts) / X after the start.
-    #[arg(long, value_name = "X", value_parser = positive_f64)]
+    #[arg(long, value_name = "X", value_parser = positive_f64, allow_negative_numbers = true)]
     pub speed: Option<f64>,
     /// Keep reading the events files as they grow, like `tail -f` (a line counts once
     /// its newline is written); the run ends on Ctrl-C or SIGTERM. The catalog file is
@@ -178,17 +195,67 @@ pub struct GenArgs {
     pub late_fraction: Option<f64>,
 }
 
+#[derive(Args, Debug)]
+pub struct SortArgs {
+    /// Format of the file.
+    #[arg(long, value_enum, default_value = "native")]
+    pub format: FormatArg,
+    /// The file to sort (`-`: standard input).
+    #[arg(long = "in", value_name = "FILE")]
+    pub input: PathBuf,
+    /// The sorted file (written beside its place, then renamed; may be the input).
+    #[arg(long = "out", value_name = "FILE")]
+    pub output: PathBuf,
+    /// Memory for lines in MiB; a larger input is sorted in runs (temporary files beside
+    /// the output), then merged.
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    pub memory_mb: u64,
+    /// No progress bar and no summary line.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+/// `shopflow sort`.
+pub fn sort(args: SortArgs) -> Result<(), String> {
+    let started = std::time::Instant::now();
+    let cfg = crate::sort::SortConfig {
+        kind: SourceKind::Events(match args.format {
+            FormatArg::Native => Format::Native,
+            FormatArg::Userbehavior => Format::UserBehavior,
+        }),
+        input: args.input,
+        output: args.output,
+        memory_bytes: (args.memory_mb << 20) as usize,
+        progress: !args.quiet,
+    };
+    let report = crate::sort::sort(&cfg)?;
+    if !args.quiet {
+        eprintln!(
+            "shopflow sort: {} lines ({} without a timestamp, placed last), {} in {:.2} s -> {}",
+            report.lines,
+            report.untimed,
+            match report.runs {
+                0 => "sorted in memory".to_string(),
+                n => format!("{n} sorted runs merged"),
+            },
+            started.elapsed().as_secs_f64(),
+            cfg.output.display()
+        );
+    }
+    Ok(())
+}
+
 /// A positive, finite number (`--rate`, `--speed`).
 fn positive_f64(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
-        _ => Err(format!("`{s}` is not a positive number")),
+        _ => Err(format!("must be a positive number, got `{s}`")),
     }
 }
 
-/// A non-negative decimal with at most 6 decimals, in micro-units (`--ad-min-pctr`).
-fn micro_units(s: &str) -> Result<i128, String> {
-    let bad = || format!("`{s}` is not a non-negative decimal with at most 6 decimals");
+/// A decimal from 0 to 1 with at most 6 decimals, in micro-units (`--ad-min-pctr`).
+fn probability(s: &str) -> Result<i128, String> {
+    let bad = || format!("must be a non-negative decimal of at most 1 with at most 6 decimals, got `{s}`");
     let (int, frac) = s.split_once('.').unwrap_or((s, ""));
     if int.is_empty() && frac.is_empty()
         || frac.len() > 6
@@ -198,14 +265,36 @@ fn micro_units(s: &str) -> Result<i128, String> {
     }
     let int: i128 = if int.is_empty() { 0 } else { int.parse().map_err(|_| bad())? };
     let frac: i128 = if frac.is_empty() { 0 } else { format!("{frac:0<6}").parse().map_err(|_| bad())? };
-    int.checked_mul(1_000_000).and_then(|i| i.checked_add(frac)).filter(|v| *v < 1 << 100).ok_or_else(bad)
+    int.checked_mul(1_000_000).and_then(|i| i.checked_add(frac)).filter(|v| *v <= 1_000_000).ok_or_else(bad)
 }
 
 /// `shopflow run`.
 pub fn run(args: RunArgs) -> Result<(), String> {
-    let mut cfg = run_config(&args)?;
+    let cfg = run_config(&args)?;
     let timely_cfg = timely_config(&args)?;
     std::fs::create_dir_all(&cfg.out_dir).map_err(|e| format!("cannot create {}: {e}", cfg.out_dir.display()))?;
+    // Process 0 writes the outputs: it holds the output directory for the run.
+    let out = match args.process {
+        0 => {
+            let inputs = cfg.sources.iter().map(|s| s.display()).collect();
+            Some(Arc::new(OutDir::claim(&cfg.out_dir, inputs, &cfg.outputs, cfg.sink)?))
+        }
+        _ => None,
+    };
+    let result = run_in(&args, cfg, timely_cfg, out.clone());
+    if let (Err(message), Some(out)) = (&result, &out) {
+        out.failed(message, true);
+    }
+    result
+}
+
+/// `shopflow run` once the output directory is held (by process 0: `out`).
+fn run_in(
+    args: &RunArgs,
+    mut cfg: RunConfig,
+    timely_cfg: timely::Config,
+    out: Option<Arc<OutDir>>,
+) -> Result<(), String> {
     // Pipes, FIFOs and standard input are copied to a spool file every worker reads.
     for (i, spec) in cfg.sources.iter_mut().enumerate() {
         if spool::needs_spool(&spec.path) {
@@ -219,15 +308,21 @@ pub fn run(args: RunArgs) -> Result<(), String> {
     let stop = cfg.stop.clone();
     let quiet = args.quiet;
     let mut first: Option<std::time::Instant> = None;
+    let handler_out = out.clone();
+    let abort = move |message: &str| {
+        eprintln!("shopflow: {message}");
+        if let Some(out) = &handler_out {
+            out.failed(message, false);
+        }
+        std::process::exit(130);
+    };
     ctrlc::set_handler(move || match first {
         // Still connecting to the other processes: nothing read, nothing to keep.
         _ if CONNECTING.load(Ordering::SeqCst) => {
-            eprintln!("shopflow: interrupted while waiting for the other processes of this run");
-            std::process::exit(130);
+            abort("interrupted while waiting for the other processes of this run")
         }
         Some(at) if at.elapsed() >= std::time::Duration::from_millis(500) => {
-            eprintln!("shopflow: interrupted again: aborting, outputs may be incomplete");
-            std::process::exit(130);
+            abort("interrupted again: aborting, outputs may be incomplete")
         }
         Some(_) => {}
         None => {
@@ -240,9 +335,10 @@ pub fn run(args: RunArgs) -> Result<(), String> {
     })
     .map_err(|e| format!("cannot install the Ctrl-C handler: {e}"))?;
     if args.processes > 1 {
-        exit_when_a_peer_is_lost();
+        exit_when_a_peer_is_lost(out.clone());
     }
     let worker_cfg = cfg.clone();
+    let worker_out = out.clone();
     let (builders, others) = connect(timely_cfg.communication, args.quiet)?;
     let guards = timely::execute::execute_from(builders, others, timely_cfg.worker, move |worker| {
         match run::worker(worker, &worker_cfg) {
@@ -253,6 +349,9 @@ pub fn run(args: RunArgs) -> Result<(), String> {
                 static REPORTED: AtomicBool = AtomicBool::new(false);
                 if !REPORTED.swap(true, Ordering::SeqCst) {
                     eprintln!("shopflow: error: {message}");
+                    if let Some(out) = &worker_out {
+                        out.failed(&message, true);
+                    }
                     std::process::exit(2);
                 }
                 loop {
@@ -270,14 +369,30 @@ pub fn run(args: RunArgs) -> Result<(), String> {
     for spool in cfg.sources.iter().filter_map(|s| s.spool.as_ref()) {
         let _ = std::fs::remove_file(&spool.path);
     }
-    if let (Some(report), false) = (report, args.quiet) {
-        eprint!("{}", summary(&cfg, &report));
+    if let (Some(report), false) = (&report, args.quiet) {
+        eprint!("{}", summary(&cfg, report));
+    }
+    if report.is_some() {
+        for w in &cfg.warnings {
+            eprintln!("shopflow: warning: {w}");
+        }
     }
     // A source that broke mid-run (a followed file rewritten): the complete epochs are
     // written, and the run fails.
     if let Some(message) = cfg.failure.lock().unwrap_or_else(|p| p.into_inner()).clone() {
         eprintln!("shopflow: error: {message}");
+        if let Some(out) = &out {
+            out.failed(&message, false);
+        }
         std::process::exit(1);
+    }
+    if let (Some(out), Some(report)) = (&out, &report) {
+        let rows = report.written.iter().map(|(name, log)| (name.to_string(), log.rows)).collect();
+        if let Err(e) = out.finished(rows, report.stopped_at) {
+            // The outputs are complete: keep them, but say the manifest could not.
+            eprintln!("shopflow: error: {e}");
+            std::process::exit(2);
+        }
     }
     Ok(())
 }
@@ -329,7 +444,7 @@ fn connect(
 /// peer, and its outputs are recomputed from the start by the same command (every
 /// output file is rewritten from scratch, so nothing is lost or doubled). Other panics
 /// (bugs) keep the default report.
-fn exit_when_a_peer_is_lost() {
+fn exit_when_a_peer_is_lost(out: Option<Arc<OutDir>>) {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         let message = info
@@ -354,10 +469,14 @@ fn exit_when_a_peer_is_lost() {
         static REPORTED: AtomicBool = AtomicBool::new(false);
         if !REPORTED.swap(true, Ordering::SeqCst) {
             let cause = message.strip_prefix("timely communication error: ").unwrap_or("it broke off mid-message");
-            eprintln!(
-                "shopflow: error: lost the connection to another process of this run ({cause}); \
+            let message = format!(
+                "lost the connection to another process of this run ({cause}); \
                  stopping: start every process again with the same command to rewrite the outputs"
             );
+            eprintln!("shopflow: error: {message}");
+            if let Some(out) = &out {
+                out.failed(&message, false);
+            }
         }
         std::process::exit(1);
     }));
@@ -383,9 +502,21 @@ fn run_config(args: &RunArgs) -> Result<RunConfig, String> {
     if format == Format::UserBehavior && catalog.is_some() {
         return Err("--catalog is for the native format; UserBehavior rows carry their own category".into());
     }
+
     let mut sources: Vec<SourceSpec> =
         events.into_iter().map(|path| SourceSpec::new(path, SourceKind::Events(format))).collect();
     sources.extend(catalog.map(|path| SourceSpec::new(path, SourceKind::Catalog)));
+    let checks = TsChecks {
+        min_ms: args.min_ts.unwrap_or(0),
+        max_ms: args.max_ts.unwrap_or(u64::MAX),
+        jump_warn_ms: args.jump_warn_ms,
+    };
+    if checks.min_ms > checks.max_ms {
+        return Err(format!("--min-ts {} is after --max-ts {}", checks.min_ms, checks.max_ms));
+    }
+    for spec in &mut sources {
+        spec.checks = checks;
+    }
     for spec in &sources {
         source::check(spec, args.follow)?;
     }
@@ -407,9 +538,21 @@ fn run_config(args: &RunArgs) -> Result<RunConfig, String> {
     }
     outputs.sort_by_key(|o| dataflows::ALL.iter().position(|a| a == o));
     outputs.dedup();
+    let need_catalog: Vec<&str> =
+        outputs.iter().map(String::as_str).filter(|o| dataflows::NEED_CATALOG.contains(o)).collect();
+    let mut warnings = Vec::new();
+    if format == Format::Native && !sources.iter().any(|s| s.kind == SourceKind::Catalog) && !need_catalog.is_empty() {
+        warnings.push(format!(
+            "--events without --catalog: no item has a catalog row (category, online, ad), so {} are empty \
+             (untagged counts the events)",
+            need_catalog.join(", ")
+        ));
+    }
     Ok(RunConfig {
         arranged: Default::default(),
         process: args.process,
+        warnings,
+        processes: args.processes,
         settings: settings(args, &sources, &config, &outputs),
         sources,
         out_dir: args.out.clone(),
@@ -453,6 +596,8 @@ fn settings(args: &RunArgs, sources: &[SourceSpec], config: &ConfigFiles, output
         ("input files", kinds.join(" ")),
         ("--epoch-ms", args.epoch_ms.to_string()),
         ("--lateness-ms", args.lateness_ms.to_string()),
+        ("--min-ts", format!("{:?}", args.min_ts)),
+        ("--max-ts", format!("{:?}", args.max_ts)),
         ("--outputs", outputs.join(",")),
         ("--sink", format!("{:?}", args.sink).to_lowercase()),
         ("--rules", format!("{} rule(s), digest {:016x}", config.rules.len(), fnv1a(rules.as_bytes()))),
@@ -578,9 +723,13 @@ pub fn summary(cfg: &RunConfig, r: &RunReport) -> String {
         .take(3)
         .map(|(name, n, _)| format!("{} {n}", name.trim_start_matches("Arrange: ")))
         .collect();
+    let peak = match cfg.processes {
+        1 => String::new(),
+        n => format!(" (the sum of the {n} processes' peaks)"),
+    };
     let _ = writeln!(
         s,
-        "  arranged state at end of input: {} updates in {} arrangements, {:.1} MiB as (key, value, time, diff) updates; peak {} updates; largest: {}",
+        "  arranged state at end of input: {} updates in {} arrangements, {:.1} MiB as (key, value, time, diff) updates; peak {} updates{peak}; largest: {}",
         a.updates,
         a.arrangements.len(),
         a.bytes as f64 / (1 << 20) as f64,

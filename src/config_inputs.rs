@@ -33,7 +33,9 @@ impl ConfigFiles {
         let mut bases = Vec::new();
         for (i, path) in base_paths.iter().enumerate() {
             let index = first_index + i as u32;
-            bases.push((path.clone(), index, base::load(path, index)?));
+            let file = base::load(path, index)?;
+            file.warn();
+            bases.push((path.clone(), index, file));
         }
         Ok(ConfigFiles { rules_path, rules, bases })
     }
@@ -126,6 +128,7 @@ impl ConfigInputs {
             if let Some(bytes) = self.changed(slot + order, &path) {
                 match base::from_bytes(&path, &bytes, index) {
                     Ok(file) => {
+                        file.warn();
                         let updates = self.timeline.add(order, &file, self.epoch_ms, frontier);
                         insert_base(inputs, &file, updates);
                         self.files.bases[order].2 = file;
@@ -148,6 +151,11 @@ impl ConfigInputs {
         let digest = Seen::digest(&bytes);
         seen.stamp = stamp;
         (std::mem::replace(&mut seen.digest, digest) != digest).then_some(bytes)
+    }
+
+    /// The rules in force.
+    pub fn rules(&self) -> &[Rule] {
+        &self.files.rules
     }
 
     /// Rows and valid-row counts of the base files, for the run summary.

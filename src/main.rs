@@ -28,6 +28,15 @@ fn main() -> ExitCode {
                 let _ = e.print();
                 return ExitCode::SUCCESS;
             }
+            // `-h` is the hostfile, as in timely's own binaries: a bare one is a request for help.
+            let args: Vec<String> = std::env::args().collect();
+            let bare_h = args.iter().enumerate().any(|(i, a)| {
+                a == "-h" && args.get(i + 1).is_none_or(|next| next.starts_with('-'))
+            });
+            if bare_h && e.kind() == ErrorKind::InvalidValue {
+                eprintln!("shopflow: -h is the hostfile (as in timely); use --help");
+                return ExitCode::from(2);
+            }
             let text = e.to_string();
             let first = text.lines().next().unwrap_or("invalid arguments");
             eprintln!("shopflow: {}", first.trim_start_matches("error: "));
@@ -37,6 +46,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => shopflow::cli::run(args),
         Command::Gen(args) => shopflow::cli::gen(args),
+        Command::Sort(args) => shopflow::cli::sort(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -70,6 +70,8 @@ pub type CatalogChange = (ItemId, u64, Option<CatalogRow>);
 pub enum Tally {
     Valid(u32),
     Late(u32),
+    /// Events were read in this scene (sent once per worker).
+    Scene(crate::model::Scene),
 }
 
 /// The input sessions a worker's sources feed.

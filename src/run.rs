@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
@@ -35,7 +35,7 @@ use crate::arranged::{ArrangedState, StateReport};
 use crate::config_inputs::{ConfigFiles, ConfigInputs};
 use crate::dataflows;
 use crate::latency::LatencyLog;
-use crate::model::{CatalogRow, ItemId, Time};
+use crate::model::{CatalogRow, ItemId, Scene, Time};
 use crate::platform::{self, InputHandles, Params, Tally};
 use crate::sink::{OutputLog, SinkKind, Sinks};
 use crate::source::{Line, Rejected, Row, SourceError, SourceReader, SourceSpec};
@@ -103,6 +103,10 @@ pub struct RunConfig {
     pub arranged: ArrangedState,
     /// This process's index (`-p`).
     pub process: u64,
+    /// Said on stderr at the end of a run that did not fail (process 0).
+    pub warnings: Vec<String>,
+    /// The number of processes of the run (`-n`).
+    pub processes: u64,
     /// The settings that decide the results, as `(flag, value)`: every process of a
     /// run must have the same (checked at start).
     pub settings: Vec<(String, String)>,
@@ -137,8 +141,8 @@ pub struct RunReport {
     /// Reading stopped early (a stop request): outputs hold every time below this
     /// cut-off and nothing at or after it.
     pub stopped_at: Option<Time>,
-    /// Arranged state of this process when the input ended (every epoch before the
-    /// last one processed), and its peak.
+    /// Arranged state of every process when the input ended (every epoch before the
+    /// last one processed), and the sum of their peaks.
     pub arranged: StateReport,
 }
 
@@ -205,7 +209,10 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
 
     // End of reading: tell every worker where this one stopped (or that it read all).
     coord.send(Control::Ended { worker: index as u64, stopped_at });
-    if index != 0 {
+    // The first worker of each other process sends its process's arranged state at the
+    // end of the input to worker 0 (over the control input, so it stays open until then).
+    let leader = index != 0 && index % (peers / cfg.processes.max(1) as usize).max(1) == 0;
+    if index != 0 && !leader {
         coord.close();
     }
     if stopped_at.is_some() {
@@ -233,10 +240,14 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
         }
         Some(_) => frontier,
     };
-    if index == 0 {
+    if index == 0 || leader {
         worker.step_or_park_while(Some(LIVE_STEP), || probe.less_than(&processed));
     }
-    let arranged = cfg.arranged.report();
+    let mut arranged = cfg.arranged.report();
+    if leader {
+        coord.send(Control::Arranged { process: cfg.process, report: arranged.clone() });
+        coord.close();
+    }
     inputs.close();
 
     if index != 0 {
@@ -248,8 +259,13 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
             coord.decide(&sinks);
         }
         progress.tick(events_read, frontier, &probe);
-        sinks.finished.get() < sinks.attached.get() || coord.handle.is_some()
+        sinks.finished.get() < sinks.attached.get()
+            || coord.handle.is_some()
+            || coord.arranged_elsewhere().len() + 1 < cfg.processes as usize
     });
+    for other in coord.arranged_elsewhere() {
+        arranged.add(&other);
+    }
     progress.finish();
     if let Some(e) = sinks.error.borrow().clone() {
         return Err(RunError(e));
@@ -273,6 +289,21 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
         match *tally {
             Tally::Valid(f) => files[f as usize].valid += *n as u64,
             Tally::Late(f) => files[f as usize].late += *n as u64,
+            Tally::Scene(_) => {}
+        }
+    }
+    // Rules for scenes no event was read in: their recall outputs stay empty.
+    if let (Some(config), Some(path)) = (&config, &cfg.config.rules_path) {
+        let seen: FxHashSet<Scene> =
+            tallies.borrow().iter().filter_map(|(t, _, _)| if let Tally::Scene(s) = t { Some(*s) } else { None }).collect();
+        let mut idle: Vec<Scene> = config.rules().iter().map(|r| r.scene).filter(|s| !seen.contains(s)).collect();
+        idle.dedup();
+        for scene in idle {
+            eprintln!(
+                "shopflow: warning: rules {}: scene `{}` had no events in this run: its recall outputs are empty",
+                path.display(),
+                scene.as_str()
+            );
         }
     }
     let mut rejected: Vec<Rejected> = rejected_rows.borrow_mut().drain(..).map(|(r, _, _)| r).collect();
@@ -325,6 +356,9 @@ enum Control {
     Ended { worker: u64, stopped_at: Option<Time> },
     /// Worker 0 has set the sinks' cut-off: stopped workers may close their inputs.
     Close { cutoff: Time },
+    /// The first worker of process `process` (not 0): its process's arranged state at
+    /// the end of the input, for the run summary's totals.
+    Arranged { process: u64, report: StateReport },
 }
 
 /// One worker's view of the stop protocol.
@@ -404,6 +438,14 @@ impl Coordination {
         seen.iter().all(|&s| s).then_some(cutoff)
     }
 
+    /// The arranged state reports of the other processes received so far.
+    fn arranged_elsewhere(&self) -> Vec<StateReport> {
+        let log = self.log.borrow();
+        log.iter()
+            .filter_map(|c| if let Control::Arranged { report, .. } = c { Some(report.clone()) } else { None })
+            .collect()
+    }
+
     fn closed(&self) -> bool {
         self.log.borrow().iter().any(|c| matches!(c, Control::Close { .. }))
     }
@@ -453,8 +495,9 @@ impl Progress {
         let lag = output.map_or(0, |o| frontier.saturating_sub(o));
         let secs = (now - self.started).as_secs_f64();
         bar.set_message(format!(
-            "{events} events read, {:.0}/s, epoch {frontier}, output lag {lag} ms",
-            events as f64 / secs
+            "{events} events read, {:.0}/s, input at {} UTC, output lag {lag} ms",
+            events as f64 / secs,
+            crate::utc::date_time(frontier)
         ));
         bar.tick();
     }
@@ -536,6 +579,9 @@ struct Feed<'a> {
     derived_sent: FxHashMap<ItemId, Vec<(Time, u64)>>,
     valid: Vec<isize>,
     late: Vec<isize>,
+    /// Scenes of the events read by this worker (each tallied once).
+    scenes: FxHashSet<Scene>,
+    new_scenes: Vec<Scene>,
     /// Paced or following: flush and step at least every `LIVE_STEP`.
     live: bool,
     /// Worker 0, `--latency-log`: input frontier advances.
@@ -552,6 +598,8 @@ impl<'a> Feed<'a> {
             derived_sent: FxHashMap::default(),
             valid: vec![0; n],
             late: vec![0; n],
+            scenes: FxHashSet::default(),
+            new_scenes: Vec::new(),
             live: cfg.pace != Pace::Unpaced || cfg.follow,
             latency: None,
         }
@@ -738,6 +786,11 @@ impl<'a> Feed<'a> {
     fn accept(&mut self, inputs: &mut InputHandles, file: u32, line: u64, row: Row, time: Time, late: bool) {
         self.valid[file as usize] += 1;
         self.late[file as usize] += late as isize;
+        if let Row::Event(e) | Row::EventWithCategory(e, _) = &row {
+            if self.scenes.insert(e.scene) {
+                self.new_scenes.push(e.scene);
+            }
+        }
         match row {
             Row::Event(e) => inputs.events.update_at(e, time, 1),
             Row::EventWithCategory(e, category) => {
@@ -759,6 +812,9 @@ impl<'a> Feed<'a> {
     }
 
     fn flush_tallies(&mut self, inputs: &mut InputHandles) {
+        for scene in self.new_scenes.drain(..) {
+            inputs.tally.update(Tally::Scene(scene), 1);
+        }
         for (f, (valid, late)) in self.valid.iter_mut().zip(self.late.iter_mut()).enumerate() {
             if *valid != 0 {
                 inputs.tally.update(Tally::Valid(f as u32), std::mem::take(valid));

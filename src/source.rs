@@ -41,6 +41,34 @@ pub const MAX_LINE_BYTES: usize = 64 * 1024;
 /// exact up to 9,223 such orders on one key, far beyond any real total.
 pub const MAX_AMOUNT_CENTS: u64 = 1_000_000_000_000_000;
 
+/// The timestamps a run accepts (`--min-ts`, `--max-ts`; both ends included) and the
+/// watermark jump it warns about (`--jump-warn-ms`). A row outside the window is rejected
+/// and, unlike other malformed rows, does not move the watermark (nor pace a replay): a
+/// timestamp in the year 3000 would make every later row late. The decision depends on
+/// the timestamp field alone, so every worker (each scans every line) decides the same.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TsChecks {
+    pub min_ms: u64,
+    pub max_ms: u64,
+    pub jump_warn_ms: u64,
+}
+
+/// `--jump-warn-ms` by default: a day.
+pub const DEFAULT_JUMP_WARN_MS: u64 = 86_400_000;
+
+impl Default for TsChecks {
+    fn default() -> TsChecks {
+        TsChecks { min_ms: 0, max_ms: u64::MAX, jump_warn_ms: DEFAULT_JUMP_WARN_MS }
+    }
+}
+
+impl TsChecks {
+    fn reject(&self, ts: u64) -> Option<String> {
+        (ts < self.min_ms || ts > self.max_ms)
+            .then(|| format!("ts_ms: outside --min-ts/--max-ts ({ts} not in {}..={})", self.min_ms, self.max_ms))
+    }
+}
+
 /// Format of an events file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -56,7 +84,7 @@ pub enum SourceKind {
 }
 
 impl SourceKind {
-    fn header(self) -> Option<&'static str> {
+    pub fn header(self) -> Option<&'static str> {
         match self {
             SourceKind::Events(Format::Native) => Some(NATIVE_HEADER),
             SourceKind::Events(Format::UserBehavior) => None,
@@ -80,11 +108,12 @@ pub struct SourceSpec {
     pub kind: SourceKind,
     /// Set for a non-regular input (pipe, FIFO, `-`): the spool its bytes are copied to.
     pub spool: Option<Arc<Spool>>,
+    pub checks: TsChecks,
 }
 
 impl SourceSpec {
     pub fn new(path: PathBuf, kind: SourceKind) -> SourceSpec {
-        SourceSpec { path, kind, spool: None }
+        SourceSpec { path, kind, spool: None, checks: TsChecks::default() }
     }
 
     /// The path for messages (`standard input` for `-`).
@@ -209,8 +238,11 @@ pub struct SourceReader {
     line_no: u64,
     /// Data lines seen so far (lines after the header).
     data_lines: u64,
-    /// Greatest timestamp field seen so far.
+    /// Greatest timestamp field seen so far (of rows inside the timestamp window).
     max_ts: Option<u64>,
+    checks: TsChecks,
+    /// A row has moved the watermark by more than `checks.jump_warn_ms` (warned once).
+    jumped: bool,
     /// End of file reached (never set when following).
     pub exhausted: bool,
     /// Follow the file as it grows (`tail -f`): end of file is not the end.
@@ -255,6 +287,8 @@ impl SourceReader {
             line_no: 0,
             data_lines: 0,
             max_ts: None,
+            checks: spec.checks,
+            jumped: false,
             exhausted: false,
             follow: false,
             at_eof: false,
@@ -434,7 +468,9 @@ impl SourceReader {
             }
             let overlong = self.buf.len() > MAX_LINE_BYTES;
             let line = trim_line_end(&self.buf);
-            let ts = if overlong { None } else { timestamp_field(line, self.kind) };
+            let field = if overlong { None } else { timestamp_field(line, self.kind) };
+            let outside = field.and_then(|t| self.checks.reject(t));
+            let ts = field.filter(|_| outside.is_none());
             if !due(ts) {
                 return Ok(());
             }
@@ -443,12 +479,19 @@ impl SourceReader {
             self.data_lines += 1;
             let open = self.open_epoch(lateness_ms, epoch_ms);
             if let Some(ts) = ts {
+                if let Some(before) = self.max_ts.filter(|&m| ts > m && ts - m > self.checks.jump_warn_ms) {
+                    if !std::mem::replace(&mut self.jumped, true) && worker == 0 {
+                        self.warn_jump(before, ts);
+                    }
+                }
                 self.max_ts = Some(self.max_ts.map_or(ts, |m| m.max(ts)));
             }
             if ((data_index / SEGMENT_LINES) % peers as u64) as usize == worker {
                 if overlong {
                     let reason = format!("line longer than {MAX_LINE_BYTES} bytes");
                     on_line(Line::Rejected { line: self.line_no, reason, raw: &line[..200] });
+                } else if let Some(reason) = outside {
+                    on_line(Line::Rejected { line: self.line_no, reason, raw: line });
                 } else {
                     match parse(line, self.kind) {
                         Ok(row) => {
@@ -462,6 +505,21 @@ impl SourceReader {
             self.consumed();
         }
         Ok(())
+    }
+
+    /// One line on stderr, once per file: the row just read moved the watermark from
+    /// `before` to `ts`, more than `--jump-warn-ms` at once.
+    fn warn_jump(&self, before: u64, ts: u64) {
+        eprintln!(
+            "shopflow: warning: {}:{}: timestamp {ts} ({} UTC) is {:.1} days ahead of every row before it \
+             (latest {} UTC): rows more than --lateness-ms behind it now count as late \
+             (--min-ts/--max-ts reject implausible timestamps; --jump-warn-ms sets this warning)",
+            self.display,
+            self.line_no,
+            crate::utc::date_time(ts),
+            (ts - before) as f64 / 86_400_000.0,
+            crate::utc::date_time(before)
+        );
     }
 
     /// The line in `buf` is handed over: remember its end, clear it, and switch to a
@@ -507,7 +565,7 @@ pub fn epoch_of(ts: u64, epoch_ms: u64) -> Time {
 
 /// The timestamp (ms) of a line, if its timestamp field is present and numeric;
 /// used for the watermark even when the row is otherwise malformed.
-fn timestamp_field(line: &[u8], kind: SourceKind) -> Option<u64> {
+pub fn timestamp_field(line: &[u8], kind: SourceKind) -> Option<u64> {
     let field = line.split(|&b| b == b',').nth(kind.ts_field())?;
     let v = parse_u64(field).ok()?;
     match kind {
@@ -643,8 +701,13 @@ mod tests {
             let line = [&b"1000,1,2,"[..], bad, b",buy,0,0"].concat();
             assert_eq!(parse(&line, k).unwrap_err(), "scene: not valid UTF-8");
         }
-        assert_eq!(parse(b"1000,1,2,a\tb,buy,0,0", k).unwrap_err(), "scene: must not hold quotes or control characters");
-        assert!(matches!(parse("1000,1,2,直播,click,0,0".as_bytes(), k), Ok(Row::Event(e)) if e.scene.as_str() == "直播"));
+        assert_eq!(
+            parse(b"1000,1,2,a\tb,buy,0,0", k).unwrap_err(),
+            "scene: must not hold quotes or control characters"
+        );
+        assert!(
+            matches!(parse("1000,1,2,直播,click,0,0".as_bytes(), k), Ok(Row::Event(e)) if e.scene.as_str() == "直播")
+        );
         assert_eq!(parse(b"99999999999999999999,1,2,s,buy,0,0", k).unwrap_err(), "ts_ms: out of range");
     }
 

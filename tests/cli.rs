@@ -93,9 +93,25 @@ fn run_ub(events: &Path, out: &Path, extra: &[&str]) -> Output {
     run_ok(&args)
 }
 
-fn assert_same_dirs(a: &Path, b: &Path) {
-    let mut names: Vec<_> = fs::read_dir(a).unwrap().map(|e| e.unwrap().file_name()).collect();
+/// The files of an output directory a run wrote, without its lock and manifest (they
+/// name the run: its pid, arguments and times).
+fn written_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n != ".lock" && n != "MANIFEST.json")
+        .collect();
     names.sort();
+    names
+}
+
+fn manifest(dir: &Path) -> serde_json::Value {
+    let text = fs::read_to_string(dir.join("MANIFEST.json")).expect("MANIFEST.json");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("MANIFEST.json: {e}: {text}"))
+}
+
+fn assert_same_dirs(a: &Path, b: &Path) {
+    let names = written_files(a);
     assert!(names.len() >= 9, "outputs and rejected.csv in {a:?}");
     for name in names {
         let x = fs::read(a.join(&name)).unwrap();
@@ -208,6 +224,65 @@ fn strict_stops_at_the_first_bad_row() {
     assert_clean_failure(&o, "events.csv:3: behavior: unknown `oops`");
 }
 
+/// `--strict` failing on a bad row leaves no empty, header-less output files behind:
+/// only the manifest (saying why) and the lock.
+#[test]
+fn strict_failure_removes_the_outputs_it_created() {
+    let dir = scratch("strict-clean");
+    let events = write(&dir, "events.csv", &[EVENTS_HEADER, "1000,1,10,search,click,0,0", "1000,1,10,search,oops,0,0"]);
+    let out = dir.join("out");
+    for sink in ["csv", "jsonl"] {
+        let o = shopflow(&[
+            "run",
+            "--events",
+            events.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--strict",
+            "--sink",
+            sink,
+        ]);
+        assert_clean_failure(&o, "behavior: unknown `oops`");
+        assert_eq!(written_files(&out), Vec::<String>::new(), "--sink {sink}");
+        let m = manifest(&out);
+        assert_eq!(m["status"], "failed", "{m}");
+        assert!(m["message"].as_str().unwrap().contains("behavior: unknown `oops` (--strict)"), "{m}");
+    }
+}
+
+/// The output directory: stale files of outputs not written and an old rejected.csv are
+/// removed (other files stay); the manifest names the run and, at its end, says
+/// `complete` with the rows written per output.
+#[test]
+fn a_run_owns_its_output_directory_and_describes_it_in_a_manifest() {
+    let dir = scratch("manifest");
+    let (events, catalog) = small_dataset(&dir);
+    let (events, catalog) = (events.to_str().unwrap(), catalog.to_str().unwrap());
+    let out = dir.join("out");
+    run_on(events, catalog, &out, &["-q"]);
+    fs::write(out.join("item_stats.jsonl"), "{}\n").unwrap();
+    fs::write(out.join("rejected.csv"), "file,line,reason,raw\nold,1,stale,\n").unwrap();
+    fs::write(out.join("notes.txt"), "mine\n").unwrap();
+    run_on(events, catalog, &out, &["--outputs", "untagged,item_stats", "-q"]);
+    assert_eq!(written_files(&out), ["item_stats.csv", "notes.txt", "rejected.csv", "untagged.csv"]);
+    assert_eq!(fs::read_to_string(out.join("rejected.csv")).unwrap(), "file,line,reason,raw\n");
+    let m = manifest(&out);
+    assert_eq!(m["status"], "complete", "{m}");
+    assert_eq!(m["outputs"], serde_json::json!(["item_stats", "untagged"]));
+    assert_eq!(m["files"], serde_json::json!(["item_stats.csv", "untagged.csv", "rejected.csv"]));
+    assert_eq!(m["sink"], "csv");
+    assert_eq!(m["inputs"], serde_json::json!([events, catalog]));
+    assert!(m["argv"].as_array().unwrap().iter().any(|a| a == "untagged,item_stats"), "{m}");
+    for name in ["item_stats", "untagged"] {
+        let lines = fs::read_to_string(out.join(format!("{name}.csv"))).unwrap().lines().count() as u64;
+        assert_eq!(m["rows"][name].as_u64(), Some(lines - 1), "{name}: {m}");
+    }
+    let (started, ended) = (m["started_ms"].as_u64().unwrap(), m["ended_ms"].as_u64().unwrap());
+    assert!(started <= ended && ended - started < 60_000, "{m}");
+    assert_eq!(m["started"].as_str().unwrap().len(), "2026-12-01 00:00:00".len(), "{m}");
+    assert!(m.get("cutoff_ms").is_none() && m.get("message").is_none(), "{m}");
+}
+
 #[test]
 fn missing_files_bad_headers_and_bad_flags_are_one_line_errors() {
     let dir = scratch("errors");
@@ -243,10 +318,7 @@ fn outputs_flag_selects_and_sinks_agree() {
     let (events, catalog) = (events.to_str().unwrap(), catalog.to_str().unwrap());
     let csv_out = dir.join("csv");
     run_on(events, catalog, &csv_out, &["--outputs", "item_stats,untagged"]);
-    let mut names: Vec<String> =
-        fs::read_dir(&csv_out).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
-    names.sort();
-    assert_eq!(names, ["item_stats.csv", "rejected.csv", "untagged.csv"]);
+    assert_eq!(written_files(&csv_out), ["item_stats.csv", "rejected.csv", "untagged.csv"]);
 
     let json_out = dir.join("json");
     run_on(events, catalog, &json_out, &["--outputs", "item_stats", "--sink", "jsonl"]);
@@ -371,6 +443,270 @@ fn workers_and_processes_give_identical_files() {
         assert_eq!(p1.status.code(), Some(0), "{}", stderr(&p1));
         assert_same_dirs(&out1, &out);
     }
+}
+
+/// The run summary's arranged state without its peak (peaks add up over processes,
+/// which need not peak at the same moment).
+fn arranged_totals(o: &Output) -> String {
+    let err = stderr(o);
+    let line = err.lines().find(|l| l.contains("arranged state at end of input:")).unwrap_or_else(|| panic!("{err}"));
+    let (totals, rest) = line.split_once("; peak").unwrap();
+    format!("{totals}; largest{}", rest.split_once("; largest").unwrap().1)
+}
+
+/// With two processes the summary's arranged state is the total of both, as with two
+/// worker threads in one process.
+#[test]
+fn two_processes_report_the_arranged_state_of_both() {
+    let dir = scratch("arranged-n2");
+    let (events, catalog) = small_dataset(&dir);
+    let (events, catalog) = (events.to_str().unwrap(), catalog.to_str().unwrap());
+    let one = run_on(events, catalog, &dir.join("w2"), &["-w", "2"]);
+    let hostfile = dir.join("hosts");
+    fs::write(&hostfile, format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port())).unwrap();
+    let out = dir.join("n2");
+    let args = |p: &'static str| {
+        let h = hostfile.to_str().unwrap();
+        ["run", "--events", events, "--catalog", catalog, "--out", out.to_str().unwrap(), "-n", "2", "-p", p, "-h", h]
+            .map(String::from)
+    };
+    let p1 = Command::new(BIN).args(args("1")).arg("-q").spawn().unwrap();
+    let p0 = Command::new(BIN).args(args("0")).output().unwrap();
+    assert!(p1.wait_with_output().unwrap().status.success());
+    assert_eq!(p0.status.code(), Some(0), "{}", stderr(&p0));
+    assert_eq!(arranged_totals(&p0), arranged_totals(&one));
+    assert!(stderr(&p0).contains("(the sum of the 2 processes' peaks)"), "{}", stderr(&p0));
+}
+
+/// The "late" column of the summary's row for `file`.
+fn late_rows(o: &Output, file: &Path) -> u64 {
+    let err = stderr(o);
+    let row =
+        err.lines().find(|l| l.trim_start().starts_with(file.to_str().unwrap())).unwrap_or_else(|| panic!("{err}"));
+    row.split_whitespace().nth(4).unwrap().parse().unwrap()
+}
+
+/// `shopflow sort`: a UserBehavior file grouped by user (as the public one is) comes out
+/// in timestamp order, stable, rows without a timestamp last, in bounded memory (several
+/// runs); read sorted, no row is late. A native file keeps its header first.
+#[test]
+fn sort_orders_a_file_grouped_by_user() {
+    let dir = scratch("sort");
+    // 60 users, each with their rows in time order; 60,000 rows (about 1.7 MB: more
+    // than --memory-mb 1); timestamps repeat (ties).
+    let mut lines: Vec<String> = Vec::new();
+    for user in 0..60u64 {
+        for i in 0..1000u64 {
+            let ts = 1_511_539_200 + i * 60 + (user * 7919 + i) % 45;
+            lines.push(format!("{user},{},{},pv,{ts}", 1000 + (user * 31 + i) % 500, (user + i) % 9));
+        }
+    }
+    lines.insert(30_000, "7,8,9,pv,soon".to_string());
+    let grouped = write(&dir, "grouped.csv", &lines.iter().map(String::as_str).collect::<Vec<_>>());
+    let sorted = dir.join("sorted.csv");
+    let o = shopflow(&[
+        "sort",
+        "--format",
+        "userbehavior",
+        "--in",
+        grouped.to_str().unwrap(),
+        "--out",
+        sorted.to_str().unwrap(),
+        "--memory-mb",
+        "1",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("60001 lines (1 without a timestamp, placed last), 2 sorted runs merged"),
+        "{}",
+        stderr(&o)
+    );
+    let ts = |l: &String| l.rsplit(',').next().unwrap().parse::<u64>().unwrap_or(u64::MAX);
+    let mut expected = lines.clone();
+    expected.sort_by_key(ts);
+    assert_eq!(fs::read_to_string(&sorted).unwrap(), expected.iter().map(|l| format!("{l}\n")).collect::<String>());
+    assert_eq!(fs::read_dir(&dir).unwrap().count(), 2, "temporary files are removed");
+    assert!(late_rows(&run_ub(&grouped, &dir.join("o1"), &["--outputs", "item_stats"]), &grouped) > 50_000);
+    assert_eq!(late_rows(&run_ub(&sorted, &dir.join("o2"), &["--outputs", "item_stats"]), &sorted), 0);
+
+    let native = write(
+        &dir,
+        "native.csv",
+        &[EVENTS_HEADER, "3000,1,2,s,click,0,0", "1000,1,2,s,click,0,0", "2000,2,2,s,click,0,0"],
+    );
+    let o = shopflow(&["sort", "--in", native.to_str().unwrap(), "--out", native.to_str().unwrap(), "-q"]);
+    assert_eq!((o.status.code(), stderr(&o).as_str()), (Some(0), ""));
+    assert_eq!(
+        fs::read_to_string(&native).unwrap(),
+        format!("{EVENTS_HEADER}\n1000,1,2,s,click,0,0\n2000,2,2,s,click,0,0\n3000,1,2,s,click,0,0\n")
+    );
+    let out = dir.join("x.csv");
+    assert_clean_failure(
+        &shopflow(&["sort", "--in", grouped.to_str().unwrap(), "--out", out.to_str().unwrap()]),
+        "first line must be the header",
+    );
+    assert!(!out.exists());
+}
+
+/// `--min-ts`/`--max-ts`: rows outside go to rejected.csv with the reason and do not move
+/// the watermark (a malformed row's timestamp still does); the same with several workers.
+/// Without them, a row far ahead makes the later rows late, with one warning naming its line.
+#[test]
+fn timestamps_outside_the_window_are_rejected_and_leave_the_watermark_alone() {
+    let dir = scratch("ts-window");
+    let mut lines = vec![EVENTS_HEADER.to_string()];
+    for i in 0..3000u64 {
+        lines.push(format!("{},{},{},s,click,0,0", 1_700_000_000_000 + i * 1000, i % 7, i % 11));
+        match i {
+            100 => lines.push("32503680000000,1,2,s,click,0,0".into()), // the year 3000
+            200 => lines.push("1700000100,1,2,s,click,0,0".into()),     // seconds, not ms
+            300 => lines.push("18446744073709551615,1,2,s,click,0,0".into()),
+            _ => {}
+        }
+    }
+    let events = write(&dir, "events.csv", &lines.iter().map(String::as_str).collect::<Vec<_>>());
+    let e = events.to_str().unwrap();
+    let window = ["--min-ts", "1600000000000", "--max-ts", "4102444799999", "--outputs", "item_stats,user_stats"];
+    let run = |out: &str, extra: &[&str]| {
+        let out = dir.join(out);
+        let args = [&["run", "--events", e, "--out", out.to_str().unwrap()][..], &window, extra].concat();
+        run_ok(&args)
+    };
+    let o = run("w1", &[]);
+    assert_eq!(late_rows(&o, &events), 0, "{}", stderr(&o));
+    assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
+    let rejected = fs::read_to_string(dir.join("w1/rejected.csv")).unwrap();
+    for (line, ts) in [(103, "32503680000000"), (204, "1700000100"), (305, "18446744073709551615")] {
+        let reason =
+            format!("{e},{line},ts_ms: outside --min-ts/--max-ts ({ts} not in 1600000000000..=4102444799999),");
+        assert!(rejected.contains(&reason), "{reason} in {rejected}");
+    }
+    assert_eq!(rejected.lines().count(), 4, "{rejected}");
+    run("w3", &["-w", "3", "--batch-lines", "100"]);
+    for f in ["item_stats.csv", "user_stats.csv", "rejected.csv"] {
+        assert!(fs::read(dir.join("w1").join(f)).unwrap() == fs::read(dir.join("w3").join(f)).unwrap(), "{f}");
+    }
+
+    // No window: the row of the year 3000 moves the watermark; every later row is late.
+    let o = run_ok(&["run", "--events", e, "--out", dir.join("open").to_str().unwrap(), "--outputs", "item_stats"]);
+    let err = stderr(&o);
+    assert!(late_rows(&o, &events) > 2800, "{err}");
+    let warnings: Vec<&str> = err.lines().filter(|l| l.contains("warning")).collect();
+    assert_eq!(warnings.len(), 1, "{err}");
+    assert!(warnings[0].contains("events.csv:103: timestamp 32503680000000 (3000-01-01 00:00:00 UTC)"), "{err}");
+    let quiet = ["--jump-warn-ms", "18446744073709551615", "-q", "--outputs", "item_stats"];
+    let o = run_ok(&[&["run", "--events", e, "--out", dir.join("q").to_str().unwrap()][..], &quiet].concat());
+    assert_eq!(stderr(&o), "");
+    assert_clean_failure(
+        &shopflow(&["run", "--events", e, "--min-ts", "5", "--max-ts", "4"]),
+        "--min-ts 5 is after --max-ts 4",
+    );
+}
+
+/// Negative or out-of-range numbers get a clear reason (not "unexpected argument"); a bare
+/// `-h` (the hostfile, as in timely) points to `--help`.
+#[test]
+fn flags_say_what_a_value_must_be() {
+    for (flag, value, needle) in [
+        ("--speed", "-1", "must be a positive number, got `-1`"),
+        ("--rate", "-5", "must be a positive number, got `-5`"),
+        ("--ad-min-pctr", "-1", "must be a non-negative decimal of at most 1"),
+        ("--ad-min-pctr", "1.5", "must be a non-negative decimal of at most 1"),
+    ] {
+        assert_clean_failure(&shopflow(&["run", flag, value]), needle);
+    }
+    for args in [&["run", "-h"][..], &["run", "--events", "x.csv", "-h"], &["run", "-h", "-w", "2"]] {
+        let o = shopflow(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert_eq!(stderr(&o), "shopflow: -h is the hostfile (as in timely); use --help\n", "{args:?}");
+    }
+    let dir = scratch("pctr-one");
+    let (events, catalog) = small_dataset(&dir);
+    let (events, catalog) = (events.to_str().unwrap(), catalog.to_str().unwrap());
+    run_on(events, catalog, &dir.join("out"), &["--ad-min-pctr", "1", "--outputs", "ads_curated", "-q"]);
+}
+
+/// Configuration and input that are valid but probably not what was meant get one
+/// warning line each: a rules scene no event was read in (at the end of the run), a
+/// base row with more buyers than orders (when loaded), events without a catalog when
+/// an output needs one.
+#[test]
+fn likely_mistakes_are_warned_about() {
+    let dir = scratch("warnings");
+    let (events, catalog) = small_dataset(&dir);
+    let (events, catalog) = (events.to_str().unwrap(), catalog.to_str().unwrap());
+    let rules = write(
+        &dir,
+        "rules.toml",
+        &["[scenes.home_feed]", "i2i = { top_n = 3 }", "[scenes.live]", "i2i = { top_n = 3 }"],
+    );
+    let base = write(
+        &dir,
+        "base.csv",
+        &["cutoff_ms,item_id,sales_30d,units_30d,gmv_30d_cents,buyers_30d", "100000,1,2,2,500,1", "100000,2,1,1,100,3"],
+    );
+    let args = ["--rules", rules.to_str().unwrap(), "--base", base.to_str().unwrap(), "-q"];
+    let o = run_on(events, catalog, &dir.join("out"), &args);
+    let lines: Vec<String> = stderr(&o).lines().map(String::from).collect();
+    assert_eq!(
+        lines,
+        [
+            format!(
+                "shopflow: warning: base {}:3: buyers_30d 3 is more than sales_30d 1 (every buyer placed an order)",
+                base.display()
+            ),
+            format!(
+                "shopflow: warning: rules {}: scene `live` had no events in this run: its recall outputs are empty",
+                rules.display()
+            ),
+        ]
+    );
+    // The same with two processes' worth of workers: one warning, not one per worker.
+    let o = run_on(events, catalog, &dir.join("out3"), &[&args[..], &["-w", "3"]].concat());
+    assert_eq!(stderr(&o).lines().count(), 2, "{}", stderr(&o));
+
+    let o = run_ok(&["run", "--events", events, "--out", dir.join("nocat").to_str().unwrap(), "-q"]);
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("shopflow: warning: --events without --catalog:") && err.contains("category_stats, "),
+        "{err}"
+    );
+    assert!(!err.contains("item_stats") && err.contains("ads_curated are empty"), "{err}");
+    let o = run_ok(&[
+        "run",
+        "--events",
+        events,
+        "--out",
+        dir.join("nocat2").to_str().unwrap(),
+        "--outputs",
+        "item_stats",
+        "-q",
+    ]);
+    assert_eq!(stderr(&o), "", "no output needs the catalog");
+}
+
+/// On a terminal, the progress line shows the input frontier as a UTC date-time.
+#[test]
+fn progress_shows_the_input_frontier_as_a_date_time() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: no `script` to give the run a terminal");
+        return;
+    }
+    let dir = scratch("progress");
+    let (events, catalog) = small_dataset(&dir);
+    let out = dir.join("out");
+    let command = format!(
+        "{BIN} run --events {} --catalog {} --out {} --rate 250 --outputs item_stats",
+        events.display(),
+        catalog.display(),
+        out.display()
+    );
+    let o = Command::new("script").args(["-qc", &command, "/dev/null"]).output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    // small_dataset's rows are at 0..400 s: the frontier is a time on 1970-01-01.
+    assert!(text.contains("input at 1970-01-01 00:0"), "{text}");
+    assert!(!text.contains("/s, epoch "), "{text}");
 }
 
 /// The number after `word` in `text` ("… 37 bad rows …" → 37 for "bad rows").

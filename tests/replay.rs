@@ -219,6 +219,43 @@ fn follow_reads_appended_lines_until_sigint() {
     assert!(err.contains(" 401 "), "the summary counts the 401 complete data rows: {err}");
 }
 
+fn manifest(out: &Path) -> serde_json::Value {
+    serde_json::from_str(&fs::read_to_string(out.join("MANIFEST.json")).unwrap_or_default()).unwrap_or_default()
+}
+
+/// A second run into the directory of a running one refuses to start (one line naming
+/// the directory and the running one's pid, exit 2) and leaves its files alone; the
+/// running one, stopped by SIGINT, says `stopped` with its cut-off in the manifest.
+#[test]
+fn a_second_run_into_a_busy_directory_refuses_and_a_stop_is_recorded() {
+    let dir = scratch("busy");
+    let cat = catalog(&dir);
+    let out = dir.join("out");
+    let events = events_file(&dir, "events.csv", &event_rows(0, 200, 100));
+    let child =
+        run_args(&events, &cat, &out, &["--follow"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let started = Instant::now();
+    while manifest(&out)["status"] != "running" || !out.join("item_stats.csv").exists() {
+        assert!(started.elapsed() < Duration::from_secs(20), "no running manifest in {}", out.display());
+        sleep(Duration::from_millis(20));
+    }
+    assert_eq!(manifest(&out)["pid"], child.id());
+    let second = run_args(&events, &cat, &out, &["-q"]).output().unwrap();
+    let err = stderr(&second);
+    assert_eq!(second.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains(out.to_str().unwrap()) && err.contains(&format!("pid {}", child.id())), "{err}");
+    assert_eq!(manifest(&out)["status"], "running", "the second run left the first one's manifest alone");
+    sleep(Duration::from_millis(300));
+    signal(&child, "-INT");
+    let (status, err) = finish(child, Duration::from_secs(20));
+    assert_eq!(status.code(), Some(0), "{err}");
+    let m = manifest(&out);
+    assert_eq!(m["status"], "stopped", "{m}");
+    assert_eq!(m["cutoff_ms"].as_u64(), Some(cutoff(&err)), "{m}");
+    assert!(m["rows"]["item_stats"].as_u64().unwrap() > 0, "{m}");
+}
+
 #[test]
 fn sigterm_without_follow_keeps_the_complete_epochs() {
     let dir = scratch("stop");
@@ -284,11 +321,15 @@ fn sigint_to_one_process_stops_the_cluster_at_a_consistent_prefix() {
     check_prefix(&spec(&events, &cat), &out, cut);
 }
 
-/// The same files, byte for byte, in both directories (and no other files).
+/// The same files, byte for byte, in both directories (and no other files; the lock and
+/// the manifest name their run and are not compared).
 fn assert_same_files(expected: &Path, actual: &Path) {
     let names = |dir: &Path| {
-        let mut v: Vec<String> =
-            fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != ".lock" && n != "MANIFEST.json")
+            .collect();
         v.sort();
         v
     };
