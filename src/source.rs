@@ -37,8 +37,8 @@ pub const CATALOG_HEADER: &str = "ts_ms,op,item_id,category_id,seller_id,price_c
 /// its first 200 bytes, so a file without newlines cannot make a reader hold it whole.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
 
-/// The largest amount one order may carry (10^15 cents): sums of 64-bit counters stay
-/// exact up to 9,223 such orders on one key, far beyond any real total.
+/// The largest amount one order may carry (10^15 cents). GMV is summed in 128 bits
+/// (`Stats::gmv_cents`), exact for more than 2^64 such orders on one key.
 pub const MAX_AMOUNT_CENTS: u64 = 1_000_000_000_000_000;
 
 /// The timestamps a run accepts (`--min-ts`, `--max-ts`; both ends included) and the
