@@ -30,9 +30,10 @@ fn main() -> ExitCode {
             }
             // `-h` is the hostfile, as in timely's own binaries: a bare one is a request for help.
             let args: Vec<String> = std::env::args().collect();
-            let bare_h = args.iter().enumerate().any(|(i, a)| {
-                a == "-h" && args.get(i + 1).is_none_or(|next| next.starts_with('-'))
-            });
+            let bare_h = args
+                .iter()
+                .enumerate()
+                .any(|(i, a)| a == "-h" && args.get(i + 1).is_none_or(|next| next.starts_with('-')));
             if bare_h && e.kind() == ErrorKind::InvalidValue {
                 eprintln!("shopflow: -h is the hostfile (as in timely); use --help");
                 return ExitCode::from(2);

@@ -162,8 +162,7 @@ pub fn parse(text: &str) -> Result<Vec<Rule>, String> {
     })?;
     let mut rules = Vec::new();
     for (name, scene_rules) in file.scenes {
-        let scene = Scene::new(name.as_bytes())
-            .map_err(|why| format!("scene `{name}`: {why}"))?;
+        let scene = Scene::new(name.as_bytes()).map_err(|why| format!("scene `{name}`: {why}"))?;
         let strategies = [
             scene_rules.hot.map(Strategy::Hot),
             scene_rules.i2i.map(Strategy::I2i),

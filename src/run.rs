@@ -294,8 +294,11 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
     }
     // Rules for scenes no event was read in: their recall outputs stay empty.
     if let (Some(config), Some(path)) = (&config, &cfg.config.rules_path) {
-        let seen: FxHashSet<Scene> =
-            tallies.borrow().iter().filter_map(|(t, _, _)| if let Tally::Scene(s) = t { Some(*s) } else { None }).collect();
+        let seen: FxHashSet<Scene> = tallies
+            .borrow()
+            .iter()
+            .filter_map(|(t, _, _)| if let Tally::Scene(s) = t { Some(*s) } else { None })
+            .collect();
         let mut idle: Vec<Scene> = config.rules().iter().map(|r| r.scene).filter(|s| !seen.contains(s)).collect();
         idle.dedup();
         for scene in idle {

@@ -40,7 +40,8 @@ impl Spool {
             .spawn(move || {
                 let result = copy(&source, &mut out);
                 if let Err(e) = result {
-                    let what = if source.as_os_str() == "-" { "standard input".into() } else { source.display().to_string() };
+                    let what =
+                        if source.as_os_str() == "-" { "standard input".into() } else { source.display().to_string() };
                     *shared.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("cannot read {what}: {e}"));
                 }
                 shared.done.store(true, Ordering::Release);

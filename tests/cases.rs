@@ -147,10 +147,7 @@ fn case_reference_self_check() {
     assert_eq!(r.state("ctr_cvr_prior", HOUR), rows(&["1,2,1,2.000000,0.500000"]));
     // The counters do not move with the prior.
     assert_eq!(r.state("item_ctr_cvr", HOUR), rows(&["10,1,1,1", "11,0,1,0"]));
-    assert_eq!(
-        r.state("scene_category_ctr_cvr", HOUR),
-        rows(&["home,7,1,2,0", "search,7,0,0,1"])
-    );
+    assert_eq!(r.state("scene_category_ctr_cvr", HOUR), rows(&["home,7,1,2,0", "search,7,0,0,1"]));
     assert_eq!(
         r.state("scene_traffic", 3000),
         rows(&["home,1.000000,1.000000,0.000000", "search,0.000000,0.000000,1.000000"])
@@ -1004,11 +1001,9 @@ fn baseline_rows(b: &batch::CaseOutputs, o: usize) -> OutState {
         "category_hot_items" => b.category_hot.iter().map(|r| vec![s(&r.0), s(&r.1), s(&r.2), s(&r.3)]).collect(),
         "item_ctr_cvr" => b.item_rates.iter().map(|r| vec![s(&r.0), s(&r.1), s(&r.2), s(&r.3)]).collect(),
         "ctr_cvr_prior" => b.prior.iter().map(|r| vec![s(&r.0), s(&r.1), s(&r.2), opt(&r.3), opt(&r.4)]).collect(),
-        "scene_category_ctr_cvr" => b
-            .scene_category_rates
-            .iter()
-            .map(|r| vec![s(&r.0), s(&r.1), s(&r.2), s(&r.3), s(&r.4)])
-            .collect(),
+        "scene_category_ctr_cvr" => {
+            b.scene_category_rates.iter().map(|r| vec![s(&r.0), s(&r.1), s(&r.2), s(&r.3), s(&r.4)]).collect()
+        }
         "scene_traffic" => b.traffic.iter().map(|r| vec![s(&r.0), opt(&r.1), opt(&r.2), opt(&r.3)]).collect(),
         "rules" => b.rules.iter().map(|r| vec![s(&r.0), s(&r.1), s(&r.2)]).collect(),
         "recall_hot" => b.recall_hot.iter().map(|r| vec![s(&r.0), s(&r.1), s(&r.2), s(&r.3)]).collect(),

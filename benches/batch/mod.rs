@@ -348,16 +348,9 @@ pub fn cases(input: &CaseInput) -> CaseOutputs {
 
     // item_ctr_cvr, scene_category_ctr_cvr
     let rated = |f: &Funnel| f[0] > 0 || f[1] > 0 || f[4] > 0;
-    out.item_rates = all_time
-        .iter()
-        .filter(|(_, f)| rated(f))
-        .map(|(&i, f)| (i, f[0], f[1], f[4]))
-        .collect();
-    out.scene_category_rates = scene_category
-        .iter()
-        .filter(|(_, f)| rated(f))
-        .map(|(&(s, c), f)| (s, c, f[0], f[1], f[4]))
-        .collect();
+    out.item_rates = all_time.iter().filter(|(_, f)| rated(f)).map(|(&i, f)| (i, f[0], f[1], f[4])).collect();
+    out.scene_category_rates =
+        scene_category.iter().filter(|(_, f)| rated(f)).map(|(&(s, c), f)| (s, c, f[0], f[1], f[4])).collect();
     if (prior.impressions, prior.clicks, prior.buys) != (0, 0, 0) {
         let (i, c, b) = (prior.impressions, prior.clicks, prior.buys);
         out.prior.push((i, c, b, micro(c, i), micro(b, c)));
