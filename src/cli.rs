@@ -599,7 +599,7 @@ fn settings(args: &RunArgs, sources: &[SourceSpec], config: &ConfigFiles, output
         ("--min-ts", format!("{:?}", args.min_ts)),
         ("--max-ts", format!("{:?}", args.max_ts)),
         ("--outputs", outputs.join(",")),
-        ("--sink", format!("{:?}", args.sink).to_lowercase()),
+        ("--sink", args.sink.name().to_string()),
         ("--rules", format!("{} rule(s), digest {:016x}", config.rules.len(), fnv1a(rules.as_bytes()))),
         ("--base", bases.join("; ")),
         ("--ad-refresh-ms", args.ad_refresh_ms.to_string()),
@@ -697,11 +697,7 @@ pub fn summary(cfg: &RunConfig, r: &RunReport) -> String {
         s,
         "  outputs: {} change stream(s) ({}) in {}: {} rows, writing took {:.2} s",
         cfg.outputs.len(),
-        match cfg.sink {
-            SinkKind::Csv => "csv",
-            SinkKind::Jsonl => "jsonl",
-            SinkKind::Stdout => "stdout",
-        },
+        cfg.sink.name(),
         cfg.out_dir.display(),
         r.rows_written,
         r.write_time.as_secs_f64()

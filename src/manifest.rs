@@ -65,24 +65,15 @@ pub struct OutDir {
     manifest: Mutex<Manifest>,
 }
 
-/// The file an output is written to by `sink` (`None`: standard output).
-pub fn output_file(name: &str, sink: SinkKind) -> Option<String> {
-    match sink {
-        SinkKind::Csv => Some(format!("{name}.csv")),
-        SinkKind::Jsonl => Some(format!("{name}.jsonl")),
-        SinkKind::Stdout => None,
-    }
-}
-
 impl OutDir {
     /// Locks `dir` (which exists), writes the `running` manifest and removes the files
     /// this run owns but will not write. The error is one line.
     pub fn claim(dir: &Path, inputs: Vec<String>, outputs: &[String], sink: SinkKind) -> Result<OutDir, String> {
         let lock = lock(dir)?;
-        let mut files: Vec<String> = outputs.iter().filter_map(|o| output_file(o, sink)).collect();
+        let mut files: Vec<String> = outputs.iter().filter_map(|o| sink.file_name(o)).collect();
         files.push("rejected.csv".into());
         for name in dataflows::ALL {
-            for stale in [output_file(name, SinkKind::Csv), output_file(name, SinkKind::Jsonl)].into_iter().flatten() {
+            for stale in [SinkKind::Csv.file_name(name), SinkKind::Jsonl.file_name(name)].into_iter().flatten() {
                 if !files.contains(&stale) {
                     remove(&dir.join(stale))?;
                 }
@@ -99,11 +90,7 @@ impl OutDir {
             ended: None,
             ended_ms: None,
             inputs,
-            sink: match sink {
-                SinkKind::Csv => "csv",
-                SinkKind::Jsonl => "jsonl",
-                SinkKind::Stdout => "stdout",
-            },
+            sink: sink.name(),
             outputs: outputs.to_vec(),
             files,
             rows: None,

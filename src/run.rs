@@ -261,7 +261,7 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
         progress.tick(events_read, frontier, &probe);
         sinks.finished.get() < sinks.attached.get()
             || coord.handle.is_some()
-            || coord.arranged_elsewhere().len() + 1 < cfg.processes as usize
+            || coord.arranged_reports() + 1 < cfg.processes as usize
     });
     for other in coord.arranged_elsewhere() {
         arranged.add(&other);
@@ -441,6 +441,11 @@ impl Coordination {
         seen.iter().all(|&s| s).then_some(cutoff)
     }
 
+    /// How many other processes have sent their arranged state.
+    fn arranged_reports(&self) -> usize {
+        self.log.borrow().iter().filter(|c| matches!(c, Control::Arranged { .. })).count()
+    }
+
     /// The arranged state reports of the other processes received so far.
     fn arranged_elsewhere(&self) -> Vec<StateReport> {
         let log = self.log.borrow();
@@ -582,8 +587,11 @@ struct Feed<'a> {
     derived_sent: FxHashMap<ItemId, Vec<(Time, u64)>>,
     valid: Vec<isize>,
     late: Vec<isize>,
-    /// Scenes of the events read by this worker (each tallied once).
-    scenes: FxHashSet<Scene>,
+    /// With rules: the scenes of the events read by this worker (each tallied once, for
+    /// the warning about rules of scenes without events), and the last one seen (events
+    /// come in runs of one scene: most need no set lookup).
+    scenes: Option<FxHashSet<Scene>>,
+    last_scene: Option<Scene>,
     new_scenes: Vec<Scene>,
     /// Paced or following: flush and step at least every `LIVE_STEP`.
     live: bool,
@@ -601,7 +609,8 @@ impl<'a> Feed<'a> {
             derived_sent: FxHashMap::default(),
             valid: vec![0; n],
             late: vec![0; n],
-            scenes: FxHashSet::default(),
+            scenes: cfg.config.rules_path.is_some().then(FxHashSet::default),
+            last_scene: None,
             new_scenes: Vec::new(),
             live: cfg.pace != Pace::Unpaced || cfg.follow,
             latency: None,
@@ -789,9 +798,12 @@ impl<'a> Feed<'a> {
     fn accept(&mut self, inputs: &mut InputHandles, file: u32, line: u64, row: Row, time: Time, late: bool) {
         self.valid[file as usize] += 1;
         self.late[file as usize] += late as isize;
-        if let Row::Event(e) | Row::EventWithCategory(e, _) = &row {
-            if self.scenes.insert(e.scene) {
-                self.new_scenes.push(e.scene);
+        if let (Some(scenes), Row::Event(e) | Row::EventWithCategory(e, _)) = (&mut self.scenes, &row) {
+            if self.last_scene != Some(e.scene) {
+                self.last_scene = Some(e.scene);
+                if scenes.insert(e.scene) {
+                    self.new_scenes.push(e.scene);
+                }
             }
         }
         match row {

@@ -59,6 +59,25 @@ pub enum SinkKind {
     Stdout,
 }
 
+impl SinkKind {
+    /// The flag value (`csv`, `jsonl`, `stdout`).
+    pub fn name(self) -> &'static str {
+        match self {
+            SinkKind::Csv => "csv",
+            SinkKind::Jsonl => "jsonl",
+            SinkKind::Stdout => "stdout",
+        }
+    }
+
+    /// The file output `name` is written to in the output directory (`None`: stdout).
+    pub fn file_name(self, name: &str) -> Option<String> {
+        match self {
+            SinkKind::Stdout => None,
+            kind => Some(format!("{name}.{}", kind.name())),
+        }
+    }
+}
+
 /// A destination for one output's changes, written in time order.
 pub trait ChangeWriter {
     fn write(&mut self, time: Time, diff: isize, fields: &[Field]) -> io::Result<()>;
@@ -152,16 +171,14 @@ pub fn open(
     name: &'static str,
     columns: &'static [&'static str],
 ) -> io::Result<Box<dyn ChangeWriter>> {
+    let create = || File::create(out_dir.join(kind.file_name(name).expect("a file sink")));
     Ok(match kind {
         SinkKind::Csv => {
-            let mut w = BufWriter::with_capacity(1 << 20, File::create(out_dir.join(format!("{name}.csv")))?);
+            let mut w = BufWriter::with_capacity(1 << 20, create()?);
             writeln!(w, "time,diff,{}", columns.join(","))?;
             Box::new(CsvWriter(w))
         }
-        SinkKind::Jsonl => Box::new(JsonlWriter {
-            out: BufWriter::with_capacity(1 << 20, File::create(out_dir.join(format!("{name}.jsonl")))?),
-            columns,
-        }),
+        SinkKind::Jsonl => Box::new(JsonlWriter { out: BufWriter::with_capacity(1 << 20, create()?), columns }),
         SinkKind::Stdout => Box::new(StdoutWriter { name }),
     })
 }
@@ -328,11 +345,10 @@ impl Sinks {
     /// A write of output `name` failed: the first such error is the run's (with the
     /// path). Standard output closed by its reader (`| head`) ends the run quietly.
     fn write_failed(&self, name: &str, e: io::Error) {
-        let path = match self.kind {
-            SinkKind::Csv => self.out_dir.join(format!("{name}.csv")).display().to_string(),
-            SinkKind::Jsonl => self.out_dir.join(format!("{name}.jsonl")).display().to_string(),
-            SinkKind::Stdout if e.kind() == io::ErrorKind::BrokenPipe => std::process::exit(0),
-            SinkKind::Stdout => "standard output".into(),
+        let path = match self.kind.file_name(name) {
+            Some(file) => self.out_dir.join(file).display().to_string(),
+            None if e.kind() == io::ErrorKind::BrokenPipe => std::process::exit(0),
+            None => "standard output".into(),
         };
         self.fail(format!("cannot write {name} to {path}: {e}"));
     }

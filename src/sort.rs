@@ -8,7 +8,7 @@
 //! the file (within a run by the sort, across runs by the run's position; a pass merges
 //! consecutive runs). A line whose timestamp field is not a number goes to the end, after
 //! every timestamped line, in file order (`shopflow run` rejects it with the reason). A
-//! native file's header stays first. Lines longer than [`MAX_LINE_BYTES`] are kept cut
+//! native file's header stays first. Lines longer than [`MAX_LINE_BYTES`](crate::source::MAX_LINE_BYTES) are kept cut
 //! to their first `MAX_LINE_BYTES + 1` bytes (`shopflow run` rejects them either way), so
 //! memory stays bounded. The output is written beside its place and renamed there at the
 //! end, so it is never seen half-written; the temporary files are removed.
@@ -16,12 +16,12 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal, Read, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::source::{timestamp_field, SourceKind, MAX_LINE_BYTES};
+use crate::source::{check_header, read_capped_line, timestamp_field, SourceKind};
 
 /// The most runs merged at once (each holds an open file and a read buffer).
 pub const MAX_FAN_IN: usize = 64;
@@ -121,21 +121,9 @@ fn progress_bar(enabled: bool, size: Option<u64>) -> ProgressBar {
 /// bytes of it; `false` at the end of the input.
 fn read_line(input: &mut dyn BufRead, line: &mut Vec<u8>, bar: &ProgressBar) -> io::Result<bool> {
     line.clear();
-    let mut n = input.take(MAX_LINE_BYTES as u64 + 1).read_until(b'\n', line)?;
+    let n = read_capped_line(input, line)?;
     if n == 0 {
         return Ok(false);
-    }
-    if line.last() != Some(&b'\n') && n > MAX_LINE_BYTES {
-        // Overlong: skip the rest of the line.
-        let mut rest = Vec::new();
-        loop {
-            rest.clear();
-            let m = input.take(1 << 20).read_until(b'\n', &mut rest)?;
-            n += m;
-            if m == 0 || rest.last() == Some(&b'\n') {
-                break;
-            }
-        }
     }
     bar.inc(n as u64);
     if line.last() == Some(&b'\n') {
@@ -196,10 +184,8 @@ fn sort_lines(
     let mut line = Vec::new();
     let header = match cfg.kind.header() {
         Some(expected) => {
-            if !read_line(&mut *input, &mut line, bar).map_err(unreadable)? || line != expected.as_bytes() {
-                let found = String::from_utf8_lossy(&line[..line.len().min(200)]).replace('\u{feff}', "\\u{feff}");
-                return Err(format!("{shown}: first line must be the header `{expected}`, found `{found}`"));
-            }
+            read_line(&mut *input, &mut line, bar).map_err(unreadable)?;
+            check_header(&shown, expected, &line)?;
             Some(expected)
         }
         None => None,

@@ -188,12 +188,36 @@ pub fn check(spec: &SourceSpec, follow: bool) -> Result<(), String> {
 
 /// The first line must be the header; the error shows what was found (a byte-order
 /// mark spelled out: it is invisible on a terminal).
-fn check_header(path: &str, header: &str, first: &[u8]) -> Result<(), String> {
+pub fn check_header(path: &str, header: &str, first: &[u8]) -> Result<(), String> {
     if first == header.as_bytes() {
         return Ok(());
     }
     let found = String::from_utf8_lossy(&first[..first.len().min(200)]).replace('\u{feff}', "\\u{feff}");
     Err(format!("{path}: first line must be the header `{header}`, found `{found}`"))
+}
+
+/// Reads the rest of a line into `line` (which may already hold its start), keeping at
+/// most `MAX_LINE_BYTES + 1` bytes: the rest of a longer line is read past, and a newline
+/// is kept when it had one, so the line counts as complete. Returns the bytes consumed.
+pub fn read_capped_line<R: BufRead + ?Sized>(input: &mut R, line: &mut Vec<u8>) -> std::io::Result<usize> {
+    let room = (MAX_LINE_BYTES + 1).saturating_sub(line.len()) as u64;
+    let mut n = (&mut *input).take(room).read_until(b'\n', line)?;
+    if line.len() > MAX_LINE_BYTES && line.last() != Some(&b'\n') {
+        let mut rest = Vec::new();
+        loop {
+            rest.clear();
+            let m = (&mut *input).take(1 << 20).read_until(b'\n', &mut rest)?;
+            n += m;
+            if m == 0 {
+                break;
+            }
+            if rest.last() == Some(&b'\n') {
+                line.push(b'\n');
+                break;
+            }
+        }
+    }
+    Ok(n)
 }
 
 fn trim_line_end(line: &[u8]) -> &[u8] {
@@ -388,15 +412,13 @@ impl SourceReader {
         Ok(())
     }
 
-    /// Reads one line into `buf` (appending to a partial line kept from the last call).
-    fn fill(&mut self) -> Result<usize, SourceError> {
-        let room = (MAX_LINE_BYTES + 1).saturating_sub(self.buf.len()) as u64;
-        let n = (&mut self.reader)
-            .take(room)
-            .read_until(b'\n', &mut self.buf)
+    /// Reads one line into `buf` (appending to a partial line kept from the last call;
+    /// an overlong line is cut, see [`read_capped_line`]).
+    fn fill(&mut self) -> Result<(), SourceError> {
+        let n = read_capped_line(&mut self.reader, &mut self.buf)
             .map_err(|e| SourceError::Unreadable(format!("cannot read {}: {e}", self.display)))?;
         self.offset += n as u64;
-        Ok(n)
+        Ok(())
     }
 
     /// Reads up to `max_lines` lines; calls `on_line` for each line owned by worker
@@ -423,17 +445,10 @@ impl SourceReader {
                 if self.verify && self.spool.is_none() {
                     self.verify = false;
                     self.verify_followed()?;
-                    if self.rotate_after && self.buf.is_empty() {
-                        self.rotate(worker == 0)?;
-                    }
                 }
                 let growing = self.may_grow()?;
                 self.fill()?;
                 let overlong = self.buf.len() > MAX_LINE_BYTES;
-                if overlong {
-                    // Skip the rest of the line: it is rejected whole.
-                    self.skip_line()?;
-                }
                 if !overlong && self.buf.last() != Some(&b'\n') {
                     if growing && !self.rotate_after {
                         self.at_eof = true;
@@ -522,38 +537,16 @@ impl SourceReader {
         );
     }
 
-    /// The line in `buf` is handed over: remember its end, clear it, and switch to a
-    /// rotated file's successor if one is waiting.
+    /// The line in `buf` is handed over: clear it (a followed file remembers its end,
+    /// for `verify_followed`).
     fn consumed(&mut self) {
         self.pending = false;
-        let keep = self.buf.len().min(SAMPLE_BYTES);
-        self.sample.clear();
-        self.sample.extend_from_slice(&self.buf[self.buf.len() - keep..]);
-        self.buf.clear();
-    }
-
-    /// Reads past the rest of an overlong line (to its newline or the end of the file),
-    /// keeping only its first `MAX_LINE_BYTES + 1` bytes in `buf`.
-    fn skip_line(&mut self) -> Result<(), SourceError> {
-        let mut rest = Vec::new();
-        loop {
-            if self.buf.last() == Some(&b'\n') {
-                return Ok(());
-            }
-            rest.clear();
-            let n = (&mut self.reader)
-                .take(1 << 20)
-                .read_until(b'\n', &mut rest)
-                .map_err(|e| SourceError::Unreadable(format!("cannot read {}: {e}", self.display)))?;
-            self.offset += n as u64;
-            if n == 0 {
-                return Ok(());
-            }
-            if rest.last() == Some(&b'\n') {
-                self.buf.push(b'\n');
-                return Ok(());
-            }
+        if self.follow {
+            let keep = self.buf.len().min(SAMPLE_BYTES);
+            self.sample.clear();
+            self.sample.extend_from_slice(&self.buf[self.buf.len() - keep..]);
         }
+        self.buf.clear();
     }
 }
 

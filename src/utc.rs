@@ -1,5 +1,7 @@
 //! Event times and wall-clock times as UTC date-times for people (the progress line, the
-//! run manifest): `2017-11-25 08:00:00`.
+//! run manifest): `2017-11-25 08:00:00`. Written here rather than taken from a date
+//! crate because it must print every `u64` timestamp a file may hold (the warning about
+//! a watermark jump quotes them), while the common crates stop at the year 9999.
 
 /// `ms` since the Unix epoch as `YYYY-MM-DD HH:MM:SS` (UTC).
 pub fn date_time(ms: u64) -> String {
