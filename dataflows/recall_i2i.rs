@@ -6,7 +6,7 @@
 //!   ─ pairs_within gap (per user: a ≠ b at most 30 min apart, once per user) ─ (a, b), diff users ─┐
 //! platform.online_category ─ online items ─────────── (broadcast table) ────────────────────────┤
 //! rules ──────────────────────────────────────────── (broadcast) ───────────────────────────────┴─
-//!   reduce_total_lookup per a (reads a's and its top neighbours' online flags): top n per scene
+//!   top_counts per a (neighbours kept ranked by users; reads a's and its top neighbours' online flags): top n per scene
 //! ```
 //!
 //! Contract (docs/cases-contract.md): users(a, b) = distinct users with a click or buy on
@@ -15,21 +15,20 @@
 //! desc, b asc (rows carry `users`, not the rank). State is bounded by the window:
 //! interactions and pairs expire after 24 h.
 //!
-//! The pair counts are never arranged: each (a, b) update is one hash-map probe in the
-//! reduction keyed by a, which reads the online flags from a table every worker holds
-//! (an item's flag flipping recomputes only the items whose last ranking looked at it:
-//! a and its top 2n neighbours, not all of its neighbours).
+//! The pair counts are never arranged: each (a, b) update is one hash-map probe and one
+//! move in a's ranked set, in the operator keyed by a, which reads the online flags from a
+//! table every worker holds. A touched item re-reads only its top neighbours (up to the
+//! n-th online one), not all of them; an item's flag flipping recomputes only the items
+//! whose last list looked at it.
 
 use differential_dataflow::VecCollection;
 
 use crate::model::{Behavior, ItemId, Scene, Time};
-use crate::operators::{pairs_within, reduce_total_lookup, Lookup};
+use crate::operators::{pairs_within, top_counts};
 use crate::platform::Platform;
 use crate::rules::{i2i_rules, Rule};
 use crate::sink::{Field, Schema};
 use crate::windows::{expiry, windowed, DAY_MS, MINUTE_MS};
-
-use super::category_hot_items::top_by_score;
 
 /// Interactions count for 24 hours.
 pub const I2I_WINDOW_MS: u64 = DAY_MS;
@@ -47,33 +46,17 @@ pub fn recall_i2i<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (ItemId, Neig
         .flat_map(|e| matches!(e.behavior, Behavior::Click | Behavior::Buy).then_some((e.user, (e.item, e.ts_ms))));
     let interactions = windowed(interactions, move |(_, (_, ts))| expiry(*ts, I2I_WINDOW_MS, epoch_ms));
     let co_users = pairs_within(interactions, I2I_GAP_MS, "I2iPairs");
-    let online = p.online_category().as_collection(|item, _category| (*item, ()));
-    let mut ranked = Vec::new();
-    reduce_total_lookup(
+    let online = p.online_category().as_collection(|item, _category| *item);
+    top_counts(
         co_users,
         online,
         p.rules.clone(),
         "RecallI2i",
-        move |a, neighbors: &[(ItemId, isize)], online: &Lookup<ItemId, ()>, rules: &[Rule], out| {
-            if !online.contains(a) {
-                return;
-            }
-            // Every scene ranks the same way (users desc, b asc): rank once for the longest list.
-            let Some(n) = i2i_rules(rules).map(|(_, rule)| rule.top_n as usize).max() else { return };
-            // The first n online neighbours: rank twice n of all neighbours and keep the
-            // online ones; only when fewer than n of those are online, rank them all.
-            let mut take = (2 * n).min(neighbors.len());
-            loop {
-                ranked.clear();
-                top_by_score(neighbors.iter().map(|(b, users)| (*b, *users as i64)), take, &mut ranked);
-                ranked.retain(|(_rank, b, _)| online.contains(b));
-                if ranked.len() >= n || take == neighbors.len() {
-                    break;
-                }
-                take = neighbors.len();
-            }
+        // Every scene ranks the same way (users desc, b asc): rank once for the longest list.
+        |rules: &[Rule]| i2i_rules(rules).map(|(_, rule)| rule.top_n as usize).max().unwrap_or(0),
+        |_a, top: &[(ItemId, i64)], rules: &[Rule], out| {
             for (scene, rule) in i2i_rules(rules) {
-                out.extend(ranked.iter().take(rule.top_n as usize).map(|&(_rank, b, users)| (scene, b, users)));
+                out.extend(top.iter().take(rule.top_n as usize).map(|&(b, users)| (scene, b, users)));
             }
         },
     )
