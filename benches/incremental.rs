@@ -146,7 +146,7 @@ fn incremental(rows: Arc<Vec<(Event, CategoryId)>>, state: usize, set: &str, wor
     let guards = timely::execute(timely::Config::process(workers), move |worker| {
         let (index, peers) = (worker.index(), worker.peers());
         let probe = ProbeHandle::new();
-        let sinks = Sinks::new(index == 0, SinkKind::Csv, out_dir.clone(), probe.clone());
+        let sinks = Sinks::new(index == 0, SinkKind::Csv, Envelope::Diff, out_dir.clone(), probe.clone());
         let params = Params { epoch_ms: EPOCH_MS, ads: ad_params() };
         let dataflow = worker.next_dataflow_index();
         let mut inputs = worker.dataflow::<Time, _, _>(|scope| {

@@ -119,6 +119,7 @@ pub fn schema() -> Schema<Row> {
     Schema {
         name: "ads_curated",
         columns: &["rank", "item_id", "category_id", "bid_cents", "pctr", "ecpm"],
+        key: 1,
         fields: |(rank, item, category, bid, pctr, ecpm)| {
             vec![
                 Field::U(*rank as u64),

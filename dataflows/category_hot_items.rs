@@ -50,6 +50,7 @@ pub fn schema() -> Schema<(CategoryId, Ranked)> {
     Schema {
         name: "category_hot_items",
         columns: &["category_id", "rank", "item_id", "hot_score"],
+        key: 2,
         fields: |(c, (rank, item, score))| {
             vec![Field::U(*c), Field::U(*rank as u64), Field::U(*item), Field::I(*score)]
         },

@@ -34,6 +34,7 @@ pub fn schema() -> Schema<(CategoryId, Stats)> {
     Schema {
         name: "category_stats",
         columns: super::counter_columns!("category_id", "uv", "buyers"),
+        key: 1,
         fields: |(k, s)| super::stats_fields(Field::U(*k), s),
     }
 }

@@ -39,6 +39,7 @@ pub fn schema() -> Schema<(CategoryId, Ranked)> {
     Schema {
         name: "category_top_items",
         columns: &["category_id", "rank", "item_id", "buys", "gmv_cents"],
+        key: 2,
         fields: |(c, (rank, item, buys, gmv))| {
             vec![Field::U(*c), Field::U(*rank as u64), Field::U(*item), Field::I(*buys), Field::Wide(*gmv)]
         },

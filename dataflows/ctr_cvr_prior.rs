@@ -35,6 +35,7 @@ pub fn schema() -> Schema<Prior> {
     Schema {
         name: "ctr_cvr_prior",
         columns: &["impressions", "clicks", "buys", "ctr", "cvr"],
+        key: 0,
         fields: |(f, ctr, cvr)| {
             let mut v = funnel_fields(f).to_vec();
             v.extend([Field::Fixed(*ctr), Field::Fixed(*cvr)]);

@@ -28,6 +28,7 @@ pub fn schema() -> Schema<((u64, Scene), Stats)> {
     Schema {
         name: "hourly_stats",
         columns: &["window_start_ms", "scene", "impressions", "clicks", "favs", "carts", "buys", "gmv_cents"],
+        key: 2,
         fields: |((window, scene), s)| {
             let mut v = vec![Field::U(*window), Field::S(*scene)];
             v.extend(super::behavior_fields(s));

@@ -30,6 +30,7 @@ pub fn schema() -> Schema<(ItemId, Funnel)> {
     Schema {
         name: "item_ctr_cvr",
         columns: &["item_id", "impressions", "clicks", "buys"],
+        key: 1,
         fields: |(item, f)| {
             let mut v = vec![Field::U(*item)];
             v.extend(funnel_fields(f));

@@ -89,6 +89,7 @@ pub fn schema() -> Schema<(ItemId, Display)> {
     Schema {
         name: "item_display_stats",
         columns: &["item_id", "sales_30d", "units_30d", "gmv_30d_cents", "buyers_30d"],
+        key: 1,
         fields: |(item, (sales, units, gmv, buyers))| {
             vec![Field::U(*item), Field::I(*sales), Field::I(*units), Field::Wide(*gmv), Field::I(*buyers)]
         },

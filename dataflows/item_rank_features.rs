@@ -27,6 +27,7 @@ pub fn schema() -> Schema<(ItemId, Stats)> {
     Schema {
         name: "item_rank_features",
         columns: &["item_id", "impressions_1h", "clicks_1h", "favs_1h", "carts_1h", "buys_1h", "ctr_1h", "hot_score"],
+        key: 1,
         fields: |(item, s)| {
             let mut v = vec![Field::U(*item)];
             v.extend(super::behavior_fields(s));

@@ -26,6 +26,7 @@ pub fn schema() -> Schema<(ItemId, Stats)> {
     Schema {
         name: "item_stats",
         columns: super::counter_columns!("item_id", "uv", "buyers"),
+        key: 1,
         fields: |(k, s)| super::stats_fields(Field::U(*k), s),
     }
 }

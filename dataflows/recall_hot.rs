@@ -61,6 +61,7 @@ pub fn schema() -> Schema<Row> {
     Schema {
         name: "recall_hot",
         columns: &["scene", "category_id", "item_id", "score"],
+        key: 3,
         fields: |(scene, c, item, score)| vec![Field::S(*scene), Field::U(*c), Field::U(*item), Field::I(*score)],
     }
 }

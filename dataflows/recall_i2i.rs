@@ -73,6 +73,7 @@ pub fn schema() -> Schema<Row> {
     Schema {
         name: "recall_i2i",
         columns: &["scene", "item_id", "neighbor_id", "users"],
+        key: 3,
         fields: |(scene, a, b, users)| vec![Field::S(*scene), Field::U(*a), Field::U(*b), Field::I(*users)],
     }
 }

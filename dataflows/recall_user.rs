@@ -164,6 +164,7 @@ pub fn schema() -> Schema<Row> {
     Schema {
         name: "recall_user",
         columns: &["scene", "user_id", "item_id", "score", "strategy"],
+        key: 3,
         fields: |(scene, user, item, score, source)| {
             let label = match source {
                 Source::Hot => "hot",

@@ -23,6 +23,7 @@ pub fn schema() -> Schema<Rule> {
     Schema {
         name: "rules",
         columns: &["scene", "strategy", "params"],
+        key: 2,
         fields: |r| vec![Field::S(r.scene), Field::Label(r.strategy.name()), Field::Text(r.strategy.params())],
     }
 }

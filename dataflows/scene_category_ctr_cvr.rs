@@ -36,6 +36,7 @@ pub fn schema() -> Schema<((Scene, CategoryId), Funnel)> {
     Schema {
         name: "scene_category_ctr_cvr",
         columns: &["scene", "category_id", "impressions", "clicks", "buys"],
+        key: 2,
         fields: |((scene, category), r)| {
             let mut v = vec![Field::S(*scene), Field::U(*category)];
             v.extend(funnel_fields(r));

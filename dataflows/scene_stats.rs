@@ -30,6 +30,7 @@ pub fn schema() -> Schema<(Scene, Stats)> {
     Schema {
         name: "scene_stats",
         columns: super::counter_columns!("scene", "uv", "buyers"),
+        key: 1,
         fields: |(k, s)| super::stats_fields(Field::S(*k), s),
     }
 }

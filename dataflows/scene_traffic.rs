@@ -48,6 +48,7 @@ pub fn schema() -> Schema<Shares> {
     Schema {
         name: "scene_traffic",
         columns: &["scene", "impressions_share", "clicks_share", "gmv_share"],
+        key: 1,
         fields: |(scene, i, c, g)| vec![Field::S(*scene), Field::Fixed(*i), Field::Fixed(*c), Field::Fixed(*g)],
     }
 }

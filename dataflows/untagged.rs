@@ -27,6 +27,7 @@ pub fn schema() -> Schema<(ItemId, isize)> {
     Schema {
         name: "untagged",
         columns: &["item_id", "events"],
+        key: 1,
         fields: |(k, n)| vec![Field::U(*k), Field::I(*n as i64)],
     }
 }

@@ -29,6 +29,7 @@ pub fn schema() -> Schema<(UserId, Stats)> {
     Schema {
         name: "user_stats",
         columns: super::counter_columns!("user_id", "items"),
+        key: 1,
         fields: |(k, s)| {
             let mut v = super::counter_fields(Field::U(*k), s);
             v.push(Field::I(s.uv));

@@ -39,6 +39,7 @@ pub fn schema() -> Schema<(UserId, Ranked)> {
     Schema {
         name: "user_top_categories",
         columns: &["user_id", "rank", "category_id", "score"],
+        key: 2,
         fields: |(u, (rank, c, score))| vec![Field::U(*u), Field::U(*rank as u64), Field::U(*c), Field::I(*score)],
     }
 }

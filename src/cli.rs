@@ -13,7 +13,7 @@ use crate::generator::{self, GenConfig, GenFormat};
 use crate::manifest::OutDir;
 use crate::platform::{AdParams, Params};
 use crate::run::{self, Pace, RunConfig, RunReport};
-use crate::sink::SinkKind;
+use crate::sink::{Envelope, SinkKind};
 use crate::source::{self, Format, SourceKind, SourceSpec, TsChecks};
 use crate::spool::{self, Spool};
 
@@ -78,6 +78,10 @@ pub struct RunArgs {
     /// Where change streams go.
     #[arg(long, value_enum, default_value = "csv")]
     pub sink: SinkKind,
+    /// How changes are written: `diff` rows (`time,diff,<columns>`, +1/-1 per row) or
+    /// `upsert` records (`time,op,<columns>`: per changed key its new row, or a delete).
+    #[arg(long, value_enum, default_value = "diff")]
+    pub envelope: Envelope,
     /// Recall rules (TOML; see README "Case 2"); `none` for no rules. Default: with the
     /// sample data, data/recall_rules.toml (data/recall_rules_taobao.toml for
     /// --format userbehavior); otherwise none. Watched under --follow.
@@ -560,6 +564,7 @@ fn run_config(args: &RunArgs) -> Result<RunConfig, String> {
         lateness_ms: args.lateness_ms,
         outputs,
         sink: args.sink,
+        envelope: args.envelope,
         strict: args.strict,
         batch_lines: args.batch_lines,
         pace: match (args.rate, args.speed) {
@@ -600,6 +605,7 @@ fn settings(args: &RunArgs, sources: &[SourceSpec], config: &ConfigFiles, output
         ("--max-ts", format!("{:?}", args.max_ts)),
         ("--outputs", outputs.join(",")),
         ("--sink", args.sink.name().to_string()),
+        ("--envelope", args.envelope.name().to_string()),
         ("--rules", format!("{} rule(s), digest {:016x}", config.rules.len(), fnv1a(rules.as_bytes()))),
         ("--base", bases.join("; ")),
         ("--ad-refresh-ms", args.ad_refresh_ms.to_string()),
@@ -695,9 +701,10 @@ pub fn summary(cfg: &RunConfig, r: &RunReport) -> String {
     }
     let _ = writeln!(
         s,
-        "  outputs: {} change stream(s) ({}) in {}: {} rows, writing took {:.2} s",
+        "  outputs: {} change stream(s) ({}, {} envelope) in {}: {} rows, writing took {:.2} s",
         cfg.outputs.len(),
         cfg.sink.name(),
+        cfg.envelope.name(),
         cfg.out_dir.display(),
         r.rows_written,
         r.write_time.as_secs_f64()

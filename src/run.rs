@@ -37,7 +37,7 @@ use crate::dataflows;
 use crate::latency::LatencyLog;
 use crate::model::{CatalogRow, ItemId, Scene, Time};
 use crate::platform::{self, InputHandles, Params, Tally};
-use crate::sink::{OutputLog, SinkKind, Sinks};
+use crate::sink::{Envelope, OutputLog, SinkKind, Sinks};
 use crate::source::{Line, Rejected, Row, SourceError, SourceReader, SourceSpec};
 
 /// Lines a reader hands over before the driver re-checks watermarks.
@@ -81,6 +81,7 @@ pub struct RunConfig {
     pub lateness_ms: u64,
     pub outputs: Vec<String>,
     pub sink: SinkKind,
+    pub envelope: Envelope,
     pub strict: bool,
     pub batch_lines: u64,
     pub pace: Pace,
@@ -167,7 +168,7 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
     let rejected_rows: Rc<RefCell<Vec<(Rejected, Time, isize)>>> = Rc::default();
     let tallies: Rc<RefCell<Vec<(Tally, Time, isize)>>> = Rc::default();
     let probe = ProbeHandle::new();
-    let mut sinks = Sinks::new(index == 0, cfg.sink, cfg.out_dir.clone(), probe.clone());
+    let mut sinks = Sinks::new(index == 0, cfg.sink, cfg.envelope, cfg.out_dir.clone(), probe.clone());
     sinks.latency = (index == 0 && cfg.latency_log.is_some()).then(Rc::default);
 
     cfg.arranged.record(worker);

@@ -1,4 +1,6 @@
-//! Sinks: every output leaves as a change stream `time,diff,<columns>`.
+//! Sinks: every output leaves as a change stream `time,diff,<columns>` — or, in the upsert
+//! envelope, `time,op,<columns>`: per time, one record per key whose row changed, its new
+//! row (`upsert`) or only its key (`delete`).
 //!
 //! All updates of an output are routed to worker 0, which buffers them by time and
 //! writes a time only once the frontier has passed it (the time is complete), rows
@@ -26,7 +28,7 @@ use crate::model::{Scene, Time};
 use crate::rates::{format_micro, Micro};
 
 /// One output value.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, PartialOrd)]
 pub enum Field {
     U(u64),
     I(i64),
@@ -41,11 +43,67 @@ pub enum Field {
     Text(String),
 }
 
-/// How an output's rows become columns: its column names and a formatter.
+/// How an output's rows become columns: its column names, how many of the first columns
+/// are its key (at any time at most one row per key), and a formatter.
 pub struct Schema<D> {
     pub name: &'static str,
     pub columns: &'static [&'static str],
+    pub key: usize,
     pub fields: fn(&D) -> Vec<Field>,
+}
+
+/// How changes are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Envelope {
+    /// `time,diff,<columns>`: each row that left (-1) or joined (+1) the output at `time`.
+    Diff,
+    /// `time,op,<columns>`: per key whose row changed at `time`, `upsert` with the new row,
+    /// or `delete` with the key columns only (the rest empty) — what compacted topics,
+    /// tables and caches take.
+    Upsert,
+}
+
+impl Envelope {
+    /// The flag value (`diff`, `upsert`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Envelope::Diff => "diff",
+            Envelope::Upsert => "upsert",
+        }
+    }
+
+    /// The name of the second column.
+    fn column(self) -> &'static str {
+        match self {
+            Envelope::Diff => "diff",
+            Envelope::Upsert => "op",
+        }
+    }
+}
+
+/// One change record: a difference, or an upsert or delete of a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    Diff(isize),
+    Upsert,
+    Delete,
+}
+
+/// The upsert records of one time's consolidated changes: per key (the first `key`
+/// fields), the row that joined (`Upsert`), or the key alone when a row only left
+/// (`Delete`).
+pub fn upserts(mut changes: Vec<(Vec<Field>, isize)>, key: usize) -> Vec<(Change, Vec<Field>)> {
+    changes.sort_by(|(a, _), (b, _)| a[..key].partial_cmp(&b[..key]).expect("fields of one column compare"));
+    let mut out = Vec::new();
+    for group in changes.chunk_by(|(a, _), (b, _)| a[..key] == b[..key]) {
+        let joined: Vec<&Vec<Field>> = group.iter().filter(|(_, r)| *r > 0).map(|(f, _)| f).collect();
+        if joined.is_empty() {
+            out.push((Change::Delete, group[0].0[..key].to_vec()));
+        } else {
+            out.extend(joined.into_iter().map(|f| (Change::Upsert, f.clone())));
+        }
+    }
+    out
 }
 
 /// Where change streams go.
@@ -80,18 +138,23 @@ impl SinkKind {
 
 /// A destination for one output's changes, written in time order.
 pub trait ChangeWriter {
-    fn write(&mut self, time: Time, diff: isize, fields: &[Field]) -> io::Result<()>;
+    /// Writes one record; `fields` may hold only the key columns (a delete).
+    fn write(&mut self, time: Time, change: Change, fields: &[Field]) -> io::Result<()>;
     /// Makes what was written visible: called once complete times have been written.
     fn flush(&mut self) -> io::Result<()>;
 }
 
-struct CsvWriter(BufWriter<File>);
+struct CsvWriter {
+    out: BufWriter<File>,
+    columns: usize,
+}
 struct JsonlWriter {
     out: BufWriter<File>,
     columns: &'static [&'static str],
 }
 struct StdoutWriter {
     name: &'static str,
+    columns: usize,
 }
 
 fn write_field(w: &mut impl Write, f: &Field) -> io::Result<()> {
@@ -112,30 +175,41 @@ fn write_field(w: &mut impl Write, f: &Field) -> io::Result<()> {
     }
 }
 
-/// `time,diff` then `,field` for each field.
-fn write_change(w: &mut impl Write, time: Time, diff: isize, fields: &[Field]) -> io::Result<()> {
+/// `time,diff` (or `time,op`) then `,field` for each of `columns` (empty past `fields`).
+fn write_change(w: &mut impl Write, time: Time, change: Change, fields: &[Field], columns: usize) -> io::Result<()> {
     write_field(w, &Field::U(time))?;
     w.write_all(b",")?;
-    write_field(w, &Field::I(diff as i64))?;
+    match change {
+        Change::Diff(diff) => write_field(w, &Field::I(diff as i64))?,
+        Change::Upsert => w.write_all(b"upsert")?,
+        Change::Delete => w.write_all(b"delete")?,
+    }
     for f in fields {
         w.write_all(b",")?;
         write_field(w, f)?;
+    }
+    for _ in fields.len()..columns {
+        w.write_all(b",")?;
     }
     w.write_all(b"\n")
 }
 
 impl ChangeWriter for CsvWriter {
-    fn write(&mut self, time: Time, diff: isize, fields: &[Field]) -> io::Result<()> {
-        write_change(&mut self.0, time, diff, fields)
+    fn write(&mut self, time: Time, change: Change, fields: &[Field]) -> io::Result<()> {
+        write_change(&mut self.out, time, change, fields, self.columns)
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.0.flush()
+        self.out.flush()
     }
 }
 
 impl ChangeWriter for JsonlWriter {
-    fn write(&mut self, time: Time, diff: isize, fields: &[Field]) -> io::Result<()> {
-        write!(self.out, "{{\"time\":{time},\"diff\":{diff}")?;
+    fn write(&mut self, time: Time, change: Change, fields: &[Field]) -> io::Result<()> {
+        match change {
+            Change::Diff(diff) => write!(self.out, "{{\"time\":{time},\"diff\":{diff}")?,
+            Change::Upsert => write!(self.out, "{{\"time\":{time},\"op\":\"upsert\"")?,
+            Change::Delete => write!(self.out, "{{\"time\":{time},\"op\":\"delete\"")?,
+        }
         for (name, f) in self.columns.iter().zip(fields) {
             write!(self.out, ",\"{name}\":")?;
             match f {
@@ -154,10 +228,10 @@ impl ChangeWriter for JsonlWriter {
 }
 
 impl ChangeWriter for StdoutWriter {
-    fn write(&mut self, time: Time, diff: isize, fields: &[Field]) -> io::Result<()> {
+    fn write(&mut self, time: Time, change: Change, fields: &[Field]) -> io::Result<()> {
         let mut out = io::stdout().lock();
         write!(out, "{},", self.name)?;
-        write_change(&mut out, time, diff, fields)
+        write_change(&mut out, time, change, fields, self.columns)
     }
     fn flush(&mut self) -> io::Result<()> {
         io::stdout().flush()
@@ -167,6 +241,7 @@ impl ChangeWriter for StdoutWriter {
 /// Opens the writer of one output.
 pub fn open(
     kind: SinkKind,
+    envelope: Envelope,
     out_dir: &Path,
     name: &'static str,
     columns: &'static [&'static str],
@@ -174,12 +249,12 @@ pub fn open(
     let create = || File::create(out_dir.join(kind.file_name(name).expect("a file sink")));
     Ok(match kind {
         SinkKind::Csv => {
-            let mut w = BufWriter::with_capacity(1 << 20, create()?);
-            writeln!(w, "time,diff,{}", columns.join(","))?;
-            Box::new(CsvWriter(w))
+            let mut out = BufWriter::with_capacity(1 << 20, create()?);
+            writeln!(out, "time,{},{}", envelope.column(), columns.join(","))?;
+            Box::new(CsvWriter { out, columns: columns.len() })
         }
         SinkKind::Jsonl => Box::new(JsonlWriter { out: BufWriter::with_capacity(1 << 20, create()?), columns }),
-        SinkKind::Stdout => Box::new(StdoutWriter { name }),
+        SinkKind::Stdout => Box::new(StdoutWriter { name, columns: columns.len() }),
     })
 }
 
@@ -197,6 +272,7 @@ pub struct Sinks {
     /// Worker 0 writes; other workers only route their updates to it.
     pub writes: bool,
     pub kind: SinkKind,
+    pub envelope: Envelope,
     pub out_dir: PathBuf,
     /// Probes every output, for flow control.
     pub probe: ProbeHandle<Time>,
@@ -224,10 +300,11 @@ pub struct Sinks {
 
 impl Sinks {
     /// Sinks writing `kind` into `out_dir` (only when `writes`: worker 0), probed by `probe`.
-    pub fn new(writes: bool, kind: SinkKind, out_dir: PathBuf, probe: ProbeHandle<Time>) -> Sinks {
+    pub fn new(writes: bool, kind: SinkKind, envelope: Envelope, out_dir: PathBuf, probe: ProbeHandle<Time>) -> Sinks {
         Sinks {
             writes,
             kind,
+            envelope,
             out_dir,
             probe,
             finished: Rc::new(Cell::new(0)),
@@ -245,7 +322,7 @@ impl Sinks {
     /// Writes `collection` as a change stream per `schema`.
     pub fn attach<'s, D: ExchangeData>(&self, collection: VecCollection<'s, Time, D>, schema: Schema<D>) {
         let mut writer = if self.writes {
-            match open(self.kind, &self.out_dir, schema.name, schema.columns) {
+            match open(self.kind, self.envelope, &self.out_dir, schema.name, schema.columns) {
                 Ok(w) => Some(w),
                 Err(e) => {
                     self.write_failed(schema.name, e);
@@ -289,14 +366,27 @@ impl Sinks {
                 }
                 if let Some(w) = writer.as_mut() {
                     let started = Instant::now();
-                    for (row, diff) in &rows {
-                        if let Err(e) = w.write(time, *diff, &(schema.fields)(row)) {
+                    let written = match this.envelope {
+                        Envelope::Diff => rows
+                            .iter()
+                            .try_for_each(|(row, d)| w.write(time, Change::Diff(*d), &(schema.fields)(row)))
+                            .map(|()| rows.len()),
+                        Envelope::Upsert => {
+                            let records =
+                                upserts(rows.iter().map(|(row, d)| ((schema.fields)(row), *d)).collect(), schema.key);
+                            records
+                                .iter()
+                                .try_for_each(|(change, fields)| w.write(time, *change, fields))
+                                .map(|()| records.len())
+                        }
+                    };
+                    match written {
+                        Ok(n) => this.rows_written.set(this.rows_written.get() + n as u64),
+                        Err(e) => {
                             this.write_failed(schema.name, e);
                             writer = None;
-                            break;
                         }
                     }
-                    this.rows_written.set(this.rows_written.get() + rows.len() as u64);
                     this.write_time.set(this.write_time.get() + started.elapsed());
                     wrote |= !rows.is_empty();
                 }

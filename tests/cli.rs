@@ -133,6 +133,7 @@ fn help_lists_every_flag() {
         "--lateness-ms",
         "--outputs",
         "--sink",
+        "--envelope",
         "--strict",
         "--workers",
         "--processes",
@@ -754,4 +755,98 @@ fn generated_bad_rows_are_exactly_the_rejected_rows() {
             .sum();
         assert_eq!(valid, 20_000 + catalog_rows, "{summary}");
     }
+}
+
+/// The key columns of each output (how many of its first columns): at any time at most one
+/// row per key, so the upsert envelope can carry it.
+const KEY_COLUMNS: &[(&str, usize)] = &[
+    ("item_stats", 1),
+    ("category_stats", 1),
+    ("scene_stats", 1),
+    ("user_stats", 1),
+    ("category_top_items", 2),
+    ("user_top_categories", 2),
+    ("hourly_stats", 2),
+    ("untagged", 1),
+    ("item_display_stats", 1),
+    ("item_rank_features", 1),
+    ("category_hot_items", 2),
+    ("item_ctr_cvr", 1),
+    ("ctr_cvr_prior", 0),
+    ("scene_category_ctr_cvr", 2),
+    ("scene_traffic", 1),
+    ("rules", 2),
+    ("recall_hot", 3),
+    ("recall_i2i", 3),
+    ("recall_user", 3),
+    ("ads_curated", 1),
+];
+
+/// `(time, second column, rest)` of each line after the header.
+fn records(path: &Path) -> (String, Vec<(u64, String, Vec<String>)>) {
+    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default().to_string();
+    let rows = lines
+        .map(|l| {
+            let mut f = l.split(',').map(str::to_string);
+            let time = f.next().unwrap().parse().unwrap();
+            let op = f.next().unwrap();
+            (time, op, f.collect())
+        })
+        .collect();
+    (header, rows)
+}
+
+/// The upsert envelope carries the same states as the diff envelope at every time, for
+/// every output (catalog moves and deletes, rules, several workers), with one record per
+/// changed key; in JSON lines a delete names only the key.
+#[test]
+fn upsert_envelope_matches_the_diff_stream_at_every_time() {
+    let (diff, upsert, jsonl) = (scratch("env-diff"), scratch("env-upsert"), scratch("env-jsonl"));
+    run_ok(&["run", "--out", diff.to_str().unwrap(), "-w", "2"]);
+    run_ok(&["run", "--out", upsert.to_str().unwrap(), "-w", "2", "--envelope", "upsert"]);
+    run_ok(&["run", "--out", jsonl.to_str().unwrap(), "--envelope", "upsert", "--sink", "jsonl"]);
+    let mut deletes = 0;
+    for (name, key) in KEY_COLUMNS {
+        let (dh, drows) = records(&diff.join(format!("{name}.csv")));
+        let (uh, urows) = records(&upsert.join(format!("{name}.csv")));
+        assert_eq!(uh, dh.replacen("time,diff,", "time,op,", 1), "{name}: header");
+        assert!(urows.len() <= drows.len(), "{name}: more upsert records than diff rows");
+        let mut times: Vec<u64> = drows.iter().chain(&urows).map(|r| r.0).collect();
+        times.dedup();
+        let (mut state, mut table) =
+            (std::collections::BTreeMap::<Vec<String>, i64>::new(), std::collections::BTreeMap::new());
+        let (mut d, mut u) = (drows.iter().peekable(), urows.iter().peekable());
+        for t in times {
+            while let Some((_, diff, row)) = d.next_if(|r| r.0 == t) {
+                *state.entry(row.clone()).or_default() += diff.parse::<i64>().unwrap();
+            }
+            state.retain(|_, n| *n != 0);
+            let mut seen = std::collections::BTreeSet::new();
+            while let Some((_, op, row)) = u.next_if(|r| r.0 == t) {
+                assert!(seen.insert(row[..*key].to_vec()), "{name}: two records for key {:?} at {t}", &row[..*key]);
+                match op.as_str() {
+                    "upsert" => table.insert(row[..*key].to_vec(), row.clone()),
+                    "delete" => {
+                        deletes += 1;
+                        assert!(row[*key..].iter().all(String::is_empty), "{name}: delete with values {row:?}");
+                        table.remove(&row[..*key])
+                    }
+                    other => panic!("{name}: op {other:?}"),
+                };
+            }
+            assert!(state.values().all(|n| *n == 1), "{name}: diff state at {t} is not a set");
+            let want: Vec<&Vec<String>> = state.keys().collect();
+            let got: Vec<&Vec<String>> = table.values().collect();
+            assert_eq!(got, want, "{name}: upsert and diff states differ at time {t}");
+        }
+        let json = fs::read_to_string(jsonl.join(format!("{name}.jsonl"))).unwrap();
+        assert_eq!(json.lines().count(), urows.len(), "{name}: JSON lines records");
+        for line in json.lines().filter(|l| l.contains("\"op\":\"delete\"")) {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(v.as_object().unwrap().len(), 2 + key, "{name}: a delete names time, op and the key: {line}");
+        }
+    }
+    assert!(deletes > 0, "the sample data deletes some keys");
 }
