@@ -89,21 +89,51 @@ pub enum Change {
     Delete,
 }
 
-/// The upsert records of one time's consolidated changes: per key (the first `key`
-/// fields), the row that joined (`Upsert`), or the key alone when a row only left
-/// (`Delete`).
-pub fn upserts(mut changes: Vec<(Vec<Field>, isize)>, key: usize) -> Vec<(Change, Vec<Field>)> {
-    changes.sort_by(|(a, _), (b, _)| a[..key].partial_cmp(&b[..key]).expect("fields of one column compare"));
-    let mut out = Vec::new();
-    for group in changes.chunk_by(|(a, _), (b, _)| a[..key] == b[..key]) {
-        let joined: Vec<&Vec<Field>> = group.iter().filter(|(_, r)| *r > 0).map(|(f, _)| f).collect();
-        if joined.is_empty() {
-            out.push((Change::Delete, group[0].0[..key].to_vec()));
-        } else {
-            out.extend(joined.into_iter().map(|f| (Change::Upsert, f.clone())));
+/// Writes one time's consolidated changes (sorted by row) in the upsert envelope: per key
+/// (the first `key` fields), the row that joined (`Upsert`), or the key alone when a row
+/// only left (`Delete`), in key order; returns the number of records. Every output's key
+/// columns lead its row type, so sorting by row groups each key's changes.
+fn write_upserts<D>(
+    w: &mut dyn ChangeWriter,
+    time: Time,
+    rows: &[(D, isize)],
+    schema: &Schema<D>,
+) -> io::Result<usize> {
+    let key = schema.key;
+    let mut records = 0;
+    // The key of the group being read, whether a row of it joined, and its delete.
+    let mut group: Option<Vec<Field>> = None;
+    let mut joined = false;
+    let mut delete: Option<Vec<Field>> = None;
+    for (row, r) in rows {
+        let fields = (schema.fields)(row);
+        if group.as_deref() != Some(&fields[..key]) {
+            debug_assert!(
+                group.as_deref().is_none_or(|g| g < &fields[..key]),
+                "{}: rows not grouped by key",
+                schema.name
+            );
+            if let Some(k) = delete.take() {
+                w.write(time, Change::Delete, &k)?;
+                records += 1;
+            }
+            group = Some(fields[..key].to_vec());
+            joined = false;
+        }
+        if *r > 0 {
+            joined = true;
+            delete = None;
+            w.write(time, Change::Upsert, &fields)?;
+            records += 1;
+        } else if !joined && delete.is_none() {
+            delete = Some(fields[..key].to_vec());
         }
     }
-    out
+    if let Some(k) = delete {
+        w.write(time, Change::Delete, &k)?;
+        records += 1;
+    }
+    Ok(records)
 }
 
 /// Where change streams go.
@@ -371,14 +401,7 @@ impl Sinks {
                             .iter()
                             .try_for_each(|(row, d)| w.write(time, Change::Diff(*d), &(schema.fields)(row)))
                             .map(|()| rows.len()),
-                        Envelope::Upsert => {
-                            let records =
-                                upserts(rows.iter().map(|(row, d)| ((schema.fields)(row), *d)).collect(), schema.key);
-                            records
-                                .iter()
-                                .try_for_each(|(change, fields)| w.write(time, *change, fields))
-                                .map(|()| records.len())
-                        }
+                        Envelope::Upsert => write_upserts(w.as_mut(), time, &rows, &schema),
                     };
                     match written {
                         Ok(n) => this.rows_written.set(this.rows_written.get() + n as u64),
