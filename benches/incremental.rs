@@ -32,7 +32,7 @@ use shopflow::dataflows;
 use shopflow::model::{CatalogRow, CategoryId, Event, ItemId, Time};
 use shopflow::platform::{self, AdParams, Params};
 use shopflow::rules::Rule;
-use shopflow::sink::{SinkKind, Sinks};
+use shopflow::sink::{Envelope, SinkKind, Sinks};
 use shopflow::source::{self, Format, Row, SourceKind};
 use timely::dataflow::ProbeHandle;
 

@@ -5,7 +5,13 @@
 //! Command: `cargo bench --bench throughput`
 //! (env: `SHOPFLOW_BENCH_EVENTS`, default `1000000,10000000`, dataset sizes;
 //! `SHOPFLOW_BENCH_WORKERS`, default `1,2`; `SHOPFLOW_BENCH_EPOCH_MS`, default 3600000;
-//! `SHOPFLOW_BENCH_SETS`, default `platform,all`: which outputs).
+//! `SHOPFLOW_BENCH_SETS`, default `platform,all`: which outputs;
+//! `SHOPFLOW_BENCH_DUCKDB`, default `1`: `0` skips the DuckDB yardstick).
+//!
+//! The yardstick: for each dataset, DuckDB (from PyPI, pinned, in a virtualenv this bench
+//! creates under `bench-data/`) computes the four-aggregate slice of the platform outputs
+//! in one batch over the same file (`benches/duckdb_slice.py`), and the table's last column
+//! is each platform row's events/s divided by DuckDB's.
 //!
 //! The datasets are the UserBehavior format made by `shopflow gen` with a fixed seed
 //! (9 days), cached under `bench-data/` (git-ignored); `all` uses the Taobao recall rules.
@@ -30,9 +36,10 @@ fn main() {
     id.print();
     println!("epoch {epoch_ms} ms\n");
     println!(
-        "| events | outputs | workers | wall s | events/s | CPU s | peak RSS MiB | arranged updates at end | arranged MiB | output rows |"
+        "| events | outputs | workers | wall s | events/s | CPU s | peak RSS MiB | arranged updates at end | arranged MiB | output rows | ÷ DuckDB |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    let duckdb = env_or("SHOPFLOW_BENCH_DUCKDB", "1") != "0";
     let mut history = History::open(
         "throughput",
         "events,epoch_ms,outputs,workers,wall_s,events_per_s,cpu_s,peak_rss_mib,output_rows,arranged_updates,arranged_mib",
@@ -40,6 +47,17 @@ fn main() {
     for &events in &sizes {
         let data = dataset(events);
         let data = data.to_str().expect("utf-8 path");
+        let yardstick = duckdb.then(|| common::duckdb_slice(data));
+        if let Some(d) = &yardstick {
+            println!(
+                "| {events} | DuckDB {} (batch, four aggregates) | 2 threads | {:.2} | {:.0} | {:.1} | {:.0} | | | | 1 |",
+                d.version,
+                d.wall_s,
+                events as f64 / d.wall_s,
+                d.cpu_s,
+                d.peak_rss_mib
+            );
+        }
         for set in &sets {
             for w in &workers {
                 let out = common::bench_root().join(format!("out-{set}-w{w}"));
@@ -55,8 +73,12 @@ fn main() {
                 let rows = m.rows();
                 let (updates, mib) = m.arranged();
                 let rate = events as f64 / m.wall_s;
+                let ratio = match (&yardstick, set.as_str()) {
+                    (Some(d), "platform") => format!("{:.2}", d.wall_s / m.wall_s),
+                    _ => String::new(),
+                };
                 println!(
-                    "| {events} | {set} | {w} | {:.2} | {rate:.0} | {:.1} | {:.0} | {updates} | {mib:.1} | {rows} |",
+                    "| {events} | {set} | {w} | {:.2} | {rate:.0} | {:.1} | {:.0} | {updates} | {mib:.1} | {rows} | {ratio} |",
                     m.wall_s, m.cpu_s, m.peak_rss_mib
                 );
                 history.append(

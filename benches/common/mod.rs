@@ -51,6 +51,26 @@ pub fn dataset(events: u64) -> PathBuf {
     data
 }
 
+/// A UserBehavior dataset of `events` rows whose event time advances at `rate` events per
+/// second of event time (`shopflow gen --days`, seed 1: whole-second timestamps, so a
+/// second holds `rate` events), cached under `bench-data/`. Replayed with `--speed 1` it is
+/// what a live stream at that rate looks like.
+pub fn live_dataset(events: u64, rate: u64) -> PathBuf {
+    let dir = bench_root().join(format!("ub-live-{events}-{rate}"));
+    let data = dir.join("UserBehavior.csv");
+    if !data.exists() {
+        let days = format!("{:.9}", events as f64 / rate as f64 / 86_400.0);
+        let status = Command::new(BIN)
+            .args(["gen", "--format", "userbehavior", "--events", &events.to_string(), "--seed", "1", "--days", &days])
+            .arg("--out")
+            .arg(&dir)
+            .status()
+            .expect("shopflow gen runs");
+        assert!(status.success(), "shopflow gen --days {days} failed");
+    }
+    data
+}
+
 /// Who, where, when: printed in the header and written in every CSV row.
 pub struct Identity {
     pub machine: String,
@@ -138,26 +158,78 @@ impl Measured {
 }
 
 /// Runs `shopflow` with `args` to completion and measures it; panics if it fails.
-/// The child is reaped with `wait4` (for its rusage), not `Child::wait`.
-#[allow(clippy::zombie_processes)]
 pub fn run_measured(args: &[&str]) -> Measured {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args);
+    measure(cmd).1
+}
+
+/// Runs `cmd` to completion (stdout piped, returned; stderr kept in `Measured`) and measures
+/// its wall time, CPU and peak memory; panics if it fails. The child is reaped with
+/// `wait4` (for its rusage), not `Child::wait`.
+#[allow(clippy::zombie_processes)]
+fn measure(mut cmd: Command) -> (String, Measured) {
     let started = Instant::now();
-    let mut child =
-        Command::new(BIN).args(args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn shopflow");
-    let mut stderr = String::new();
-    child.stderr.take().expect("piped").read_to_string(&mut stderr).expect("read stderr");
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn the measured command");
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    let mut err = child.stderr.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = err.read_to_string(&mut text);
+        text
+    });
+    child.stdout.take().expect("piped").read_to_string(&mut stdout).expect("read stdout");
+    stderr.push_str(&reader.join().expect("stderr reader"));
     let mut status = 0;
     // SAFETY: zeroed rusage is a valid value; wait4 fills it and reaps our own child.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
     assert!(pid > 0, "wait4 failed");
     let wall_s = started.elapsed().as_secs_f64();
-    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "shopflow {args:?} failed:\n{stderr}");
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "{cmd:?} failed:\n{stderr}");
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    Measured {
+    let m = Measured {
         stderr,
         wall_s,
         cpu_s: secs(usage.ru_utime) + secs(usage.ru_stime),
         peak_rss_mib: usage.ru_maxrss as f64 / 1024.0,
+    };
+    (stdout, m)
+}
+
+/// The DuckDB release the yardstick runs (PyPI).
+pub const DUCKDB: &str = "duckdb==2.0.1";
+
+/// A one-shot DuckDB batch of the four-aggregate slice over one file.
+pub struct Yardstick {
+    pub version: String,
+    pub wall_s: f64,
+    pub cpu_s: f64,
+    pub peak_rss_mib: f64,
+}
+
+/// Runs `benches/duckdb_slice.py` on `data` with [`DUCKDB`], installed into a virtualenv
+/// under `bench-data/` (git-ignored) the first time.
+pub fn duckdb_slice(data: &str) -> Yardstick {
+    let venv = bench_root().join("duckdb-venv");
+    let python = venv.join("bin/python");
+    let installed = venv.join(format!("{DUCKDB}.installed"));
+    if !installed.exists() {
+        let ok = |c: &mut Command| c.status().map(|s| s.success()).unwrap_or(false);
+        assert!(ok(Command::new("python3").args(["-m", "venv"]).arg(&venv)), "python3 -m venv {venv:?} failed");
+        assert!(
+            ok(Command::new(&python).args(["-m", "pip", "install", "--quiet", DUCKDB])),
+            "pip install {DUCKDB} into {venv:?} failed"
+        );
+        std::fs::write(&installed, "").expect("mark the virtualenv");
     }
+    let mut cmd = Command::new(&python);
+    cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/duckdb_slice.py"))
+        .arg(data)
+        .arg(bench_root().join("out-duckdb"));
+    let (stdout, m) = measure(cmd);
+    // `duckdb <version> rows <n> seconds <s>`
+    let words: Vec<&str> = stdout.split_whitespace().collect();
+    assert!(words.len() == 6 && words[0] == "duckdb", "unexpected yardstick output: {stdout}");
+    Yardstick { version: words[1].to_string(), wall_s: m.wall_s, cpu_s: m.cpu_s, peak_rss_mib: m.peak_rss_mib }
 }
