@@ -1,6 +1,8 @@
 //! End-to-end epoch latency (`--latency-log FILE`): for each advance of worker 0's input
 //! frontier (every line of the epochs before it has been read and handed over), the wall
-//! time until every output's sink has passed that frontier (the epochs are written).
+//! time until every output's sink has passed that frontier (the epochs are written). Under
+//! `--speed` it counts from when the frontier was due by the clock (a line `--lateness-ms`
+//! past it was due), if that was earlier: a reader falling behind a live pace shows.
 //!
 //! Worker 0 records both ends: its own input frontier, and the frontiers of the sinks,
 //! which all live on worker 0. With several workers, "read" means read by worker 0; the
@@ -30,9 +32,10 @@ impl LatencyLog {
         self.sinks.len() - 1
     }
 
-    /// Worker 0's input frontier moved to `frontier`.
-    pub fn input_at(&mut self, frontier: Time) {
-        self.pending.push_back((frontier, Instant::now()));
+    /// Worker 0's input frontier moved to `frontier`; it was due at `due` (`None`: now).
+    pub fn input_at(&mut self, frontier: Time, due: Option<Instant>) {
+        let now = Instant::now();
+        self.pending.push_back((frontier, due.map_or(now, |d| d.min(now))));
     }
 
     /// Sink `sink` has written every time before `frontier`.

@@ -559,6 +559,14 @@ impl Pacer {
         let (ts0, wall0) = *self.base.get_or_insert_with(|| (ts, Instant::now()));
         (ts > ts0).then(|| later(wall0, (ts - ts0) as f64 / 1000.0 / speed))
     }
+
+    /// `--speed`: when a line with timestamp `ts` is due, once the first line set the clock.
+    fn due_by_clock(&self, ts: u64) -> Option<Instant> {
+        let (Pace::Speed(speed), Some((ts0, wall0))) = (self.pace, self.base) else {
+            return None;
+        };
+        Some(later(wall0, ts.saturating_sub(ts0) as f64 / 1000.0 / speed))
+    }
 }
 
 /// `at + secs`, saturating far in the future.
@@ -763,7 +771,9 @@ impl<'a> Feed<'a> {
                     inputs.advance_to(open);
                     frontier = open;
                     if let Some(log) = &self.latency {
-                        log.borrow_mut().input_at(open);
+                        // Under --speed, the epochs before `open` were due once a line
+                        // `lateness` past it was: a reader behind the clock counts.
+                        log.borrow_mut().input_at(open, pacer.due_by_clock(open.saturating_add(lateness_ms)));
                     }
                 }
             }
