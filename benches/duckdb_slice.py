@@ -2,8 +2,8 @@
 UserBehavior file (the yardstick of `cargo bench --bench throughput`).
 
 Usage: python duckdb_slice.py USERBEHAVIOR.csv OUT_DIR
-Prints one line: `duckdb <version> rows <n> seconds <s>` (load, four aggregates, results
-written as CSV into OUT_DIR). The slice, over all rows:
+Prints one line: `duckdb <version> threads <t> rows <n> seconds <s>` (load, four aggregates,
+results written as CSV into OUT_DIR; DuckDB's default thread count, one per core). The slice, over all rows:
   1. per item: pv, fav, cart and buy events;
   2. per category: buys, buyers (distinct users with a buy), uv (distinct users);
   3. per category: the top 10 items by buys desc, item asc (buys > 0);
@@ -52,7 +52,8 @@ def main():
         con.execute(f"COPY ({sql}) TO '{target}' (HEADER)")
     seconds = time.perf_counter() - started
     rows = con.execute("SELECT count(*) FROM ub").fetchone()[0]
-    print(f"duckdb {duckdb.__version__} rows {rows} seconds {seconds:.3f}")
+    threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
+    print(f"duckdb {duckdb.__version__} threads {threads} rows {rows} seconds {seconds:.3f}")
 
 
 if __name__ == "__main__":

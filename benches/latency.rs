@@ -45,6 +45,29 @@ fn main() {
     }
 }
 
+/// One measured setting: output set, epoch, workers, and its output directory.
+struct Setting {
+    set: String,
+    epoch: String,
+    w: String,
+    out: String,
+}
+
+/// Every setting of `SHOPFLOW_BENCH_SETS` × `SHOPFLOW_BENCH_EPOCHS_MS` × `SHOPFLOW_BENCH_WORKERS`.
+fn settings() -> Vec<Setting> {
+    let mut all = Vec::new();
+    for set in env_list("SHOPFLOW_BENCH_SETS", "platform,all") {
+        for epoch in env_list("SHOPFLOW_BENCH_EPOCHS_MS", "100,1000") {
+            for w in env_list("SHOPFLOW_BENCH_WORKERS", "1,2") {
+                let out = common::bench_root().join(format!("out-latency-{set}-w{w}"));
+                let out = out.to_str().expect("utf-8 path").to_string();
+                all.push(Setting { set: set.clone(), epoch: epoch.clone(), w, out });
+            }
+        }
+    }
+    all
+}
+
 /// The `run` arguments of one setting.
 fn run_args<'a>(set: &str, epoch: &'a str, w: &'a str, data: &'a str, out: &'a str) -> Vec<&'a str> {
     let mut args = vec!["run", "--format", "userbehavior", "--epoch-ms", epoch, "-w", w, "-q"];
@@ -69,35 +92,27 @@ fn live(id: &Identity, log: &str) {
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let mut history =
         History::open("latency-live", "events,outputs,epoch_ms,workers,rate,samples,p50_ms,p99_ms,max_ms,wall_s,held");
-    for set in &env_list("SHOPFLOW_BENCH_SETS", "platform,all") {
-        for epoch in &env_list("SHOPFLOW_BENCH_EPOCHS_MS", "100,1000") {
-            for w in &env_list("SHOPFLOW_BENCH_WORKERS", "1,2") {
-                let out = common::bench_root().join(format!("out-latency-{set}-w{w}"));
-                let out = out.to_str().expect("utf-8 path");
-                let epoch_ms: f64 = epoch.parse().expect("epoch");
-                for &rate in &rates {
-                    let data = live_dataset(events, rate);
-                    let data = data.to_str().expect("utf-8 path");
-                    let mut args = run_args(set, epoch, w, data, out);
-                    args.extend(["--speed", "1", "--lateness-ms", "1000", "--latency-log", log]);
-                    let wall = run_measured(&args).wall_s;
-                    let (samples, p50, p99, max) = percentiles(log, data);
-                    let held = p99 < epoch_ms;
-                    let per_epoch = rate as f64 * epoch_ms / 1000.0;
-                    println!(
+    for Setting { set, epoch, w, out } in settings() {
+        let epoch_ms: f64 = epoch.parse().expect("epoch");
+        for &rate in &rates {
+            let data = live_dataset(events, rate);
+            let data = data.to_str().expect("utf-8 path");
+            let mut args = run_args(&set, &epoch, &w, data, &out);
+            args.extend(["--speed", "1", "--lateness-ms", "1000", "--latency-log", log]);
+            let wall = run_measured(&args).wall_s;
+            let (samples, p50, p99, max) = percentiles(log, data);
+            let held = p99 < epoch_ms;
+            let per_epoch = rate as f64 * epoch_ms / 1000.0;
+            println!(
                         "| {set} | {epoch} | {w} | {rate} | {per_epoch:.0} | {samples} | {p50:.1} | {p99:.1} | {max:.1} | {wall:.1} | {} |",
                         if held { "yes" } else { "**no**" }
                     );
-                    history.append(
-                        id,
-                        &format!(
-                            "{events},{set},{epoch},{w},{rate},{samples},{p50:.2},{p99:.2},{max:.2},{wall:.2},{held}"
-                        ),
-                    );
-                    if !held {
-                        break;
-                    }
-                }
+            history.append(
+                id,
+                &format!("{events},{set},{epoch},{w},{rate},{samples},{p50:.2},{p99:.2},{max:.2},{wall:.2},{held}"),
+            );
+            if !held {
+                break;
             }
         }
     }
@@ -116,28 +131,22 @@ fn sparse(id: &Identity, log: &str) {
     println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut history =
         History::open("latency", "events,outputs,epoch_ms,workers,max_rate,load,rate,samples,p50_ms,p99_ms,max_ms");
-    for set in &env_list("SHOPFLOW_BENCH_SETS", "platform,all") {
-        for epoch in &env_list("SHOPFLOW_BENCH_EPOCHS_MS", "100,1000") {
-            for w in &env_list("SHOPFLOW_BENCH_WORKERS", "1,2") {
-                let out = common::bench_root().join(format!("out-latency-{set}-w{w}"));
-                let out = out.to_str().expect("utf-8 path");
-                let base = run_args(set, epoch, w, data, out);
-                let max_rate = events as f64 / run_measured(&base).wall_s;
-                for &load in &loads {
-                    let rate = format!("{:.0}", max_rate * load);
-                    let mut args = base.clone();
-                    args.extend(["--rate", &rate, "--latency-log", log]);
-                    run_measured(&args);
-                    let (samples, p50, p99, max) = percentiles(log, data);
-                    println!(
+    for Setting { set, epoch, w, out } in settings() {
+        let base = run_args(&set, &epoch, &w, data, &out);
+        let max_rate = events as f64 / run_measured(&base).wall_s;
+        for &load in &loads {
+            let rate = format!("{:.0}", max_rate * load);
+            let mut args = base.clone();
+            args.extend(["--rate", &rate, "--latency-log", log]);
+            run_measured(&args);
+            let (samples, p50, p99, max) = percentiles(log, data);
+            println!(
                         "| {set} | {epoch} | {w} | {max_rate:.0} | {load} | {rate} | {samples} | {p50:.1} | {p99:.1} | {max:.1} |"
                     );
-                    history.append(
-                        id,
-                        &format!("{events},{set},{epoch},{w},{max_rate:.0},{load},{rate},{samples},{p50:.2},{p99:.2},{max:.2}"),
-                    );
-                }
-            }
+            history.append(
+                id,
+                &format!("{events},{set},{epoch},{w},{max_rate:.0},{load},{rate},{samples},{p50:.2},{p99:.2},{max:.2}"),
+            );
         }
     }
     println!("\nappended to {}", common::bench_root().join("latency.csv").display());

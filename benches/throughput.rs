@@ -50,8 +50,9 @@ fn main() {
         let yardstick = duckdb.then(|| common::duckdb_slice(data));
         if let Some(d) = &yardstick {
             println!(
-                "| {events} | DuckDB {} (batch, four aggregates) | 2 threads | {:.2} | {:.0} | {:.1} | {:.0} | | | | 1 |",
+                "| {events} | DuckDB {} (batch, four aggregates) | {} threads | {:.2} | {:.0} | {:.1} | {:.0} | | | | 1 |",
                 d.version,
+                d.threads,
                 d.wall_s,
                 events as f64 / d.wall_s,
                 d.cpu_s,

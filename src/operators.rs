@@ -312,8 +312,7 @@ where
     let mut state: FxHashMap<K, (FxHashMap<V, R>, Vec<O>, Vec<LK>)> = FxHashMap::default();
     let mut config = Config::default();
     let mut lookup = Lookup { tables: FxHashMap::default(), read: RefCell::new(Vec::new()) };
-    // Per table key: the local keys whose last computation read it.
-    let mut readers: FxHashMap<LK, FxHashSet<K>> = FxHashMap::default();
+    let mut readers: Readers<LK, K> = Readers::default();
     let mut changed: Vec<LK> = Vec::new();
     let mut touched: Vec<K> = Vec::new();
     let mut values: Vec<(V, R)> = Vec::new();
@@ -350,7 +349,7 @@ where
         changed.dedup();
         for lk in changed.drain(..) {
             lookup.settle(&lk);
-            touched.extend(readers.get(&lk).into_iter().flatten().cloned());
+            touched.extend(readers.of(&lk).cloned());
         }
         if config.settle() {
             touched.clear();
@@ -370,26 +369,8 @@ where
             read.append(&mut lookup.read.borrow_mut());
             read.sort_unstable();
             read.dedup();
-            if *old_reads != read {
-                for lk in only_in(old_reads, &read) {
-                    if let Some(keys) = readers.get_mut(lk) {
-                        keys.remove(&k);
-                        if keys.is_empty() {
-                            readers.remove(lk);
-                        }
-                    }
-                }
-                for lk in only_in(&read, old_reads) {
-                    readers.entry(lk.clone()).or_default().insert(k.clone());
-                }
-                std::mem::swap(old_reads, &mut read);
-            }
-            fresh.sort_unstable();
-            if *old != fresh {
-                out.extend(only_in(old, &fresh).map(|o| ((k.clone(), o.clone()), -1isize)));
-                out.extend(only_in(&fresh, old).map(|o| ((k.clone(), o.clone()), 1isize)));
-                std::mem::swap(old, &mut fresh);
-            }
+            readers.update(&k, old_reads, &mut read);
+            replace_output(&k, old, &mut fresh, out);
             if acc.is_empty() {
                 state.remove(&k);
             }
@@ -409,10 +390,10 @@ where
 ///
 /// Cost: an update is one hash probe and, near the top, one move in a short ranked list of
 /// the key's best values; a touched key re-reads only those (up to the `limit`-th allowed
-/// one), and ranks all its values again only when that list runs short of allowed ones. A key is recomputed when its counts change, when the configuration
-/// changes, or when the allowed flag of the key itself or of a value its last list looked
-/// at changes. State: per key, its counts (twice: by value and ranked), last output and
-/// the values it looked at; the allowed set on every worker.
+/// one), and ranks all its values again only when that list runs short of allowed ones.
+/// A key is recomputed when its counts change, when the configuration changes, or when the allowed flag of the key itself or of a value its last list looked
+/// at changes. State: per key, its counts, its short ranked list, last output and the
+/// values it looked at; the allowed set on every worker.
 pub fn top_counts<'s, K, C, O, N, E>(
     input: VecCollection<'s, Time, (K, K)>,
     allowed: VecCollection<'s, Time, K>,
@@ -438,33 +419,19 @@ where
     let mut state: FxHashMap<K, Ranked<K, O>> = FxHashMap::default();
     let mut config = Config::default();
     let mut allowed: FxHashMap<K, isize> = FxHashMap::default();
-    // Per value: the local keys whose last list looked at it.
-    let mut readers: FxHashMap<K, FxHashSet<K>> = FxHashMap::default();
+    let mut readers: Readers<K, K> = Readers::default();
     let mut flipped: FxHashMap<K, bool> = FxHashMap::default();
     let mut touched: Vec<K> = Vec::new();
     let mut top: Vec<(K, i64)> = Vec::new();
     let mut looked: Vec<K> = Vec::new();
     let mut fresh: Vec<O> = Vec::new();
     by_complete_time(updates, name, Pipeline, move |_time, updates, out| {
-        // By key: each key's state is found once per run, and its counts stay in cache.
-        updates.sort_unstable_by(|(a, ()), (b, ())| a.cmp(b));
-        let data = updates.partition_point(|(u, ())| matches!(u, Keyed::Data(..)));
-        for run in updates[..data].chunk_by(|(a, ()), (b, ())| match (a, b) {
-            (Keyed::Data(k1, ..), Keyed::Data(k2, ..)) => k1 == k2,
-            _ => false,
-        }) {
-            let Keyed::Data(k, ..) = run[0].0 else { continue };
-            let ranked = state.entry(k).or_default();
-            for (update, ()) in run {
-                if let Keyed::Data(_, v, r) = update {
-                    ranked.add(*v, *r as i64);
-                }
-            }
-            touched.push(k);
-        }
-        for (update, ()) in updates.drain(data..) {
+        for (update, ()) in updates.drain(..) {
             match update {
-                Keyed::Data(..) => unreachable!("data sorts first"),
+                Keyed::Data(k, v, r) => {
+                    state.entry(k).or_default().add(v, r as i64);
+                    touched.push(k);
+                }
                 Keyed::Config(c, r) => config.update(c, r),
                 Keyed::Lookup(k, (), r) => {
                     let count = allowed.entry(k).or_default();
@@ -473,7 +440,6 @@ where
                 }
             }
         }
-        updates.clear();
         for (k, was) in flipped.drain() {
             let now = allowed.get(&k).is_some_and(|r| *r > 0);
             if allowed.get(&k) == Some(&0) {
@@ -481,7 +447,7 @@ where
             }
             if now != was {
                 touched.push(k);
-                touched.extend(readers.get(&k).into_iter().flatten().copied());
+                touched.extend(readers.of(&k).copied());
             }
         }
         if config.settle() {
@@ -503,27 +469,10 @@ where
                 emit(&k, &top, &config.current, &mut fresh);
             }
             looked.sort_unstable();
-            if ranked.looked != looked {
-                for v in only_in(&ranked.looked, &looked) {
-                    if let Some(keys) = readers.get_mut(v) {
-                        keys.remove(&k);
-                        if keys.is_empty() {
-                            readers.remove(v);
-                        }
-                    }
-                }
-                for v in only_in(&looked, &ranked.looked) {
-                    readers.entry(*v).or_default().insert(k);
-                }
-                std::mem::swap(&mut ranked.looked, &mut looked);
-            }
-            fresh.sort_unstable();
-            if ranked.out != fresh {
-                out.extend(only_in(&ranked.out, &fresh).map(|o| ((k, o.clone()), -1isize)));
-                out.extend(only_in(&fresh, &ranked.out).map(|o| ((k, o.clone()), 1isize)));
-                std::mem::swap(&mut ranked.out, &mut fresh);
-            }
-            if ranked.counts.is_empty() && ranked.looked.is_empty() {
+            readers.update(&k, &mut ranked.looked, &mut looked);
+            replace_output(&k, &mut ranked.out, &mut fresh, out);
+            // No counts: nothing ranked, so nothing looked at either.
+            if ranked.counts.is_empty() {
                 state.remove(&k);
             }
         }
@@ -607,6 +556,60 @@ impl<K: Hash + Eq + Ord + Copy, O> Ranked<K, O> {
             }
         }
         top.len() == n
+    }
+}
+
+/// Per table entry (a list, an online flag), the local keys whose last computation read it:
+/// what [`reduce_total_lookup`] and [`top_counts`] recompute when that entry changes.
+struct Readers<LK, K> {
+    of: FxHashMap<LK, FxHashSet<K>>,
+}
+
+impl<LK, K> Default for Readers<LK, K> {
+    fn default() -> Self {
+        Readers { of: FxHashMap::default() }
+    }
+}
+
+impl<LK: Hash + Eq + Ord + Clone, K: Hash + Eq + Clone> Readers<LK, K> {
+    /// The keys whose last computation read `lk`.
+    fn of<'a>(&'a self, lk: &LK) -> impl Iterator<Item = &'a K> + 'a {
+        self.of.get(lk).into_iter().flatten()
+    }
+
+    /// Key `k` now reads `new` instead of `old` (both sorted); `old` becomes `new`.
+    fn update(&mut self, k: &K, old: &mut Vec<LK>, new: &mut Vec<LK>) {
+        if old == new {
+            return;
+        }
+        for lk in only_in(old, new) {
+            if let Some(keys) = self.of.get_mut(lk) {
+                keys.remove(k);
+                if keys.is_empty() {
+                    self.of.remove(lk);
+                }
+            }
+        }
+        for lk in only_in(new, old) {
+            self.of.entry(lk.clone()).or_default().insert(k.clone());
+        }
+        std::mem::swap(old, new);
+    }
+}
+
+/// Replaces key `k`'s last output `old` (sorted) by `fresh` (sorted here), pushing the
+/// rows that left (-1) and joined (+1); `old` becomes `fresh`.
+fn replace_output<K: Clone, O: Ord + Clone>(
+    k: &K,
+    old: &mut Vec<O>,
+    fresh: &mut Vec<O>,
+    out: &mut Vec<((K, O), isize)>,
+) {
+    fresh.sort_unstable();
+    if old != fresh {
+        out.extend(only_in(old, fresh).map(|o| ((k.clone(), o.clone()), -1isize)));
+        out.extend(only_in(fresh, old).map(|o| ((k.clone(), o.clone()), 1isize)));
+        std::mem::swap(old, fresh);
     }
 }
 

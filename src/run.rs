@@ -552,12 +552,12 @@ impl Pacer {
 
     /// `--speed`: when a line with this timestamp is due (`None`: now).
     fn due_at(&mut self, ts: Option<u64>) -> Option<Instant> {
-        let Pace::Speed(speed) = self.pace else {
+        let Pace::Speed(_) = self.pace else {
             return None;
         };
         let ts = ts?;
-        let (ts0, wall0) = *self.base.get_or_insert_with(|| (ts, Instant::now()));
-        (ts > ts0).then(|| later(wall0, (ts - ts0) as f64 / 1000.0 / speed))
+        let (ts0, _) = *self.base.get_or_insert_with(|| (ts, Instant::now()));
+        (ts > ts0).then(|| self.due_by_clock(ts)).flatten()
     }
 
     /// `--speed`: when a line with timestamp `ts` is due, once the first line set the clock.

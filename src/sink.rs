@@ -291,6 +291,7 @@ pub fn open(
 /// What was written of one output.
 #[derive(Clone, Debug, Default)]
 pub struct OutputLog {
+    /// Records written (diff rows, or upsert/delete records in the upsert envelope).
     pub rows: u64,
     /// `(time, Σ diff)` for each time the output changed, in time order.
     pub net: Vec<(Time, i64)>,
@@ -391,7 +392,6 @@ impl Sinks {
                     this.times.borrow_mut().insert(time);
                     let mut written = this.written.borrow_mut();
                     let log = written.entry(schema.name).or_default();
-                    log.rows += rows.len() as u64;
                     log.net.push((time, rows.iter().map(|(_, r)| *r as i64).sum()));
                 }
                 if let Some(w) = writer.as_mut() {
@@ -404,7 +404,10 @@ impl Sinks {
                         Envelope::Upsert => write_upserts(w.as_mut(), time, &rows, &schema),
                     };
                     match written {
-                        Ok(n) => this.rows_written.set(this.rows_written.get() + n as u64),
+                        Ok(n) => {
+                            this.rows_written.set(this.rows_written.get() + n as u64);
+                            this.written.borrow_mut().entry(schema.name).or_default().rows += n as u64;
+                        }
                         Err(e) => {
                             this.write_failed(schema.name, e);
                             writer = None;

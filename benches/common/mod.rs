@@ -203,6 +203,7 @@ pub const DUCKDB: &str = "duckdb==2.0.1";
 /// A one-shot DuckDB batch of the four-aggregate slice over one file.
 pub struct Yardstick {
     pub version: String,
+    pub threads: String,
     pub wall_s: f64,
     pub cpu_s: f64,
     pub peak_rss_mib: f64,
@@ -228,8 +229,14 @@ pub fn duckdb_slice(data: &str) -> Yardstick {
         .arg(data)
         .arg(bench_root().join("out-duckdb"));
     let (stdout, m) = measure(cmd);
-    // `duckdb <version> rows <n> seconds <s>`
+    // `duckdb <version> threads <t> rows <n> seconds <s>`
     let words: Vec<&str> = stdout.split_whitespace().collect();
-    assert!(words.len() == 6 && words[0] == "duckdb", "unexpected yardstick output: {stdout}");
-    Yardstick { version: words[1].to_string(), wall_s: m.wall_s, cpu_s: m.cpu_s, peak_rss_mib: m.peak_rss_mib }
+    assert!(words.len() == 8 && words[0] == "duckdb", "unexpected yardstick output: {stdout}");
+    Yardstick {
+        version: words[1].to_string(),
+        threads: words[3].to_string(),
+        wall_s: m.wall_s,
+        cpu_s: m.cpu_s,
+        peak_rss_mib: m.peak_rss_mib,
+    }
 }
