@@ -3,17 +3,18 @@
 //!
 //! ```text
 //! events ─ filter click|buy ─ (user, (item, ts)) ─ windowed 24 h
-//!   ─ pairs_within gap (per user: a ≠ b at most 30 min apart, once per user) ─ (a, b), diff users ─┐
+//!   ─ pairs_within gap (per user, among its 20 latest: a ≠ b at most 30 min apart, once per user) ─ (a, b), diff users ─┐
 //! platform.online_category ─ online items ─────────── (broadcast table) ────────────────────────┤
 //! rules ──────────────────────────────────────────── (broadcast) ───────────────────────────────┴─
 //!   top_counts per a (neighbours kept ranked by users; reads a's and its top neighbours' online flags): top n per scene
 //! ```
 //!
 //! Contract (docs/cases-contract.md): users(a, b) = distinct users with a click or buy on
-//! a and one on b, both in the 24-hour window, at most 30 minutes apart; for each scene
+//! a and one on b, both among the user's 20 latest interactions in the 24-hour window, at
+//! most 30 minutes apart; for each scene
 //! with an `i2i` rule and each online item a: online neighbours b, top `top_n` by users
 //! desc, b asc (rows carry `users`, not the rank). State is bounded by the window:
-//! interactions and pairs expire after 24 h.
+//! interactions expire after 24 h; the cap bounds what one interaction costs.
 //!
 //! The pair counts are never arranged: each (a, b) update is one hash-map probe and one
 //! move in a's ranked set, in the operator keyed by a, which reads the online flags from a
@@ -34,6 +35,9 @@ use crate::windows::{expiry, windowed, DAY_MS, MINUTE_MS};
 pub const I2I_WINDOW_MS: u64 = DAY_MS;
 /// Two interactions of a user co-occur when at most this far apart.
 pub const I2I_GAP_MS: u64 = 30 * MINUTE_MS;
+/// Only a user's latest this many interactions in the window count: exact for everyone
+/// below it, and a bot-like burst costs at most this many neighbours per interaction.
+pub const I2I_LATEST: usize = 20;
 
 /// `(scene, neighbor, users)`: a member of the scene's top-n list of an item.
 pub type Neighbor = (Scene, ItemId, i64);
@@ -45,7 +49,7 @@ pub fn recall_i2i<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (ItemId, Neig
         .clone()
         .flat_map(|e| matches!(e.behavior, Behavior::Click | Behavior::Buy).then_some((e.user, (e.item, e.ts_ms))));
     let interactions = windowed(interactions, move |(_, (_, ts))| expiry(*ts, I2I_WINDOW_MS, epoch_ms));
-    let co_users = pairs_within(interactions, I2I_GAP_MS, "I2iPairs");
+    let co_users = pairs_within(interactions, I2I_GAP_MS, I2I_LATEST, "I2iPairs");
     let online = p.online_category().as_collection(|item, _category| *item);
     top_counts(
         co_users,

@@ -25,7 +25,7 @@ use shopflow::dataflows::category_hot_items::TOP_N as CATEGORY_HOT_TOP;
 use shopflow::dataflows::item_display_stats::{
     DISPLAY_PERIOD_MS as DISPLAY_PERIOD, DISPLAY_WINDOW_MS as DISPLAY_WINDOW,
 };
-use shopflow::dataflows::recall_i2i::{I2I_GAP_MS as I2I_GAP, I2I_WINDOW_MS as I2I_WINDOW};
+use shopflow::dataflows::recall_i2i::{I2I_GAP_MS as I2I_GAP, I2I_LATEST, I2I_WINDOW_MS as I2I_WINDOW};
 use shopflow::dataflows::recall_user::TOP_CATEGORIES;
 use shopflow::platform::{PRIOR_PERIOD_MS as PRIOR_PERIOD, RECENT_WINDOW_MS as RECENT_WINDOW};
 
@@ -422,6 +422,8 @@ fn recall(
         let mut pairs: Vec<(ItemId, ItemId)> = Vec::new();
         for (_, mut v) in user_i2i {
             v.sort_unstable();
+            v.dedup();
+            let v = &v[v.len().saturating_sub(I2I_LATEST)..];
             pairs.clear();
             for i in 0..v.len() {
                 for &(ts, b) in &v[i + 1..] {

@@ -55,6 +55,8 @@ pub const DISPLAY_WINDOW: u64 = 2_592_000_000;
 pub const RECENT_WINDOW: u64 = 3_600_000;
 pub const I2I_WINDOW: u64 = 86_400_000;
 pub const I2I_GAP: u64 = 1_800_000;
+/// Only a user's latest this many distinct (ts, item) interactions in the window count.
+pub const I2I_LATEST: usize = 20;
 /// Period of `item_display_stats`.
 pub const DISPLAY_PERIOD: u64 = 60_000;
 /// Period of the CTR/CVR prior.
@@ -790,6 +792,8 @@ impl CaseRef {
         let mut users: BTreeMap<u64, BTreeMap<u64, u64>> = BTreeMap::new();
         for (_, mut v) in per_user {
             v.sort();
+            v.dedup();
+            let v = &v[v.len().saturating_sub(I2I_LATEST)..];
             let mut pairs: BTreeSet<(u64, u64)> = BTreeSet::new();
             for i in 0..v.len() {
                 for j in i + 1..v.len() {
