@@ -1,15 +1,16 @@
-//! Question: what does tagging cost — joining per-(item, user) activity with the current
-//! item → category, including re-attributing an item's history when it moves category —
-//! both as the whole platform layer builds it (`shopflow::platform::build`, probed at
-//! `Platform::tagged`) and as the bare `join_core` of the two arrangements?
+//! Question: what does tagging cost — attributing each item's activity to its current
+//! category, including re-attributing an item's history when it moves category — both as
+//! the whole platform layer builds it (`shopflow::platform::build`: the keyed
+//! `tag_by_item` stage, probed at `Platform::tagged_items`) and as the bare `join_core` of
+//! per-(item, user) activity arranged by item with the arranged item → category?
 //!
 //! Command: `cargo bench --bench tagging -- --warm-up-time 1 --measurement-time 3`
 //!
 //! Input (fixed seed): 50 000 synthetic events over 10 hourly epochs (5 000 users, items
 //! skewed over 10 000), a catalog of all 10 000 items in 100 categories in the first epoch,
 //! and 100 category moves of skewed (mostly popular) items in each later epoch. "platform"
-//! is everything `platform::build` makes: the catalog (`latest_by_priority`), both
-//! arrangements, item reach (`threshold_total_hashed`) and the join. "join_core" is only: events → ((item, user),
+//! is everything `platform::build` makes: the catalog (`latest_by_priority`), its
+//! arrangements and the tagging stage (with item reach and per-user tags). "join_core" is only: events → ((item, user),
 //! Stats) arranged by item, (item, category) arranged by item, `join_core`. One worker on
 //! this thread; each iteration builds the dataflow, feeds the epochs one by one, and steps
 //! until the output has passed each epoch. Before timing, both outputs are checked equal.
@@ -23,7 +24,7 @@ use criterion::{Criterion, Throughput};
 use differential_dataflow::input::{Input, InputSession};
 use micro::{epoch, observe, settle, skewed, EPOCH_MS};
 use rand::RngExt;
-use shopflow::model::{CatalogRow, CategoryId, Event, ItemId, Time, UserId};
+use shopflow::model::{CatalogRow, CategoryId, Event, ItemId, Time};
 use shopflow::platform::{self, AdParams, InputHandles, Params};
 use shopflow::stats::Stats;
 use timely::dataflow::ProbeHandle;
@@ -35,7 +36,7 @@ const ITEMS: u64 = 10_000;
 const CATEGORIES: u64 = 100;
 const MOVES_PER_EPOCH: usize = 100;
 
-type Tagged = (CategoryId, ItemId, UserId);
+type Tagged = (CategoryId, ItemId);
 
 /// One epoch's input: events, and catalog changes `(item, old category, new category)`.
 struct Epoch {
@@ -129,16 +130,15 @@ fn run(variant: Variant, input: Arc<Vec<Epoch>>, keep: bool) -> (usize, Vec<(Tag
             Variant::Platform => {
                 let ads = AdParams { refresh_ms: EPOCH_MS, min_impressions: 0, min_pctr: 0, set_size: 10 };
                 let (inputs, platform) = platform::build(scope, Params { epoch_ms: EPOCH_MS, ads });
-                (Box::new(inputs) as Box<dyn Feed>, observe(platform.tagged, &probe, keep))
+                (Box::new(inputs) as Box<dyn Feed>, observe(platform.tagged_items, &probe, keep))
             }
             Variant::JoinCore => {
                 let (events_in, events) = scope.new_collection::<Event, isize>();
                 let (item_category_in, item_category) = scope.new_collection::<(ItemId, CategoryId), isize>();
                 let activity =
                     events.explode(|e| Some(((e.item, e.user), Stats::of(&e)))).arrange_by_key_named("Activity");
-                let tagged = activity.join_core(item_category.arrange_by_key_named("ItemCategory"), |item, user, c| {
-                    Some((*c, *item, *user))
-                });
+                let tagged = activity
+                    .join_core(item_category.arrange_by_key_named("ItemCategory"), |item, _user, c| Some((*c, *item)));
                 let inputs = JoinInputs { events: events_in, item_category: item_category_in };
                 (Box::new(inputs) as Box<dyn Feed>, observe(tagged, &probe, keep))
             }

@@ -1,8 +1,8 @@
 //! `category_stats`: per *current* category, counters, uv and buyers over tagged events.
 //!
 //! ```text
-//! tagged ((category,item,user), Stats) ─ map category ─ sum_locally ────────────────┐
-//!        └─ map (category,user), diff Reach ─ threshold_total_hashed ─ map category ─────────┴─ concat ─ count_total_hashed
+//! tagged_items ((category,item), Stats) ─ map category ─ sum_locally ──────────────────────┐
+//! tagged_users ((category,user), counts) ─ diff Reach ─ threshold_total_hashed ─ map category ─┴─ concat ─ count_total_hashed
 //! ```
 //!
 //! Contract: at time t, one row per category holding at least one catalogued item
@@ -21,12 +21,12 @@ use crate::stats::{Reach, Stats};
 
 pub fn category_stats<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (CategoryId, Stats)> {
     let reach = threshold_total_hashed(
-        map_diff(p.tagged.clone().map(|(category, _item, user)| (category, user)), |s: Stats| s.to_reach()),
+        map_diff(p.tagged_users.clone(), |s: Stats| s.to_reach()),
         "CategoryUserReach",
         |total: &Reach| Stats::reach_of(total),
     )
     .map(|(category, _user)| category);
-    let counters = sum_locally(p.tagged.clone().map(|(category, _item, _user)| category));
+    let counters = sum_locally(p.tagged_items.clone().map(|(category, _item)| category));
     count_total_hashed(counters.concat(reach), "CategoryStats")
 }
 

@@ -2,7 +2,7 @@
 //! then item id (ascending); only items with at least one buy.
 //!
 //! ```text
-//! tagged ─ map (category,item), diff (buys, gmv) ─ reduce_total per category: top 10
+//! tagged_items ((category,item), Stats) ─ diff (buys, gmv) ─ reduce_total per category: top 10
 //! ```
 //!
 //! Contract: at time t, for each category, rows `(rank, item, buys, gmv)` for rank
@@ -23,8 +23,7 @@ pub const TOP_N: usize = 10;
 pub type Ranked = (u32, ItemId, i64, i128);
 
 pub fn category_top_items<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (CategoryId, Ranked)> {
-    let sales =
-        map_diff(p.tagged.clone().map(|(category, item, _user)| (category, item)), |s: Stats| (s.buys, s.gmv_cents));
+    let sales = map_diff(p.tagged_items.clone(), |s: Stats| (s.buys, s.gmv_cents));
     reduce_total(sales, "CategoryTopItems", |_category, input: &[(ItemId, (i64, i128))], output: &mut Vec<Ranked>| {
         let mut sellers: Vec<(i64, i128, ItemId)> =
             input.iter().filter(|(_, (buys, _))| *buys > 0).map(|(item, (buys, gmv))| (*buys, *gmv, *item)).collect();

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! events ─ map item (+1 each) ─────────────────────────────┐
-//! tagged ─ map item, diff −events ─────────────────────────┴─ concat ─ count_total_hashed
+//! tagged_items ─ map item, diff −events ───────────────────┴─ concat ─ count_total_hashed
 //! ```
 //!
 //! Contract: at time t, one row per item that has events of logical time ≤ t and no
@@ -19,7 +19,7 @@ use crate::sink::{Field, Schema};
 use crate::stats::Stats;
 
 pub fn untagged<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (ItemId, isize)> {
-    let tagged = map_diff(p.tagged.clone().map(|(_category, item, _user)| item), |s: Stats| -(s.events() as isize));
+    let tagged = map_diff(p.tagged_items.clone().map(|(_category, item)| item), |s: Stats| -(s.events() as isize));
     count_total_hashed(p.events.clone().map(|e| e.item).concat(tagged), "Untagged")
 }
 

@@ -2,7 +2,7 @@
 //! (1·click + 3·fav + 5·cart + 10·buy), then category id ascending; only score > 0.
 //!
 //! ```text
-//! tagged ─ map (user,category), diff score ─ reduce_total per user: top 3
+//! tagged_users ─ map (user,category), diff score ─ reduce_total per user: top 3
 //! ```
 //!
 //! Contract: at time t, for each user, rows `(rank, category, score)` for rank
@@ -24,7 +24,7 @@ pub type Ranked = (u32, CategoryId, i64);
 
 pub fn user_top_categories<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (UserId, Ranked)> {
     let scores =
-        map_diff(p.tagged.clone().map(|(category, _item, user)| (user, category)), |s: Stats| s.score() as isize);
+        map_diff(p.tagged_users.clone().map(|(category, user)| (user, category)), |s: Stats| s.score() as isize);
     reduce_total(scores, "UserTopCategories", |_user, input: &[(CategoryId, isize)], output: &mut Vec<Ranked>| {
         let mut scored: Vec<(i64, CategoryId)> =
             input.iter().filter(|(_, score)| *score > 0).map(|(c, score)| (*score as i64, *c)).collect();

@@ -2,7 +2,7 @@
 //!
 //! Layers, in the order data flows through them:
 //! - [`source`]: files → rows, each worker parsing its own share, with watermarks;
-//! - [`platform`]: inputs, the current catalog, tagging, shared arrangements
+//! - [`platform`]: inputs, the current catalog, tagging ([`tagging`]), shared arrangements
 //!   (built with [`arranged::arrange`], which accounts for their size);
 //! - [`operators`]: custom operators for totally ordered time;
 //! - [`dataflows`]: one business dataflow per output (the top-level `dataflows/` folder);
@@ -30,5 +30,6 @@ pub mod sort;
 pub mod source;
 pub mod spool;
 pub mod stats;
+pub mod tagging;
 pub mod utc;
 pub mod windows;

@@ -105,7 +105,7 @@ where
 /// that time's updates (in no particular order). What `apply` pushes is emitted at that
 /// time. Pending updates are kept by time, so updates far in the future (a window's
 /// retractions) cost nothing until their time comes.
-fn by_complete_time<'s, D, R, D2, R2, P, F>(
+pub(crate) fn by_complete_time<'s, D, R, D2, R2, P, F>(
     input: VecCollection<'s, Time, D, R>,
     name: &str,
     pact: P,

@@ -3,11 +3,11 @@
 //!
 //! ```text
 //!  events ──┬───────────────────────────────────────────────────────► events (raw, per worker)
-//!           └─ explode ((item,user), Stats) ─ arrange by item ─► activity_by_item ──────┐
-//!                                   └─ batches, diff Reach ─ threshold_total_hashed ─► item_user_reach
-//!  catalog log ─ latest_by_priority ─► catalog ─ map category ─ arrange ─► item_category ─┤ join_core
-//!                                                                                        ▼
-//!                                              tagged: ((category, item, user), Stats)
+//!           └────────────────────────────┐
+//!  catalog log ─ latest_by_priority ─► catalog ─ map category ─ arrange ─► item_category
+//!                                                   └─ changes ──┴─ tag_by_item (keyed by item) ─┬─► tagged_items: ((category, item), Stats)
+//!                                                                                                ├─► tagged_users: ((category, user), counts)
+//!                                                                                                └─► item_user_reach: ((item, user), uv/buyers)
 //! ```
 //!
 //! Beside these, the platform offers shared collections that only some dataflows need,
@@ -15,10 +15,10 @@
 //! `recent_events`, `recent_online`, `prior`), and the configuration inputs: the recall
 //! rules and the batch bases.
 //!
-//! Tagging is a join with the *current* catalog: when an item moves category or is
-//! deleted, the join retracts its history from the old category (and the new one gains
-//! it). Only the category takes part in the join, so price or status changes cost nothing
-//! downstream. Each arrangement here is built once and shared by every dataflow.
+//! Tagging ([`crate::tagging`]) attributes events to the *current* catalog: when an item
+//! moves category or is deleted, its history is retracted from the old category (and the
+//! new one gains it). Only the category takes part, so price or status changes cost
+//! nothing downstream. Each arrangement here is built once and shared by every dataflow.
 
 use std::cell::RefCell;
 
@@ -32,11 +32,12 @@ use timely::dataflow::Scope;
 use crate::arranged::arrange;
 use crate::base::BaseRow;
 use crate::model::{Behavior, CatalogRow, CategoryId, Event, ItemId, Time, UserId};
-use crate::operators::{count_total_hashed, latest_by_priority, map_diff, sum_locally, threshold_total_hashed};
+use crate::operators::{count_total_hashed, latest_by_priority, sum_locally};
 use crate::rates::Micro;
 use crate::rules::Rule;
 use crate::source::Rejected;
-use crate::stats::{Reach, Stats};
+use crate::stats::Stats;
+use crate::tagging::tag_by_item;
 use crate::windows::{expiry, on_boundaries, windowed, HOUR_MS};
 
 /// The window of the "recent" collections (rank features, hot items, traffic, recall).
@@ -121,7 +122,6 @@ impl InputHandles {
 
 pub type ItemCategoryArrangement<'s> = Arranged<'s, TraceAgent<ValSpine<ItemId, CategoryId, Time, isize>>>;
 pub type CatalogArrangement<'s> = Arranged<'s, TraceAgent<ValSpine<ItemId, CatalogRow, Time, isize>>>;
-pub type ActivityArrangement<'s> = Arranged<'s, TraceAgent<ValSpine<ItemId, UserId, Time, Stats>>>;
 
 /// The shared layer every business dataflow is a function of.
 pub struct Platform<'s> {
@@ -129,13 +129,14 @@ pub struct Platform<'s> {
     pub events: VecCollection<'s, Time, Event>,
     /// Current category of each catalogued item, arranged by item.
     pub item_category: ItemCategoryArrangement<'s>,
-    /// Activity per (item, user) as `Stats` differences, arranged by item.
-    pub activity_by_item: ActivityArrangement<'s>,
     /// Distinct (item, user) pairs: the difference is the change of `Stats::reach`
     /// (uv 1 once the user touched the item, buyers 1 once they bought it).
     pub item_user_reach: VecCollection<'s, Time, (ItemId, UserId), Stats>,
-    /// Activity tagged with the item's current category: `((category, item, user), Stats)`.
-    pub tagged: VecCollection<'s, Time, (CategoryId, ItemId, UserId), Stats>,
+    /// Each item's activity tagged with its current category: `((category, item), Stats)`.
+    pub tagged_items: VecCollection<'s, Time, (CategoryId, ItemId), Stats>,
+    /// Each user's activity tagged with the current categories of its items:
+    /// `((category, user), Stats)` with the behaviour counts only (no units, GMV, reach).
+    pub tagged_users: VecCollection<'s, Time, (CategoryId, UserId), Stats>,
     /// Rows rejected by the sources.
     pub rejected: VecCollection<'s, Time, Rejected>,
     /// Run counters (valid and late rows per file) as differences.
@@ -238,17 +239,7 @@ pub fn build<'s>(scope: Scope<'s, Time>, params: Params) -> (InputHandles, Platf
     let item_category =
         arrange(catalog.clone().as_collection(|item, row| (*item, row.category)), "Arrange: ItemCategory");
 
-    let activity_by_item =
-        arrange(events.clone().explode(|e| Some(((e.item, e.user), Stats::of(&e)))), "Arrange: ActivityByItem");
-    // Reach reads the arrangement's consolidated batches, not the raw events.
-    let item_user_reach = threshold_total_hashed(
-        map_diff(activity_by_item.clone().as_collection(|item, user| (*item, *user)), |s: Stats| s.to_reach()),
-        "ItemUserReach",
-        |total: &Reach| Stats::reach_of(total),
-    );
-    let tagged = activity_by_item
-        .clone()
-        .join_core(item_category.clone(), |item, user, category| Some((*category, *item, *user)));
+    let tagging = tag_by_item(events.clone(), item_category.clone().as_collection(|item, c| (*item, *c)));
 
     let inputs = InputHandles {
         events: events_in,
@@ -262,9 +253,9 @@ pub fn build<'s>(scope: Scope<'s, Time>, params: Params) -> (InputHandles, Platf
     let platform = Platform {
         events,
         item_category,
-        activity_by_item,
-        item_user_reach,
-        tagged,
+        item_user_reach: tagging.reach,
+        tagged_items: tagging.items,
+        tagged_users: tagging.users,
         rejected,
         tally,
         catalog,
