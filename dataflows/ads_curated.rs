@@ -57,7 +57,7 @@ pub type Ranked = (u32, Ad);
 pub fn ads_curated<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, Ranked> {
     let ads = p.params.ads;
     let epoch_ms = p.params.epoch_ms;
-    let totals = p.item_totals().map(|(item, s)| (item, (s.impressions, s.clicks)));
+    let totals = p.item_totals.clone().map(|(item, s)| (item, (s.impressions, s.clicks)));
     let candidates = arrange(totals, "Arrange: ItemImpressionsClicks").join_core(
         p.catalog.clone(),
         |item, (impressions, clicks), row| {

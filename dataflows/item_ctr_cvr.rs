@@ -20,7 +20,7 @@ use crate::sink::{Field, Schema};
 use super::{funnel_fields, Funnel};
 
 pub fn item_ctr_cvr<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (ItemId, Funnel)> {
-    p.item_totals().flat_map(|(item, s)| {
+    p.item_totals.clone().flat_map(|(item, s)| {
         let f = (s.impressions, s.clicks, s.buys);
         (f != (0, 0, 0)).then_some((item, f))
     })

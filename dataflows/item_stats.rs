@@ -1,11 +1,10 @@
 //! `item_stats`: per item, behaviour counters, units, GMV, uv and buyers over all
 //! events (tagged or not).
 //!
-//! The platform's shared `item_totals`:
+//! The platform's shared `item_totals`, kept by the tagging stage keyed by item:
 //!
 //! ```text
-//! events ─ explode (item, Stats::of) ─┐
-//! item_user_reach ─ map item ─────────┴─ concat ─ count_total_hashed ─► (item, Stats)
+//! events ─ tag_by_item (per item: counters, and per user whether they touched / bought it) ─► (item, Stats) rows
 //! ```
 //!
 //! Contract: at every time t, one row per item with any event of logical time ≤ t;
@@ -19,7 +18,7 @@ use crate::sink::{Field, Schema};
 use crate::stats::Stats;
 
 pub fn item_stats<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (ItemId, Stats)> {
-    p.item_totals()
+    p.item_totals.clone()
 }
 
 pub fn schema() -> Schema<(ItemId, Stats)> {

@@ -7,11 +7,12 @@
 //!  catalog log ─ latest_by_priority ─► catalog ─ map category ─ arrange ─► item_category
 //!                                                   └─ changes ──┴─ tag_by_item (keyed by item) ─┬─► tagged_items: ((category, item), Stats)
 //!                                                                                                ├─► tagged_users: ((category, user), counts)
-//!                                                                                                └─► item_user_reach: ((item, user), uv/buyers)
+//!                                                                                                ├─► item_user_reach: ((item, user), uv/buyers)
+//!                                                                                                └─► item_totals: (item, Stats) rows
 //! ```
 //!
 //! Beside these, the platform offers shared collections that only some dataflows need,
-//! built on first use and then shared (`Platform::item_totals`, `online_category`,
+//! built on first use and then shared (`online_category`,
 //! `recent_events`, `recent_online`, `prior`), and the configuration inputs: the recall
 //! rules and the batch bases.
 //!
@@ -132,6 +133,8 @@ pub struct Platform<'s> {
     /// Distinct (item, user) pairs: the difference is the change of `Stats::reach`
     /// (uv 1 once the user touched the item, buyers 1 once they bought it).
     pub item_user_reach: VecCollection<'s, Time, (ItemId, UserId), Stats>,
+    /// Per item, all-time counters, uv and buyers over all events: `(item, Stats)` rows.
+    pub item_totals: VecCollection<'s, Time, (ItemId, Stats)>,
     /// Each item's activity tagged with its current category: `((category, item), Stats)`.
     pub tagged_items: VecCollection<'s, Time, (CategoryId, ItemId), Stats>,
     /// Each user's activity tagged with the current categories of its items:
@@ -155,7 +158,6 @@ pub struct Platform<'s> {
 /// The collections built on first use.
 #[derive(Default)]
 struct Shared<'s> {
-    item_totals: Option<VecCollection<'s, Time, (ItemId, Stats)>>,
     online_category: Option<ItemCategoryArrangement<'s>>,
     recent_events: Option<VecCollection<'s, Time, Event>>,
     recent_online: Option<VecCollection<'s, Time, (ItemId, (CategoryId, Stats))>>,
@@ -168,16 +170,6 @@ fn shared<T: Clone>(slot: &mut Option<T>, build: impl FnOnce() -> T) -> T {
 }
 
 impl<'s> Platform<'s> {
-    /// Per item, all-time counters, uv and buyers over all events: `(item, Stats)` rows.
-    pub fn item_totals(&self) -> VecCollection<'s, Time, (ItemId, Stats)> {
-        let build = || {
-            let counters = self.events.clone().explode(|e| Some((e.item, Stats::of(&e))));
-            let reach = self.item_user_reach.clone().map(|(item, _user)| item);
-            count_total_hashed(counters.concat(reach), "ItemTotals")
-        };
-        shared(&mut self.shared.borrow_mut().item_totals, build)
-    }
-
     /// The category of each item that is online now, arranged by item.
     pub fn online_category(&self) -> ItemCategoryArrangement<'s> {
         let build = || {
@@ -254,6 +246,7 @@ pub fn build<'s>(scope: Scope<'s, Time>, params: Params) -> (InputHandles, Platf
         events,
         item_category,
         item_user_reach: tagging.reach,
+        item_totals: tagging.totals,
         tagged_items: tagging.items,
         tagged_users: tagging.users,
         rejected,

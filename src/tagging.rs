@@ -6,7 +6,8 @@
 //! events ─ (item, Event(user, Stats)) ───────┐
 //!                                            ├─ exchange by item ─ TagByItem ─┬─► items: ((category, item), Stats)
 //! item_category ─ (item, Category(c)) ───────┘   per item: categories,        ├─► users: ((category, user), behaviour counts)
-//!                                                totals, per-user counts      └─► reach: ((item, user), uv/buyers)
+//!                                                totals, per-user counts      ├─► reach: ((item, user), uv/buyers)
+//!                                                                             └─► totals: (item, Stats) rows
 //! ```
 //!
 //! Contract, at every time t (as collections, exactly what a join of the per-(item, user)
@@ -17,7 +18,10 @@
 //!   carts, buys; no units, GMV or reach) of u's events with time ≤ t on the items in c
 //!   at t;
 //! - `reach`: per (item i, user u) with an event, `Stats::reach(events ≠ 0, buys ≠ 0)` of
-//!   u's events on i with time ≤ t (the `uv`, `buyers` slots).
+//!   u's events on i with time ≤ t (the `uv`, `buyers` slots);
+//! - `totals`: one row `(i, Stats)` per item whose counters over all its events with time
+//!   ≤ t (tagged or not), with uv and buyers the sums of `reach` over its users, are not
+//!   all zero (a row is replaced, −1 old and +1 new, when it changes).
 //!
 //! When an item moves category (or is deleted), its totals and its users' counts are
 //! retracted from the old category and added to the new one at that time. State: per item
@@ -40,6 +44,7 @@ pub struct Tagged<'s> {
     pub items: VecCollection<'s, Time, (CategoryId, ItemId), Stats>,
     pub users: VecCollection<'s, Time, (CategoryId, UserId), Stats>,
     pub reach: VecCollection<'s, Time, (ItemId, UserId), Stats>,
+    pub totals: VecCollection<'s, Time, (ItemId, Stats)>,
 }
 
 /// What reaches an item's stage: one of its events, or a change of its category.
@@ -49,12 +54,13 @@ enum ItemChange {
     Event(UserId, Stats),
 }
 
-/// What leaves it, with a `Stats` difference.
+/// What leaves it, with its `Stats`: a difference of the first three, a row of `Total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 enum Tag {
     Item(CategoryId, ItemId),
     User(CategoryId, UserId),
     Reach(ItemId, UserId),
+    Total(ItemId),
 }
 
 /// A user's behaviour counts on one item: impressions, clicks, favs, carts, buys.
@@ -90,7 +96,18 @@ struct ItemState {
     /// Categories with their multiplicity (one category at a complete time).
     categories: Vec<(CategoryId, isize)>,
     total: Stats,
+    /// Σ reach over the users: uv and buyers.
+    reach: Stats,
     users: FxHashMap<UserId, Counts>,
+}
+
+impl ItemState {
+    /// The item's `totals` row: counters, uv and buyers.
+    fn row(&self) -> Stats {
+        let mut row = self.total;
+        row.plus_equals(&self.reach);
+        row
+    }
 }
 
 /// Builds the tagging stage from the events and the current `(item, category)` changes.
@@ -115,6 +132,7 @@ pub fn tag_by_item<'s>(
             for run in batch.chunk_by(|((a, _), _), ((b, _), _)| a == b) {
                 let item = run[0].0 .0;
                 let state = items.entry(item).or_default();
+                let old_row = state.row();
                 touched.clear();
                 for &((_, change), r) in run {
                     match change {
@@ -139,6 +157,7 @@ pub fn tag_by_item<'s>(
                         state.users.remove(&user);
                     }
                     reach.plus_equals(&before.multiply(&-1));
+                    state.reach.plus_equals(&reach);
                     push(out, Tag::Reach(item, user), reach);
                     for &(c, m) in &state.categories {
                         push(out, Tag::User(c, user), counts.stats().multiply(&m));
@@ -148,6 +167,15 @@ pub fn tag_by_item<'s>(
                     push(out, Tag::Item(c, item), item_delta.multiply(&m));
                 }
                 state.total.plus_equals(&item_delta);
+                let new_row = state.row();
+                if new_row != old_row {
+                    if !old_row.is_zero() {
+                        out.push(((Tag::Total(item), old_row), -1));
+                    }
+                    if !new_row.is_zero() {
+                        out.push(((Tag::Total(item), new_row), 1));
+                    }
+                }
                 if state.categories.is_empty() && state.users.is_empty() && state.total.is_zero() {
                     items.remove(&item);
                 }
@@ -155,29 +183,44 @@ pub fn tag_by_item<'s>(
             batch.clear();
         },
     );
-    let mut parts = tags.inner.partition(3, |(tag, t, s)| match tag {
-        Tag::Item(..) => (0, (tag, t, s)),
-        Tag::User(..) => (1, (tag, t, s)),
-        Tag::Reach(..) => (2, (tag, t, s)),
+    let mut parts = tags.inner.partition(4, |((tag, s), t, r)| {
+        let part = match tag {
+            Tag::Item(..) => 0,
+            Tag::User(..) => 1,
+            Tag::Reach(..) => 2,
+            Tag::Total(..) => 3,
+        };
+        (part, ((tag, s), t, r))
     });
-    let reach = parts.pop().expect("three parts").map(|(tag, t, s)| match tag {
+    let totals = parts.pop().expect("four parts").map(|((tag, s), t, r)| match tag {
+        Tag::Total(item) => ((item, s), t, r),
+        _ => unreachable!("routed by tag"),
+    });
+    // The first three carry their difference in the record: move it into the diff.
+    let mut difference = || parts.pop().expect("four parts").map(|((tag, s), t, r)| (tag, t, s.multiply(&r)));
+    let reach = difference().map(|(tag, t, s)| match tag {
         Tag::Reach(item, user) => ((item, user), t, s),
         _ => unreachable!("routed by tag"),
     });
-    let users = parts.pop().expect("three parts").map(|(tag, t, s)| match tag {
+    let users = difference().map(|(tag, t, s)| match tag {
         Tag::User(c, user) => ((c, user), t, s),
         _ => unreachable!("routed by tag"),
     });
-    let items = parts.pop().expect("three parts").map(|(tag, t, s)| match tag {
+    let items = difference().map(|(tag, t, s)| match tag {
         Tag::Item(c, item) => ((c, item), t, s),
         _ => unreachable!("routed by tag"),
     });
-    Tagged { items: items.as_collection(), users: users.as_collection(), reach: reach.as_collection() }
+    Tagged {
+        items: items.as_collection(),
+        users: users.as_collection(),
+        reach: reach.as_collection(),
+        totals: totals.as_collection(),
+    }
 }
 
 /// Category `c` gains multiplicity `r` for the item: its totals and its users' counts so
 /// far follow.
-fn move_category(state: &mut ItemState, item: ItemId, c: CategoryId, r: isize, out: &mut Vec<(Tag, Stats)>) {
+fn move_category(state: &mut ItemState, item: ItemId, c: CategoryId, r: isize, out: &mut Vec<((Tag, Stats), isize)>) {
     push(out, Tag::Item(c, item), state.total.multiply(&r));
     for (&user, counts) in &state.users {
         push(out, Tag::User(c, user), counts.stats().multiply(&r));
@@ -189,9 +232,10 @@ fn move_category(state: &mut ItemState, item: ItemId, c: CategoryId, r: isize, o
     state.categories.retain(|(_, m)| *m != 0);
 }
 
-fn push(out: &mut Vec<(Tag, Stats)>, tag: Tag, s: Stats) {
+/// Emits a nonzero difference `s` of `tag`.
+fn push(out: &mut Vec<((Tag, Stats), isize)>, tag: Tag, s: Stats) {
     if !s.is_zero() {
-        out.push((tag, s));
+        out.push(((tag, s), 1));
     }
 }
 
@@ -223,7 +267,7 @@ mod tests {
         seen.borrow().iter().filter(|(_, s)| **s != Stats::default()).map(|(k, s)| (k.clone(), *s)).collect()
     }
 
-    /// The three collections against a plain attribution of every event so far to its
+    /// The four collections against a plain attribution of every event so far to its
     /// item's current category, at every time, with items moving category, leaving the
     /// catalog and coming back, and events before their item has a category.
     #[test]
@@ -234,6 +278,7 @@ mod tests {
                 let items: Seen<(u64, u64)> = Rc::default();
                 let users: Seen<(u64, u64)> = Rc::default();
                 let reach: Seen<(u64, u64)> = Rc::default();
+                let totals: Rc<RefCell<BTreeMap<(u64, Stats), isize>>> = Rc::default();
                 let probe = ProbeHandle::new();
                 let (mut events_in, mut category_in) = worker.dataflow::<u64, _, _>(|scope| {
                     let (events_in, events) = scope.new_collection::<Event, isize>();
@@ -243,6 +288,13 @@ mod tests {
                     tagged.items.inner.inspect(move |(k, _, s)| collect(&i, *k, s)).as_collection().probe_with(&probe);
                     tagged.users.inner.inspect(move |(k, _, s)| collect(&u, *k, s)).as_collection().probe_with(&probe);
                     tagged.reach.inner.inspect(move |(k, _, s)| collect(&r, *k, s)).as_collection().probe_with(&probe);
+                    let rows = totals.clone();
+                    tagged
+                        .totals
+                        .inner
+                        .inspect(move |(row, _, r)| *rows.borrow_mut().entry(*row).or_default() += r)
+                        .as_collection()
+                        .probe_with(&probe);
                     (events_in, category_in)
                 });
                 let behaviors = [Behavior::Impression, Behavior::Click, Behavior::Fav, Behavior::Cart, Behavior::Buy];
@@ -295,7 +347,19 @@ mod tests {
                         per_pair.into_iter().map(|(k, s)| (k, Stats::reach(s.events() != 0, s.buys != 0))).collect();
                     assert_eq!(nonzero(&items), want_items, "items: seed {seed}, time {t}");
                     assert_eq!(nonzero(&users), want_users, "users: seed {seed}, time {t}");
+                    let mut want_totals: BTreeMap<u64, Stats> = BTreeMap::new();
+                    for (&(item, _user), r) in &want_reach {
+                        want_totals.entry(item).or_default().plus_equals(r);
+                    }
+                    for e in &history {
+                        want_totals.entry(e.item).or_default().plus_equals(&Stats::of(e));
+                    }
+                    let want_totals: BTreeMap<(u64, Stats), isize> =
+                        want_totals.into_iter().filter(|(_, s)| *s != Stats::default()).map(|k| (k, 1)).collect();
+                    let have_totals: BTreeMap<(u64, Stats), isize> =
+                        totals.borrow().iter().filter(|(_, r)| **r != 0).map(|(k, r)| (*k, *r)).collect();
                     assert_eq!(nonzero(&reach), want_reach, "reach: seed {seed}, time {t}");
+                    assert_eq!(have_totals, want_totals, "totals: seed {seed}, time {t}");
                 }
             });
         }
