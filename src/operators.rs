@@ -149,6 +149,11 @@ where
                     }
                 });
                 let Some(cap) = held.as_mut() else { return };
+                // All complete times' output leaves in one session at the held capability
+                // (no later than any of them; each record carries its own time), not in a
+                // message per time: a replay with thousands of times per step would
+                // otherwise queue a mostly empty buffer per time between operators.
+                let mut session = output.session(&*cap);
                 while let Some(entry) = pending.first_entry() {
                     let time = *entry.key();
                     if frontier.less_equal(&time) {
@@ -156,11 +161,9 @@ where
                     }
                     let mut batch = entry.remove();
                     apply(time, &mut batch, &mut out);
-                    if !out.is_empty() {
-                        let at = cap.delayed(&time);
-                        output.session(&at).give_iterator(out.drain(..).map(|(d, r)| (d, time, r)));
-                    }
+                    session.give_iterator(out.drain(..).map(|(d, r)| (d, time, r)));
                 }
+                drop(session);
                 // Hold no earlier time than the pending updates need, or the output
                 // frontier would lag behind the input's.
                 match pending.keys().next() {
