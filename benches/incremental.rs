@@ -151,9 +151,8 @@ fn incremental(rows: Arc<Vec<(Event, CategoryId)>>, state: usize, set: &str, wor
         let dataflow = worker.next_dataflow_index();
         let mut inputs = worker.dataflow::<Time, _, _>(|scope| {
             let (inputs, p) = platform::build(scope, params);
-            let mut built = dataflows::Built::default();
             for name in &outputs {
-                dataflows::attach(name, &p, &mut built, &sinks);
+                dataflows::attach(name, &p, &sinks);
             }
             inputs
         });

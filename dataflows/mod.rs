@@ -22,7 +22,7 @@
 //! | `rules` | `rules.rs` |
 //! | `recall_hot` | `recall_hot.rs` |
 //! | `recall_i2i` | `recall_i2i.rs` |
-//! | `recall_user` | `recall_user.rs` |
+//! | `recall_user_signals` | `recall_user_signals.rs` (the lists: merged by the reader, `crate::recall`) |
 //! | **case 3: ad set** | |
 //! | `ads_curated` | `ads_curated.rs` |
 
@@ -38,7 +38,7 @@ pub mod item_rank_features;
 pub mod item_stats;
 pub mod recall_hot;
 pub mod recall_i2i;
-pub mod recall_user;
+pub mod recall_user_signals;
 pub mod rules;
 pub mod scene_category_ctr_cvr;
 pub mod scene_stats;
@@ -47,9 +47,6 @@ pub mod untagged;
 pub mod user_stats;
 pub mod user_top_categories;
 
-use differential_dataflow::VecCollection;
-
-use crate::model::{CategoryId, ItemId, Time};
 use crate::platform::Platform;
 use crate::sink::{Field, Sinks};
 use crate::stats::Stats;
@@ -74,7 +71,7 @@ pub const ALL: &[&str] = &[
     "rules",
     "recall_hot",
     "recall_i2i",
-    "recall_user",
+    "recall_user_signals",
     "ads_curated",
 ];
 
@@ -89,30 +86,13 @@ pub const NEED_CATALOG: &[&str] = &[
     "scene_category_ctr_cvr",
     "recall_hot",
     "recall_i2i",
-    "recall_user",
+    "recall_user_signals",
     "ads_curated",
 ];
 
-/// Outputs that other outputs are built from: built once per run, on first use.
-#[derive(Default)]
-pub struct Built<'s> {
-    recall_hot: Option<VecCollection<'s, Time, (CategoryId, recall_hot::Hot)>>,
-    recall_i2i: Option<VecCollection<'s, Time, (ItemId, recall_i2i::Neighbor)>>,
-}
-
-impl<'s> Built<'s> {
-    fn recall_hot(&mut self, p: &Platform<'s>) -> VecCollection<'s, Time, (CategoryId, recall_hot::Hot)> {
-        self.recall_hot.get_or_insert_with(|| recall_hot::recall_hot(p)).clone()
-    }
-
-    fn recall_i2i(&mut self, p: &Platform<'s>) -> VecCollection<'s, Time, (ItemId, recall_i2i::Neighbor)> {
-        self.recall_i2i.get_or_insert_with(|| recall_i2i::recall_i2i(p)).clone()
-    }
-}
-
 /// Builds the named output on the platform layer and attaches its sink.
 /// Panics on an unknown name: names are validated against [`ALL`] when flags are parsed.
-pub fn attach<'s>(name: &str, p: &Platform<'s>, built: &mut Built<'s>, sinks: &Sinks) {
+pub fn attach<'s>(name: &str, p: &Platform<'s>, sinks: &Sinks) {
     match name {
         "item_stats" => sinks.attach(item_stats::item_stats(p), item_stats::schema()),
         "category_stats" => sinks.attach(category_stats::category_stats(p), category_stats::schema()),
@@ -134,11 +114,10 @@ pub fn attach<'s>(name: &str, p: &Platform<'s>, built: &mut Built<'s>, sinks: &S
         }
         "scene_traffic" => sinks.attach(scene_traffic::scene_traffic(p), scene_traffic::schema()),
         "rules" => sinks.attach(rules::rules(p), rules::schema()),
-        "recall_hot" => sinks.attach(built.recall_hot(p).map(recall_hot::as_row), recall_hot::schema()),
-        "recall_i2i" => sinks.attach(built.recall_i2i(p).map(recall_i2i::as_row), recall_i2i::schema()),
-        "recall_user" => {
-            let (hot, i2i) = (built.recall_hot(p), built.recall_i2i(p));
-            sinks.attach(recall_user::recall_user(p, hot, i2i).map(recall_user::as_row), recall_user::schema())
+        "recall_hot" => sinks.attach(recall_hot::recall_hot(p).map(recall_hot::as_row), recall_hot::schema()),
+        "recall_i2i" => sinks.attach(recall_i2i::recall_i2i(p).map(recall_i2i::as_row), recall_i2i::schema()),
+        "recall_user_signals" => {
+            sinks.attach(recall_user_signals::recall_user_signals(p), recall_user_signals::schema())
         }
         "ads_curated" => sinks.attach(ads_curated::ads_curated(p).map(ads_curated::as_row), ads_curated::schema()),
         other => unreachable!("unknown output {other}"),

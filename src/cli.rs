@@ -34,6 +34,9 @@ pub enum Command {
     /// grouped by user): stable, a native file's header first, lines without a numeric
     /// timestamp last.
     Sort(SortArgs),
+    /// Merge `recall_user` from a run's output files (recall_user_signals, recall_hot,
+    /// recall_i2i, rules): users' ranked lists as of a time, or the whole change stream.
+    Recall(RecallArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -217,6 +220,82 @@ pub struct SortArgs {
     /// No progress bar and no summary line.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RecallArgs {
+    /// The output directory of a run with the csv sink.
+    #[arg(long, value_name = "DIR", default_value = "out")]
+    pub out: PathBuf,
+    /// Only these users (repeat or list several; default: every user with signals).
+    #[arg(long, value_name = "ID", value_delimiter = ',', action = ArgAction::Append)]
+    pub user: Vec<u64>,
+    /// As of this time (ms; every change at or before it counts). Default: the files' last
+    /// time — for a run still going, give a time every file has passed.
+    #[arg(long, value_name = "MS")]
+    pub at: Option<u64>,
+    /// Write the whole change stream to <DIR>/recall_user.csv instead (in the files'
+    /// envelope: the rows the dataflow would write if it merged the lists itself).
+    #[arg(long, conflicts_with_all = ["user", "at"])]
+    pub changes: bool,
+    /// No summary line on stderr.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+/// `shopflow recall`.
+pub fn recall(args: RecallArgs) -> Result<(), String> {
+    use std::io::Write as _;
+    if args.changes {
+        let started = std::time::Instant::now();
+        let derived = crate::recall::derive(&args.out)?;
+        if !args.quiet {
+            eprintln!(
+                "shopflow recall: {} records at {} times ({} envelope) in {:.2} s -> {}",
+                derived.records,
+                derived.times,
+                derived.envelope.name(),
+                started.elapsed().as_secs_f64(),
+                args.out.join("recall_user.csv").display()
+            );
+        }
+        return Ok(());
+    }
+    let mut files = crate::recall::RecallFiles::open(&args.out)?;
+    let mut state = crate::recall::RecallState::default();
+    let mut as_of = None;
+    while let Some(t) = files.next_time().filter(|t| args.at.is_none_or(|at| *t <= at)) {
+        files.apply(t, &mut state)?;
+        as_of = Some(t);
+    }
+    let as_of = args.at.or(as_of).unwrap_or(0);
+    let users: Vec<u64> = if args.user.is_empty() { state.users().collect() } else { args.user.clone() };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = (|| -> std::io::Result<usize> {
+        writeln!(out, "scene,user_id,rank,item_id,score,strategy")?;
+        let mut rows = 0;
+        for user in users {
+            let mut rank = 0;
+            let mut scene = None;
+            for (s, u, item, score, source) in state.lists(user) {
+                rank = if scene == Some(s) { rank + 1 } else { 1 };
+                scene = Some(s);
+                writeln!(out, "{},{u},{rank},{item},{score},{}", s.as_str(), source.label())?;
+                rows += 1;
+            }
+        }
+        out.flush()?;
+        Ok(rows)
+    })();
+    match written {
+        Ok(rows) if !args.quiet => {
+            eprintln!("shopflow recall: {rows} rows as of {as_of} ({})", crate::utc::date_time(as_of));
+            Ok(())
+        }
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(format!("cannot write to standard output: {e}")),
+    }
 }
 
 /// `shopflow sort`.

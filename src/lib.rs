@@ -12,6 +12,7 @@
 
 pub mod arranged;
 pub mod base;
+pub mod changelog;
 pub mod cli;
 pub mod config_inputs;
 #[path = "../dataflows/mod.rs"]
@@ -23,6 +24,7 @@ pub mod model;
 pub mod operators;
 pub mod platform;
 pub mod rates;
+pub mod recall;
 pub mod rules;
 pub mod run;
 pub mod sink;

@@ -48,6 +48,7 @@ fn main() -> ExitCode {
         Command::Run(args) => shopflow::cli::run(args),
         Command::Gen(args) => shopflow::cli::gen(args),
         Command::Sort(args) => shopflow::cli::sort(args),
+        Command::Recall(args) => shopflow::cli::recall(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

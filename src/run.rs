@@ -174,9 +174,8 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
     cfg.arranged.record(worker);
     let mut inputs = worker.dataflow::<Time, _, _>(|scope| {
         let (inputs, platform) = platform::build(scope, cfg.params);
-        let mut built = dataflows::Built::default();
         for name in &cfg.outputs {
-            dataflows::attach(name, &platform, &mut built, &sinks);
+            dataflows::attach(name, &platform, &sinks);
         }
         sinks.gather(platform.rejected.clone(), "Rejected", rejected_rows.clone());
         sinks.gather(platform.tally.clone(), "Tally", tallies.clone());

@@ -89,6 +89,24 @@ pub enum Change {
     Delete,
 }
 
+/// Writes one time's consolidated changes (sorted by row) in `envelope`; returns the
+/// number of records.
+pub fn write_changes<D>(
+    w: &mut dyn ChangeWriter,
+    envelope: Envelope,
+    time: Time,
+    rows: &[(D, isize)],
+    schema: &Schema<D>,
+) -> io::Result<usize> {
+    match envelope {
+        Envelope::Diff => {
+            rows.iter().try_for_each(|(row, d)| w.write(time, Change::Diff(*d), &(schema.fields)(row)))?;
+            Ok(rows.len())
+        }
+        Envelope::Upsert => write_upserts(w, time, rows, schema),
+    }
+}
+
 /// Writes one time's consolidated changes (sorted by row) in the upsert envelope: per key
 /// (the first `key` fields), the row that joined (`Upsert`), or the key alone when a row
 /// only left (`Delete`), in key order; returns the number of records. Every output's key
@@ -396,14 +414,7 @@ impl Sinks {
                 }
                 if let Some(w) = writer.as_mut() {
                     let started = Instant::now();
-                    let written = match this.envelope {
-                        Envelope::Diff => rows
-                            .iter()
-                            .try_for_each(|(row, d)| w.write(time, Change::Diff(*d), &(schema.fields)(row)))
-                            .map(|()| rows.len()),
-                        Envelope::Upsert => write_upserts(w.as_mut(), time, &rows, &schema),
-                    };
-                    match written {
+                    match write_changes(w.as_mut(), this.envelope, time, &rows, &schema) {
                         Ok(n) => {
                             this.rows_written.set(this.rows_written.get() + n as u64);
                             this.written.borrow_mut().entry(schema.name).or_default().rows += n as u64;

@@ -782,7 +782,7 @@ const KEY_COLUMNS: &[(&str, usize)] = &[
     ("rules", 2),
     ("recall_hot", 3),
     ("recall_i2i", 3),
-    ("recall_user", 3),
+    ("recall_user_signals", 3),
     ("ads_curated", 1),
 ];
 
@@ -811,8 +811,11 @@ fn upsert_envelope_matches_the_diff_stream_at_every_time() {
     run_ok(&["run", "--out", diff.to_str().unwrap(), "-w", "2"]);
     run_ok(&["run", "--out", upsert.to_str().unwrap(), "-w", "2", "--envelope", "upsert"]);
     run_ok(&["run", "--out", jsonl.to_str().unwrap(), "--envelope", "upsert", "--sink", "jsonl"]);
+    // recall_user, merged from the csv files by `shopflow recall`, in each file's envelope.
+    run_ok(&["recall", "--changes", "-q", "--out", diff.to_str().unwrap()]);
+    run_ok(&["recall", "--changes", "-q", "--out", upsert.to_str().unwrap()]);
     let mut deletes = 0;
-    for (name, key) in KEY_COLUMNS {
+    for (name, key) in KEY_COLUMNS.iter().chain(&[("recall_user", 3)]) {
         let (dh, drows) = records(&diff.join(format!("{name}.csv")));
         let (uh, urows) = records(&upsert.join(format!("{name}.csv")));
         assert_eq!(uh, dh.replacen("time,diff,", "time,op,", 1), "{name}: header");
@@ -845,6 +848,9 @@ fn upsert_envelope_matches_the_diff_stream_at_every_time() {
             let got: Vec<&Vec<String>> = table.values().collect();
             assert_eq!(got, want, "{name}: upsert and diff states differ at time {t}");
         }
+        if *name == "recall_user" {
+            continue;
+        }
         let json = fs::read_to_string(jsonl.join(format!("{name}.jsonl"))).unwrap();
         assert_eq!(json.lines().count(), urows.len(), "{name}: JSON lines records");
         for line in json.lines().filter(|l| l.contains("\"op\":\"delete\"")) {
@@ -853,4 +859,59 @@ fn upsert_envelope_matches_the_diff_stream_at_every_time() {
         }
     }
     assert!(deletes > 0, "the sample data deletes some keys");
+}
+
+/// `shopflow recall --user U --at T` prints U's lists as of T: the state of the merged
+/// change stream at T, ranked by score desc, item asc, per scene; without the parts'
+/// files it is a one-line error (exit 2).
+#[test]
+fn recall_prints_a_users_lists_as_of_a_time() {
+    let out = scratch("recall");
+    let dir = out.to_str().unwrap();
+    run_ok(&["run", "--out", dir, "--outputs", "rules,recall_hot,recall_i2i,recall_user_signals", "-q"]);
+    run_ok(&["recall", "--changes", "-q", "--out", dir]);
+    let (_, rows) = records(&out.join("recall_user.csv"));
+    // A time in the middle of the stream and the user with the longest lists then.
+    let t = rows[rows.len() / 2].0;
+    let mut state = std::collections::BTreeSet::new();
+    for (_, diff, row) in rows.iter().filter(|r| r.0 <= t) {
+        if diff == "1" {
+            state.insert(row.clone());
+        } else {
+            assert!(state.remove(row), "retraction of a row not in the state: {row:?}");
+        }
+    }
+    let mut per_user: std::collections::BTreeMap<&str, usize> = Default::default();
+    state.iter().for_each(|r| *per_user.entry(r[1].as_str()).or_default() += 1);
+    let (user, n) = per_user.iter().max_by_key(|(_, n)| **n).map(|(u, n)| (u.to_string(), *n)).unwrap();
+    assert!(n >= 2, "no user with two rows at {t}");
+    let o = run_ok(&["recall", "--out", dir, "--user", &user, "--at", &t.to_string()]);
+    let text = String::from_utf8(o.stdout).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("scene,user_id,rank,item_id,score,strategy"));
+    let printed: Vec<Vec<String>> = lines.map(|l| l.split(',').map(String::from).collect()).collect();
+    assert_eq!(printed.len(), n, "rows printed for user {user} at {t}:\n{text}");
+    for w in printed.windows(2) {
+        let (a, b) = (&w[0], &w[1]);
+        if a[0] == b[0] {
+            let rank: u32 = b[2].parse().unwrap();
+            assert_eq!(rank, a[2].parse::<u32>().unwrap() + 1, "ranks count up: {text}");
+            let (sa, sb): (i64, i64) = (a[4].parse().unwrap(), b[4].parse().unwrap());
+            assert!(sa > sb || (sa == sb && a[3].parse::<u64>().unwrap() < b[3].parse().unwrap()), "order: {text}");
+        } else {
+            assert_eq!(b[2], "1", "a scene's list starts at rank 1: {text}");
+        }
+    }
+    let got: std::collections::BTreeSet<Vec<String>> = printed
+        .into_iter()
+        .map(|r| vec![r[0].clone(), r[1].clone(), r[3].clone(), r[4].clone(), r[5].clone()])
+        .collect();
+    let want: std::collections::BTreeSet<Vec<String>> = state.into_iter().filter(|r| r[1] == user).collect();
+    assert_eq!(got, want, "user {user} at {t}");
+    // Without the parts: one line, exit 2.
+    let empty = scratch("recall-empty");
+    let o = shopflow(&["recall", "--out", empty.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    assert!(stderr(&o).contains("recall_user_signals.csv not found"), "{}", stderr(&o));
 }

@@ -26,7 +26,7 @@ use shopflow::dataflows::item_display_stats::{
     DISPLAY_PERIOD_MS as DISPLAY_PERIOD, DISPLAY_WINDOW_MS as DISPLAY_WINDOW,
 };
 use shopflow::dataflows::recall_i2i::{I2I_GAP_MS as I2I_GAP, I2I_LATEST, I2I_WINDOW_MS as I2I_WINDOW};
-use shopflow::dataflows::recall_user::TOP_CATEGORIES;
+use shopflow::dataflows::recall_user_signals::{Signal, TOP_CATEGORIES};
 use shopflow::platform::{PRIOR_PERIOD_MS as PRIOR_PERIOD, RECENT_WINDOW_MS as RECENT_WINDOW};
 
 // =====================================================================================
@@ -156,8 +156,8 @@ pub struct CaseOutputs {
     pub recall_hot: Vec<(Scene, CategoryId, ItemId, u64)>,
     /// scene, item, neighbour, users.
     pub recall_i2i: Vec<(Scene, ItemId, ItemId, u64)>,
-    /// scene, user, item, score, strategy.
-    pub recall_user: Vec<(Scene, UserId, ItemId, u128, &'static str)>,
+    /// user, signal.
+    pub recall_user_signals: Vec<(UserId, Signal)>,
     /// rank, item, category, bid, pctr, ecpm (micro-units).
     pub ads: Vec<(usize, ItemId, CategoryId, u64, u128, u128)>,
     /// The prior: impressions, clicks, buys, ctr, cvr (no row while all counts are 0).
@@ -175,7 +175,7 @@ impl CaseOutputs {
             + self.rules.len()
             + self.recall_hot.len()
             + self.recall_i2i.len()
-            + self.recall_user.len()
+            + self.recall_user_signals.len()
             + self.ads.len()
             + self.prior.len()
     }
@@ -368,7 +368,7 @@ pub fn cases(input: &CaseInput) -> CaseOutputs {
         .map(|(&s, v)| (s, micro(v[0], total[0]), micro(v[1], total[1]), micro(v[2], total[2])))
         .collect();
 
-    // rules, recall_hot, recall_i2i, recall_user
+    // rules, recall_hot, recall_i2i, recall_user_signals
     out.rules = input.rules.iter().map(|r| (r.scene, r.strategy.name(), r.strategy.params())).collect();
     recall(input, &recent, &user_recent, user_i2i, &mut out);
 
@@ -401,12 +401,13 @@ pub fn cases(input: &CaseInput) -> CaseOutputs {
     out.rules.sort_unstable();
     out.recall_hot.sort_unstable();
     out.recall_i2i.sort_unstable();
-    out.recall_user.sort_unstable();
+    out.recall_user_signals.sort_unstable();
+    out.recall_user_signals.dedup();
     out
 }
 
 /// The three recall outputs: hot lists per (scene, category), i2i lists per (scene, item)
-/// from the users(a, b) co-occurrence counts, and the merged per-user lists.
+/// from the users(a, b) co-occurrence counts, and each user's signals.
 fn recall(
     input: &CaseInput,
     recent: &FxHashMap<ItemId, Funnel>,
@@ -491,70 +492,29 @@ fn recall(
         }
     }
 
-    // recall_user, per scene with a user rule, from that scene's hot and i2i lists.
-    for rule in input.rules {
-        let Strategy::User(ur) = rule.strategy else { continue };
-        let scene = rule.scene;
-        let i2i_top = input.rules.iter().find_map(|r| match r.strategy {
-            Strategy::I2i(i) if r.scene == scene => Some(i.top_n as usize),
-            _ => None,
-        });
-        // The scene's hot lists (empty without a hot rule): category -> (item, score).
-        let mut hot_by_category: FxHashMap<CategoryId, Vec<(ItemId, u64)>> = FxHashMap::default();
-        for &(_, c, item, score) in out.recall_hot.iter().filter(|r| r.0 == scene) {
-            hot_by_category.entry(c).or_default().push((item, score));
+    // recall_user_signals: per user, the top categories, engaged and bought items (the
+    // lists are merged by the reader).
+    for (user, evs) in user_recent {
+        let mut category_score: FxHashMap<CategoryId, u64> = FxHashMap::default();
+        for (item, b) in evs {
+            if let Some(row) = input.catalog.get(item) {
+                let mut f = Funnel::default();
+                f[slot(*b)] = 1;
+                *category_score.entry(row.category).or_default() += hot_score(&f);
+            }
         }
-        for (user, evs) in user_recent {
-            let mut category_score: FxHashMap<CategoryId, u64> = FxHashMap::default();
-            for (item, b) in evs {
-                if let Some(row) = input.catalog.get(item) {
-                    let mut f = Funnel::default();
-                    f[slot(*b)] = 1;
-                    *category_score.entry(row.category).or_default() += hot_score(&f);
-                }
+        let mut cats: Vec<(u64, CategoryId)> =
+            category_score.into_iter().filter(|&(_, s)| s > 0).map(|(c, s)| (s, c)).collect();
+        top(&mut cats, TOP_CATEGORIES);
+        let signals = &mut out.recall_user_signals;
+        signals.extend(cats.iter().map(|&(_, c)| (*user, Signal::TopCategory(c))));
+        for (item, b) in evs {
+            if matches!(b, Behavior::Click | Behavior::Buy) {
+                signals.push((*user, Signal::Engaged(*item)));
             }
-            let mut cats: Vec<(u64, CategoryId)> =
-                category_score.into_iter().filter(|&(_, s)| s > 0).map(|(c, s)| (s, c)).collect();
-            top(&mut cats, TOP_CATEGORIES);
-            // candidates: item -> (hot, i2i)
-            let mut cand: FxHashMap<ItemId, (u64, u64)> = FxHashMap::default();
-            for (_, c) in &cats {
-                for &(item, score) in hot_by_category.get(c).map(Vec::as_slice).unwrap_or(&[]) {
-                    cand.entry(item).or_default().0 = score;
-                }
+            if *b == Behavior::Buy {
+                signals.push((*user, Signal::Bought(*item)));
             }
-            if let Some(n) = i2i_top {
-                for (a, b) in evs {
-                    if !matches!(b, Behavior::Click | Behavior::Buy) {
-                        continue;
-                    }
-                    let Some(v) = neighbours.get(a) else { continue };
-                    for &(users, nb) in &v[..v.len().min(n)] {
-                        let x = &mut cand.entry(nb).or_default().1;
-                        *x = (*x).max(users);
-                    }
-                }
-            }
-            if ur.exclude_bought {
-                for (item, b) in evs {
-                    if *b == Behavior::Buy {
-                        cand.remove(item);
-                    }
-                }
-            }
-            // The strategy by (hot > 0, i2i > 0).
-            const STRATEGY: [&str; 4] = ["", "i2i", "hot", "hot+i2i"];
-            let weighted = |h: u64, i: u64| ur.hot_weight as u128 * h as u128 + ur.i2i_weight as u128 * i as u128;
-            let mut rows: Vec<(Reverse<u128>, ItemId, &'static str)> = cand
-                .into_iter()
-                .filter(|&(_, (h, i))| weighted(h, i) > 0)
-                .map(|(item, (h, i))| {
-                    (Reverse(weighted(h, i)), item, STRATEGY[2 * (h > 0) as usize + (i > 0) as usize])
-                })
-                .collect();
-            rows.sort_unstable();
-            rows.truncate(ur.top_k as usize);
-            out.recall_user.extend(rows.into_iter().map(|(s, i, st)| (scene, *user, i, s.0, st)));
         }
     }
 }

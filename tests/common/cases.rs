@@ -23,7 +23,7 @@ use super::{
 };
 
 /// The case outputs and their columns (after `time,diff`).
-pub const CASE_OUTPUTS: [(&str, &str); 12] = [
+pub const CASE_OUTPUTS: [(&str, &str); 13] = [
     ("item_display_stats", "item_id,sales_30d,units_30d,gmv_30d_cents,buyers_30d"),
     ("item_rank_features", "item_id,impressions_1h,clicks_1h,favs_1h,carts_1h,buys_1h,ctr_1h,hot_score"),
     ("category_hot_items", "category_id,rank,item_id,hot_score"),
@@ -36,6 +36,7 @@ pub const CASE_OUTPUTS: [(&str, &str); 12] = [
     ("recall_user", "scene,user_id,item_id,score,strategy"),
     ("ads_curated", "rank,item_id,category_id,bid_cents,pctr,ecpm"),
     ("ctr_cvr_prior", "impressions,clicks,buys,ctr,cvr"),
+    ("recall_user_signals", "user_id,signal,id"),
 ];
 
 const O_DISPLAY: usize = 0;
@@ -50,6 +51,7 @@ const O_RECALL_I2I: usize = 8;
 const O_RECALL_USER: usize = 9;
 const O_ADS: usize = 10;
 const O_PRIOR: usize = 11;
+const O_SIGNALS: usize = 12;
 
 pub const DISPLAY_WINDOW: u64 = 2_592_000_000;
 pub const RECENT_WINDOW: u64 = 3_600_000;
@@ -389,9 +391,27 @@ impl CaseSpec {
         }
     }
 
+    /// The outputs the run writes: `recall_user` is merged from four of them after the
+    /// run (`shopflow recall --changes`).
+    pub fn run_outputs(&self) -> Vec<&'static str> {
+        let mut names = Vec::new();
+        for name in self.output_names() {
+            let parts: &[&'static str] = match name {
+                "recall_user" => &["recall_user_signals", "recall_hot", "recall_i2i", "rules"],
+                _ => &[name],
+            };
+            for part in parts {
+                if !names.contains(part) {
+                    names.push(*part);
+                }
+            }
+        }
+        names
+    }
+
     /// The flags of the case outputs.
     pub fn args(&self) -> Vec<String> {
-        let mut a = vec!["--outputs".to_string(), self.output_names().join(",")];
+        let mut a = vec!["--outputs".to_string(), self.run_outputs().join(",")];
         a.push("--rules".into());
         a.push(self.rules_file.as_ref().map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|| "none".into()));
         for b in &self.bases {
@@ -402,11 +422,26 @@ impl CaseSpec {
         a
     }
 
+    /// Runs the binary, then merges `recall_user` from its files when it is asked for.
     pub fn run_binary(&self, out: &Path, workers: usize) -> Output {
         let mut run = self.run.clone();
         run.extra_args.extend(self.args());
-        run_shopflow(&run, out, workers)
+        let res = run_shopflow(&run, out, workers);
+        if res.status.success() && self.output_names().contains(&"recall_user") {
+            let merged = derive_recall_user(out);
+            assert!(merged.status.success(), "shopflow recall --changes: {}", String::from_utf8_lossy(&merged.stderr));
+        }
+        res
     }
+}
+
+/// `shopflow recall --out <out> --changes -q`: writes `<out>/recall_user.csv`.
+pub fn derive_recall_user(out: &Path) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_shopflow"))
+        .args(["recall", "--changes", "-q", "--out"])
+        .arg(out)
+        .output()
+        .expect("run shopflow recall")
 }
 
 // =====================================================================================
@@ -424,6 +459,13 @@ pub struct CaseRef {
     pub rejected: BTreeSet<(PathBuf, u64, String)>,
     /// Every input file (for the `file` column of rejected.csv).
     pub files: Vec<PathBuf>,
+}
+
+/// What a user's recall list is made from (`recall_user_signals`).
+struct UserSignals {
+    top: BTreeSet<u64>,
+    interacted: BTreeSet<u64>,
+    bought: BTreeSet<u64>,
 }
 
 /// What the per-time computation shares between outputs.
@@ -636,6 +678,9 @@ impl CaseRef {
         if want[O_ADS] {
             out[O_ADS] = self.ads_plain(self.tau(t, self.ads.refresh_ms));
         }
+        if want[O_SIGNALS] {
+            out[O_SIGNALS] = Self::signal_rows(&at);
+        }
         out
     }
 
@@ -813,6 +858,46 @@ impl CaseRef {
         users
     }
 
+    /// Per user with events in the recent window: top 3 categories, clicked or bought
+    /// items, bought items.
+    fn user_signals(at: &At) -> BTreeMap<u64, UserSignals> {
+        let mut by_user: BTreeMap<u64, Vec<&Ev>> = BTreeMap::new();
+        for e in &at.recent {
+            by_user.entry(e.user).or_default().push(e);
+        }
+        let mut out = BTreeMap::new();
+        for (u, evs) in by_user {
+            let mut cat_score: BTreeMap<u64, u64> = BTreeMap::new();
+            for e in &evs {
+                if let Some(info) = at.cat.get(&e.item) {
+                    let mut f = Funnel::default();
+                    f[bidx(e.beh)] = 1;
+                    *cat_score.entry(info.cat).or_default() += hot_score(&f);
+                }
+            }
+            let mut cats: Vec<(u64, u64)> = cat_score.into_iter().filter(|&(_, s)| s > 0).collect();
+            cats.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
+            let top: BTreeSet<u64> = cats.iter().take(3).map(|&(c, _)| c).collect();
+            let interacted: BTreeSet<u64> =
+                evs.iter().filter(|e| matches!(e.beh, Beh::Click | Beh::Buy)).map(|e| e.item).collect();
+            let bought: BTreeSet<u64> = evs.iter().filter(|e| e.beh == Beh::Buy).map(|e| e.item).collect();
+            out.insert(u, UserSignals { top, interacted, bought });
+        }
+        out
+    }
+
+    /// `recall_user_signals` at t: `user_id,signal,id` rows.
+    fn signal_rows(at: &At) -> OutState {
+        let mut rows = OutState::new();
+        for (u, s) in Self::user_signals(at) {
+            let tagged = [("category", &s.top), ("engaged", &s.interacted), ("bought", &s.bought)];
+            for (label, ids) in tagged {
+                rows.extend(ids.iter().map(|id| vec![u.to_string(), label.to_string(), id.to_string()]));
+            }
+        }
+        rows
+    }
+
     fn recall(&self, at: &At) -> (OutState, OutState, OutState) {
         let (mut hot_out, mut i2i_out, mut user_out) = (OutState::new(), OutState::new(), OutState::new());
         if at.rules.is_empty() {
@@ -820,11 +905,7 @@ impl CaseRef {
         }
         let funnels = Self::recent_funnels(at);
         let pair_users = self.i2i_users(at);
-        // Per user: recent events.
-        let mut by_user: BTreeMap<u64, Vec<&Ev>> = BTreeMap::new();
-        for e in &at.recent {
-            by_user.entry(e.user).or_default().push(e);
-        }
+        let signals = Self::user_signals(at);
         for (scene, sr) in &at.rules {
             // recall_hot of S: item -> (category, score)
             let mut hot_of: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
@@ -864,22 +945,7 @@ impl CaseRef {
                 }
             }
             let Some(ur) = &sr.user else { continue };
-            for (u, evs) in &by_user {
-                // top categories
-                let mut cat_score: BTreeMap<u64, u64> = BTreeMap::new();
-                for e in evs {
-                    if let Some(info) = at.cat.get(&e.item) {
-                        let mut f = Funnel::default();
-                        f[bidx(e.beh)] = 1;
-                        *cat_score.entry(info.cat).or_default() += hot_score(&f);
-                    }
-                }
-                let mut cats: Vec<(u64, u64)> = cat_score.into_iter().filter(|&(_, s)| s > 0).collect();
-                cats.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
-                let top: BTreeSet<u64> = cats.iter().take(3).map(|&(c, _)| c).collect();
-                let interacted: BTreeSet<u64> =
-                    evs.iter().filter(|e| matches!(e.beh, Beh::Click | Beh::Buy)).map(|e| e.item).collect();
-                let bought: BTreeSet<u64> = evs.iter().filter(|e| e.beh == Beh::Buy).map(|e| e.item).collect();
+            for (u, UserSignals { top, interacted, bought }) in &signals {
                 // candidates: item -> (hot, i2i)
                 let mut cand: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
                 for (b, (c, score)) in &hot_of {
@@ -887,7 +953,7 @@ impl CaseRef {
                         cand.entry(*b).or_default().0 = *score;
                     }
                 }
-                for a in &interacted {
+                for a in interacted {
                     if let Some(nb) = i2i_of.get(a) {
                         for (b, users) in nb {
                             let e = &mut cand.entry(*b).or_default().1;
