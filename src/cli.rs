@@ -261,14 +261,8 @@ pub fn recall(args: RecallArgs) -> Result<(), String> {
         }
         return Ok(());
     }
-    let mut files = crate::recall::RecallFiles::open(&args.out)?;
-    let mut state = crate::recall::RecallState::default();
-    let mut as_of = None;
-    while let Some(t) = files.next_time().filter(|t| args.at.is_none_or(|at| *t <= at)) {
-        files.apply(t, &mut state)?;
-        as_of = Some(t);
-    }
-    let as_of = args.at.or(as_of).unwrap_or(0);
+    let (state, last) = crate::recall::state_as_of(&args.out, args.at)?;
+    let as_of = args.at.or(last).unwrap_or(0);
     let users: Vec<u64> = if args.user.is_empty() { state.users().collect() } else { args.user.clone() };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let written = (|| -> std::io::Result<usize> {

@@ -284,14 +284,19 @@ impl RecallFiles {
         }
         Ok(touched)
     }
+}
 
-    /// Applies every change up to and including `time`.
-    pub fn advance_to(&mut self, time: Time, state: &mut RecallState) -> Result<(), String> {
-        while let Some(t) = self.next_time().filter(|t| *t <= time) {
-            self.apply(t, state)?;
-        }
-        Ok(())
+/// The parts in `dir` as of `at` (every change at or before it; default: every change),
+/// and the last time a part changed at up to there.
+pub fn state_as_of(dir: &Path, at: Option<Time>) -> Result<(RecallState, Option<Time>), String> {
+    let mut files = RecallFiles::open(dir)?;
+    let mut state = RecallState::default();
+    let mut last = None;
+    while let Some(t) = files.next_time().filter(|t| at.is_none_or(|at| *t <= at)) {
+        files.apply(t, &mut state)?;
+        last = Some(t);
     }
+    Ok((state, last))
 }
 
 /// What [`derive`] wrote.
