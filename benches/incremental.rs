@@ -7,7 +7,9 @@
 //! (env: `SHOPFLOW_BENCH_EVENTS`, default `1000000,10000000`; `SHOPFLOW_BENCH_WORKERS`,
 //! default `1,2`; `SHOPFLOW_BENCH_SETS`, default `platform,all`, where a set may also be
 //! output names joined by `+`, e.g. `item_ctr_cvr+recall_i2i`, timed without a batch
-//! baseline; epoch 1 h).
+//! baseline; `SHOPFLOW_BENCH_EPOCH_MS`, default 3 600 000: the epoch — issue #12's target
+//! is stated for 60 000, where an epoch passing expires a minute of the windows, not an
+//! hour).
 //!
 //! In-process: the dataflows of `shopflow run` (platform layer, the chosen outputs, csv
 //! sinks into `bench-data/`) are built on timely workers and loaded with the dataset's
@@ -32,13 +34,17 @@ use shopflow::dataflows;
 use shopflow::model::{CatalogRow, CategoryId, Event, ItemId, Time};
 use shopflow::platform::{self, AdParams, Params};
 use shopflow::rules::Rule;
-use shopflow::sink::{Envelope, SinkKind, Sinks};
+use shopflow::sink::{Envelope, SinkKind, SinkLog, Sinks};
 use shopflow::source::{self, Format, Row, SourceKind};
 use timely::dataflow::ProbeHandle;
 
 use common::{dataset, env_list, History, Identity, PLATFORM_OUTPUTS};
 
-const EPOCH_MS: u64 = 3_600_000;
+/// The epoch (`SHOPFLOW_BENCH_EPOCH_MS`).
+fn epoch_ms() -> u64 {
+    static EPOCH: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(|| env_list("SHOPFLOW_BENCH_EPOCH_MS", "3600000")[0].parse().expect("SHOPFLOW_BENCH_EPOCH_MS"))
+}
 /// Batch sizes; the first, empty, batch times an epoch passing with no new events.
 const BATCHES: [usize; 5] = [0, 1, 100, 1_000, 10_000];
 const HELD_OUT: usize = 1 + 100 + 1_000 + 10_000;
@@ -56,11 +62,12 @@ fn main() {
     }
     let id = Identity::new();
     id.print();
+    println!("epoch {} ms\n", epoch_ms());
     println!("| events | outputs | workers | load s | +0 ms | +1 ms | +100 ms | +1000 ms | +10000 ms | move ms | batch recompute ms |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let mut history = History::open(
         "incremental",
-        "events,outputs,workers,load_s,ms_0,ms_1,ms_100,ms_1000,ms_10000,ms_move,batch_recompute_ms",
+        "events,epoch_ms,outputs,workers,load_s,ms_0,ms_1,ms_100,ms_1000,ms_10000,ms_move,batch_recompute_ms",
     );
     for &n in &sizes {
         let rows = Arc::new(read_rows(&dataset(n)));
@@ -84,7 +91,7 @@ fn main() {
                 println!("| {n} | {set} | {w} | {} | {recompute_shown} |", shown.join(" | "));
                 let raw: Vec<String> = values.iter().map(|v| format!("{v:.2}")).collect();
                 let recompute_raw = recompute.map_or(String::new(), |b| format!("{b:.1}"));
-                history.append(&id, &format!("{n},{set},{w},{},{recompute_raw}", raw.join(",")));
+                history.append(&id, &format!("{n},{},{set},{w},{},{recompute_raw}", epoch_ms(), raw.join(",")));
             }
         }
         // The baseline's results are used, so they cannot be optimised away.
@@ -111,7 +118,7 @@ struct Timings {
 }
 
 fn epoch(ts: u64) -> Time {
-    ts - ts % EPOCH_MS
+    ts - ts % epoch_ms()
 }
 
 /// The recall rules of the UserBehavior sample runs.
@@ -143,11 +150,13 @@ fn incremental(rows: Arc<Vec<(Event, CategoryId)>>, state: usize, set: &str, wor
     std::fs::create_dir_all(&out_dir).expect("out dir");
     let result: Arc<Mutex<Option<Timings>>> = Arc::default();
     let result_w = result.clone();
+    let log = Arc::new(SinkLog::new(false));
     let guards = timely::execute(timely::Config::process(workers), move |worker| {
         let (index, peers) = (worker.index(), worker.peers());
         let probe = ProbeHandle::new();
-        let sinks = Sinks::new(index == 0, SinkKind::Csv, Envelope::Diff, out_dir.clone(), probe.clone());
-        let params = Params { epoch_ms: EPOCH_MS, ads: ad_params() };
+        let sinks =
+            Sinks::new(index, peers, SinkKind::Csv, Envelope::Diff, out_dir.clone(), probe.clone(), log.clone());
+        let params = Params { epoch_ms: epoch_ms(), ads: ad_params() };
         let dataflow = worker.next_dataflow_index();
         let mut inputs = worker.dataflow::<Time, _, _>(|scope| {
             let (inputs, p) = platform::build(scope, params);
@@ -190,9 +199,9 @@ fn incremental(rows: Arc<Vec<(Event, CategoryId)>>, state: usize, set: &str, wor
             for &(_, i) in at_epoch.iter().filter(|(_, i)| mine(*i)) {
                 inputs.events.update_at(rows[i].0, t, 1);
             }
-            settle(&mut inputs, worker, t + EPOCH_MS);
+            settle(&mut inputs, worker, t + epoch_ms());
         }
-        let mut now = order.last().expect("rows").0 + EPOCH_MS;
+        let mut now = order.last().expect("rows").0 + epoch_ms();
         drop(order);
         let load = started.elapsed();
         // Batches of held-out rows, each at the next epoch.
@@ -206,7 +215,7 @@ fn incremental(rows: Arc<Vec<(Event, CategoryId)>>, state: usize, set: &str, wor
                 }
             }
             next += size;
-            now += EPOCH_MS;
+            now += epoch_ms();
             settle(&mut inputs, worker, now);
             batches.push(started.elapsed());
         }
@@ -220,7 +229,7 @@ fn incremental(rows: Arc<Vec<(Event, CategoryId)>>, state: usize, set: &str, wor
         if index == 0 {
             inputs.catalog.update_at((hot, 1, Some(row(category + 1))), now, 1);
         }
-        now += EPOCH_MS;
+        now += epoch_ms();
         settle(&mut inputs, worker, now);
         let category_move = started.elapsed();
         if index == 0 {
@@ -260,7 +269,7 @@ fn batch_cases(rows: &[(Event, CategoryId)]) -> (f64, usize) {
         ads_catalog: &catalog,
         rules: &rules(),
         ads: ad_params(),
-        epoch_ms: EPOCH_MS,
+        epoch_ms: epoch_ms(),
         t,
     };
     let (ms, out) = timed(|| batch::cases(&input));

@@ -627,6 +627,7 @@ fn run_config(args: &RunArgs) -> Result<RunConfig, String> {
     }
     Ok(RunConfig {
         arranged: Default::default(),
+        sink_log: Arc::new(crate::sink::SinkLog::new(args.latency_log.is_some())),
         process: args.process,
         warnings,
         processes: args.processes,

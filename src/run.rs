@@ -34,10 +34,9 @@ use timely::worker::Worker;
 use crate::arranged::{ArrangedState, StateReport};
 use crate::config_inputs::{ConfigFiles, ConfigInputs};
 use crate::dataflows;
-use crate::latency::LatencyLog;
 use crate::model::{CatalogRow, ItemId, Scene, Time};
 use crate::platform::{self, InputHandles, Params, Tally};
-use crate::sink::{Envelope, OutputLog, SinkKind, Sinks};
+use crate::sink::{Envelope, OutputLog, SinkKind, SinkLog, Sinks};
 use crate::source::{Line, Rejected, Row, SourceError, SourceReader, SourceSpec};
 
 /// Lines a reader hands over before the driver re-checks watermarks.
@@ -102,6 +101,8 @@ pub struct RunConfig {
     pub latency_log: Option<PathBuf>,
     /// The arranged updates of this process's workers (shared by them).
     pub arranged: ArrangedState,
+    /// What this process's sinks share: counts, errors, the cut-off, epoch latency.
+    pub sink_log: Arc<SinkLog>,
     /// This process's index (`-p`).
     pub process: u64,
     /// Said on stderr at the end of a run that did not fail (process 0).
@@ -168,8 +169,10 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
     let rejected_rows: Rc<RefCell<Vec<(Rejected, Time, isize)>>> = Rc::default();
     let tallies: Rc<RefCell<Vec<(Tally, Time, isize)>>> = Rc::default();
     let probe = ProbeHandle::new();
-    let mut sinks = Sinks::new(index == 0, cfg.sink, cfg.envelope, cfg.out_dir.clone(), probe.clone());
-    sinks.latency = (index == 0 && cfg.latency_log.is_some()).then(Rc::default);
+    // The workers of process 0 write the outputs (they take turns).
+    let writers = peers / cfg.processes.max(1) as usize;
+    let sinks =
+        Sinks::new(index, writers, cfg.sink, cfg.envelope, cfg.out_dir.clone(), probe.clone(), cfg.sink_log.clone());
 
     cfg.arranged.record(worker);
     let mut inputs = worker.dataflow::<Time, _, _>(|scope| {
@@ -202,7 +205,7 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
     // Worker 0 inserts the configuration (rules, bases) and, under --follow, watches it.
     let mut config = (index == 0).then(|| ConfigInputs::start(&cfg.config, cfg.epoch_ms, cfg.follow, &mut inputs));
     let mut feed = Feed::new(cfg, index, peers);
-    feed.latency = sinks.latency.clone();
+    feed.latency = (index == 0).then(|| sinks.log.clone()).filter(|log| log.latency.is_some());
     let (stopped_at, frontier) =
         feed.run(worker, &mut inputs, &mut readers, &probe, &coord, &mut progress, config.as_mut())?;
     let events_read = events_read(&readers);
@@ -259,15 +262,13 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
             coord.decide(&sinks);
         }
         progress.tick(events_read, frontier, &probe);
-        sinks.finished.get() < sinks.attached.get()
-            || coord.handle.is_some()
-            || coord.arranged_reports() + 1 < cfg.processes as usize
+        !sinks.all_finished() || coord.handle.is_some() || coord.arranged_reports() + 1 < cfg.processes as usize
     });
     for other in coord.arranged_elsewhere() {
         arranged.add(&other);
     }
     progress.finish();
-    if let Some(e) = sinks.error.borrow().clone() {
+    if let Some(e) = sinks.log.error.lock().expect("sink log").clone() {
         return Err(RunError(e));
     }
 
@@ -317,11 +318,15 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
     write_rejected(cfg, &rejected).map_err(|e| {
         RunError(format!("cannot write the rejected rows to {}: {e}", cfg.out_dir.join("rejected.csv").display()))
     })?;
-    if let (Some(path), Some(log)) = (&cfg.latency_log, &sinks.latency) {
-        log.borrow().write(path).map_err(|e| RunError(format!("cannot write {}: {e}", path.display())))?;
+    if let (Some(path), Some(log)) = (&cfg.latency_log, &sinks.log.latency) {
+        log.lock()
+            .expect("latency log")
+            .write(path)
+            .map_err(|e| RunError(format!("cannot write {}: {e}", path.display())))?;
     }
 
-    let times = sinks.times.borrow();
+    let written = std::mem::take(&mut *sinks.log.written.lock().expect("sink log"));
+    let times = sinks.log.times.lock().expect("sink log");
     let (epochs, first_epoch, last_epoch) = (times.len() as u64, times.first().copied(), times.last().copied());
     drop(times);
     Ok(Some(RunReport {
@@ -330,11 +335,11 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
         first_epoch,
         last_epoch,
         wall: started.elapsed(),
-        write_time: sinks.write_time.get(),
-        rows_written: sinks.rows_written.get(),
-        written: sinks.written.take(),
+        write_time: sinks.log.write_time(),
+        rows_written: sinks.log.rows_written.load(std::sync::atomic::Ordering::Relaxed),
+        written,
         workers: peers,
-        stopped_at: Some(sinks.cutoff.get()).filter(|&c| c != Time::MAX),
+        stopped_at: Some(sinks.log.cutoff()).filter(|&c| c != Time::MAX),
         arranged,
     }))
 }
@@ -462,7 +467,7 @@ impl Coordination {
     /// workers close, and closes its control input.
     fn decide(&mut self, sinks: &Sinks) {
         let cutoff = self.all_ended().expect("every worker has ended");
-        sinks.cutoff.set(cutoff);
+        sinks.log.cutoff.store(cutoff, std::sync::atomic::Ordering::SeqCst);
         self.send(Control::Close { cutoff });
         self.close();
     }
@@ -604,7 +609,7 @@ struct Feed<'a> {
     /// Paced or following: flush and step at least every `LIVE_STEP`.
     live: bool,
     /// Worker 0, `--latency-log`: input frontier advances.
-    latency: Option<Rc<RefCell<LatencyLog>>>,
+    latency: Option<Arc<SinkLog>>,
 }
 
 impl<'a> Feed<'a> {
@@ -769,10 +774,11 @@ impl<'a> Feed<'a> {
                 if open > frontier {
                     inputs.advance_to(open);
                     frontier = open;
-                    if let Some(log) = &self.latency {
+                    if let Some(log) = self.latency.as_ref().and_then(|l| l.latency.as_ref()) {
                         // Under --speed, the epochs before `open` were due once a line
                         // `lateness` past it was: a reader behind the clock counts.
-                        log.borrow_mut().input_at(open, pacer.due_by_clock(open.saturating_add(lateness_ms)));
+                        let due = pacer.due_by_clock(open.saturating_add(lateness_ms));
+                        log.lock().expect("latency log").input_at(open, due);
                     }
                 }
             }

@@ -2,9 +2,9 @@
 //! envelope, `time,op,<columns>`: per time, one record per key whose row changed, its new
 //! row (`upsert`) or only its key (`delete`).
 //!
-//! All updates of an output are routed to worker 0, which buffers them by time and
-//! writes a time only once the frontier has passed it (the time is complete), rows
-//! consolidated and sorted. So every file is consistent as of every time it reports,
+//! All updates of an output are routed to the one worker that writes it (the outputs take
+//! turns over the workers of process 0), which buffers them by time and writes a time only
+//! once the frontier has passed it (the time is complete), rows consolidated and sorted. So every file is consistent as of every time it reports,
 //! and the bytes do not depend on the number of workers or processes.
 //!
 //! The formats sit behind one small trait, [`ChangeWriter`].
@@ -15,6 +15,8 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use differential_dataflow::consolidation::consolidate;
@@ -315,62 +317,119 @@ pub struct OutputLog {
     pub net: Vec<(Time, i64)>,
 }
 
-/// Attaches sinks to collections; shared per worker.
+/// What the sinks of one process share across its worker threads: each output is written
+/// by one worker of process 0, and worker 0 reports for all of them.
+#[derive(Debug)]
+pub struct SinkLog {
+    /// Sinks whose input is complete (counted by the worker that writes each).
+    pub finished: AtomicUsize,
+    /// Time spent formatting and writing, in nanoseconds.
+    pub write_nanos: AtomicU64,
+    pub rows_written: AtomicU64,
+    /// The times at which some output changed.
+    pub times: Mutex<BTreeSet<Time>>,
+    /// Per output: change rows written, and the net change of its row count at each time
+    /// it changed — what a full re-send of every state would have cost.
+    pub written: Mutex<BTreeMap<&'static str, OutputLog>>,
+    /// The first write error, reported at the end of the run.
+    pub error: Mutex<Option<String>>,
+    /// A clean stop's cut-off: times at or after it are never written (they are not
+    /// complete: reading stopped there). `Time::MAX` when the run read everything.
+    /// Set (worker 0) before any worker's inputs close, so the frontier cannot pass
+    /// it earlier.
+    pub cutoff: AtomicU64,
+    /// Epoch latency, when measured.
+    pub latency: Option<Mutex<LatencyLog>>,
+}
+
+impl SinkLog {
+    /// A log for one run of this process; `latency`: measure epoch latency.
+    pub fn new(latency: bool) -> SinkLog {
+        SinkLog {
+            finished: AtomicUsize::new(0),
+            write_nanos: AtomicU64::new(0),
+            rows_written: AtomicU64::new(0),
+            times: Mutex::default(),
+            written: Mutex::default(),
+            error: Mutex::new(None),
+            cutoff: AtomicU64::new(Time::MAX),
+            latency: latency.then(Mutex::default),
+        }
+    }
+
+    pub fn write_time(&self) -> Duration {
+        Duration::from_nanos(self.write_nanos.load(Ordering::Relaxed))
+    }
+
+    pub fn cutoff(&self) -> Time {
+        self.cutoff.load(Ordering::SeqCst)
+    }
+
+    fn fail(&self, message: String) {
+        self.error.lock().expect("sink log").get_or_insert(message);
+    }
+}
+
+/// Attaches sinks to collections; one per worker.
+///
+/// Every update of an output goes to the one worker that writes it: the outputs take
+/// turns over the workers of process 0 (in the order they are attached, the same on every
+/// worker), so formatting and writing is spread over the threads of process 0 while every
+/// file is still written whole by one of them (stdout: worker 0 alone, so lines of
+/// different outputs do not interleave differently from run to run).
 #[derive(Clone)]
 pub struct Sinks {
-    /// Worker 0 writes; other workers only route their updates to it.
-    pub writes: bool,
+    /// This worker's index, and how many workers of process 0 write (the first ones).
+    index: usize,
+    writers: usize,
     pub kind: SinkKind,
     pub envelope: Envelope,
     pub out_dir: PathBuf,
     /// Probes every output, for flow control.
     pub probe: ProbeHandle<Time>,
-    /// How many sinks have seen their input complete (worker 0).
-    pub finished: Rc<Cell<usize>>,
-    pub attached: Rc<Cell<usize>>,
-    /// Time spent formatting and writing (worker 0).
-    pub write_time: Rc<Cell<Duration>>,
-    pub rows_written: Rc<Cell<u64>>,
-    /// The times at which some output changed (worker 0).
-    pub times: Rc<RefCell<BTreeSet<Time>>>,
-    /// Per output: change rows written, and the net change of its row count at each time
-    /// it changed (worker 0) — what a full re-send of every state would have cost.
-    pub written: Rc<RefCell<BTreeMap<&'static str, OutputLog>>>,
-    /// The first write error, reported at the end of the run.
-    pub error: Rc<RefCell<Option<String>>>,
-    /// A clean stop's cut-off: times at or after it are never written (they are not
-    /// complete: reading stopped there). `Time::MAX` when the run read everything.
-    /// Set (worker 0) before any worker's inputs close, so the frontier cannot pass
-    /// it earlier.
-    pub cutoff: Rc<Cell<Time>>,
-    /// Epoch latency, when measured (worker 0).
-    pub latency: Option<Rc<RefCell<LatencyLog>>>,
+    /// Shared with this process's other workers.
+    pub log: Arc<SinkLog>,
+    /// Sinks attached on this worker (every worker attaches every one).
+    attached: Rc<Cell<usize>>,
 }
 
 impl Sinks {
-    /// Sinks writing `kind` into `out_dir` (only when `writes`: worker 0), probed by `probe`.
-    pub fn new(writes: bool, kind: SinkKind, envelope: Envelope, out_dir: PathBuf, probe: ProbeHandle<Time>) -> Sinks {
-        Sinks {
-            writes,
-            kind,
-            envelope,
-            out_dir,
-            probe,
-            finished: Rc::new(Cell::new(0)),
-            attached: Rc::new(Cell::new(0)),
-            write_time: Rc::new(Cell::new(Duration::ZERO)),
-            rows_written: Rc::new(Cell::new(0)),
-            times: Rc::default(),
-            written: Rc::default(),
-            error: Rc::new(RefCell::new(None)),
-            cutoff: Rc::new(Cell::new(Time::MAX)),
-            latency: None,
+    /// The sinks of worker `index`, writing `kind` into `out_dir`, spread over the first
+    /// `writers` workers (those of process 0), probed by `probe`.
+    pub fn new(
+        index: usize,
+        writers: usize,
+        kind: SinkKind,
+        envelope: Envelope,
+        out_dir: PathBuf,
+        probe: ProbeHandle<Time>,
+        log: Arc<SinkLog>,
+    ) -> Sinks {
+        Sinks { index, writers: writers.max(1), kind, envelope, out_dir, probe, log, attached: Rc::new(Cell::new(0)) }
+    }
+
+    /// Worker 0: whether every sink, on whichever worker writes it, has seen its input
+    /// complete.
+    pub fn all_finished(&self) -> bool {
+        self.log.finished.load(Ordering::SeqCst) >= self.attached.get()
+    }
+
+    /// The worker that writes the next sink attached.
+    fn next_owner(&self) -> usize {
+        let k = self.attached.get();
+        self.attached.set(k + 1);
+        if self.kind == SinkKind::Stdout {
+            0
+        } else {
+            k % self.writers
         }
     }
 
     /// Writes `collection` as a change stream per `schema`.
     pub fn attach<'s, D: ExchangeData>(&self, collection: VecCollection<'s, Time, D>, schema: Schema<D>) {
-        let mut writer = if self.writes {
+        let owner = self.next_owner();
+        let writes = self.index == owner;
+        let mut writer = if writes {
             match open(self.kind, self.envelope, &self.out_dir, schema.name, schema.columns) {
                 Ok(w) => Some(w),
                 Err(e) => {
@@ -381,16 +440,13 @@ impl Sinks {
         } else {
             None
         };
-        self.attached.set(self.attached.get() + 1);
         let this = self.clone();
+        let log = self.log.clone();
         let mut pending: BTreeMap<Time, Vec<(D, isize)>> = BTreeMap::new();
         let mut done = false;
-        let latency = self.latency.clone().filter(|_| self.writes).map(|l| {
-            let index = l.borrow_mut().add_sink();
-            (l, index)
-        });
+        let latency = log.latency.as_ref().filter(|_| writes).map(|l| l.lock().expect("latency log").add_sink());
         let collection = collection.probe_with(&self.probe);
-        collection.inner.sink(Exchange::new(|_| 0), schema.name, move |(input, frontier)| {
+        collection.inner.sink(Exchange::new(move |_| owner as u64), schema.name, move |(input, frontier)| {
             input.for_each(|_, data| {
                 for (d, t, r) in data.drain(..) {
                     pending.entry(t).or_default().push((d, r));
@@ -402,29 +458,29 @@ impl Sinks {
                     break;
                 }
                 let (time, mut rows) = entry.remove_entry();
-                if time >= this.cutoff.get() {
+                if time >= log.cutoff() {
                     continue;
                 }
                 consolidate(&mut rows);
                 if !rows.is_empty() {
-                    this.times.borrow_mut().insert(time);
-                    let mut written = this.written.borrow_mut();
-                    let log = written.entry(schema.name).or_default();
-                    log.net.push((time, rows.iter().map(|(_, r)| *r as i64).sum()));
+                    log.times.lock().expect("sink log").insert(time);
+                    let mut written = log.written.lock().expect("sink log");
+                    let output = written.entry(schema.name).or_default();
+                    output.net.push((time, rows.iter().map(|(_, r)| *r as i64).sum()));
                 }
                 if let Some(w) = writer.as_mut() {
                     let started = Instant::now();
                     match write_changes(w.as_mut(), this.envelope, time, &rows, &schema) {
                         Ok(n) => {
-                            this.rows_written.set(this.rows_written.get() + n as u64);
-                            this.written.borrow_mut().entry(schema.name).or_default().rows += n as u64;
+                            log.rows_written.fetch_add(n as u64, Ordering::Relaxed);
+                            log.written.lock().expect("sink log").entry(schema.name).or_default().rows += n as u64;
                         }
                         Err(e) => {
                             this.write_failed(schema.name, e);
                             writer = None;
                         }
                     }
-                    this.write_time.set(this.write_time.get() + started.elapsed());
+                    log.write_nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
                     wrote |= !rows.is_empty();
                 }
             }
@@ -436,12 +492,14 @@ impl Sinks {
                     writer = None;
                 }
             }
-            if let Some((log, index)) = &latency {
-                log.borrow_mut().sink_at(*index, frontier.frontier().first().copied().unwrap_or(Time::MAX));
+            if let (Some(index), Some(l)) = (latency, &log.latency) {
+                l.lock()
+                    .expect("latency log")
+                    .sink_at(index, frontier.frontier().first().copied().unwrap_or(Time::MAX));
             }
-            if frontier.is_empty() && !done {
+            if frontier.is_empty() && !done && writes {
                 done = true;
-                this.finished.set(this.finished.get() + 1);
+                log.finished.fetch_add(1, Ordering::SeqCst);
             }
         });
     }
@@ -454,19 +512,16 @@ impl Sinks {
         into: Rc<RefCell<Vec<(D, Time, isize)>>>,
     ) {
         self.attached.set(self.attached.get() + 1);
-        let finished = self.finished.clone();
+        let log = self.log.clone();
+        let counts = self.index == 0;
         let mut done = false;
         collection.inner.sink(Exchange::new(|_| 0), name, move |(input, frontier)| {
             input.for_each(|_, data| into.borrow_mut().extend(data.drain(..)));
-            if frontier.is_empty() && !done {
+            if frontier.is_empty() && !done && counts {
                 done = true;
-                finished.set(finished.get() + 1);
+                log.finished.fetch_add(1, Ordering::SeqCst);
             }
         });
-    }
-
-    fn fail(&self, message: String) {
-        self.error.borrow_mut().get_or_insert(message);
     }
 
     /// A write of output `name` failed: the first such error is the run's (with the
@@ -477,6 +532,6 @@ impl Sinks {
             None if e.kind() == io::ErrorKind::BrokenPipe => std::process::exit(0),
             None => "standard output".into(),
         };
-        self.fail(format!("cannot write {name} to {path}: {e}"));
+        self.log.fail(format!("cannot write {name} to {path}: {e}"));
     }
 }
