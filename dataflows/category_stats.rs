@@ -1,8 +1,8 @@
 //! `category_stats`: per *current* category, counters, uv and buyers over tagged events.
 //!
 //! ```text
-//! tagged_items ((category,item), Stats) ─ map category ─ sum_locally ──────────────────────┐
-//! tagged_users ((category,user), counts) ─ diff Reach ─ threshold_total_hashed ─ map category ─┴─ concat ─ count_total_hashed
+//! tagged_items ((category,item), Stats) ─ map category ─ sum_locally ─────────────────┐
+//! platform.by_user (per user and category: counts) ─ Δ (uv, buyers) ─ sum_locally ──┴─ concat ─ count_total_hashed
 //! ```
 //!
 //! Contract: at time t, one row per category holding at least one catalogued item
@@ -14,19 +14,14 @@
 use differential_dataflow::VecCollection;
 
 use crate::model::{CategoryId, Time};
-use crate::operators::{count_total_hashed, map_diff, sum_locally, threshold_total_hashed};
+use crate::operators::{count_total_hashed, sum_locally};
 use crate::platform::Platform;
 use crate::sink::{Field, Schema};
-use crate::stats::{Reach, Stats};
+use crate::stats::Stats;
 
 pub fn category_stats<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (CategoryId, Stats)> {
-    let reach = threshold_total_hashed(
-        map_diff(p.tagged_users.clone(), |s: Stats| s.to_reach()),
-        "CategoryUserReach",
-        |total: &Reach| Stats::reach_of(total),
-    )
-    .map(|(category, _user)| category);
     let counters = sum_locally(p.tagged_items.clone().map(|(category, _item)| category));
+    let reach = sum_locally(p.by_user().category_reach);
     count_total_hashed(counters.concat(reach), "CategoryStats")
 }
 

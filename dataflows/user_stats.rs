@@ -2,8 +2,7 @@
 //! distinct items the user touched.
 //!
 //! ```text
-//! events ─ explode (user, Stats::of) ──────────────────────────────┐
-//! item_user_reach ─ map user, keep uv (items) ─────────────────────┴─ concat ─ count_total_hashed
+//! events, item_user_reach ─ platform.by_user (the user stage, keyed by user) ─ totals rows
 //! ```
 //!
 //! Contract: at time t, one row per user with events of logical time ≤ t.
@@ -11,18 +10,12 @@
 use differential_dataflow::VecCollection;
 
 use crate::model::{Time, UserId};
-use crate::operators::{count_total_hashed, map_diff};
 use crate::platform::Platform;
 use crate::sink::{Field, Schema};
 use crate::stats::Stats;
 
 pub fn user_stats<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (UserId, Stats)> {
-    let counters = p.events.clone().explode(|e| Some((e.user, Stats::of(&e))));
-    let items = map_diff(p.item_user_reach.clone().map(|(_item, user)| user), |r: Stats| Stats {
-        uv: r.uv,
-        ..Stats::default()
-    });
-    count_total_hashed(counters.concat(items), "UserStats")
+    p.by_user().totals
 }
 
 pub fn schema() -> Schema<(UserId, Stats)> {

@@ -2,7 +2,7 @@
 //! (1·click + 3·fav + 5·cart + 10·buy), then category id ascending; only score > 0.
 //!
 //! ```text
-//! tagged_users ─ map (user,category), diff score ─ reduce_total per user: top 3
+//! platform.by_user (the user stage: per user, its categories' counts) ─ top 3 per user
 //! ```
 //!
 //! Contract: at time t, for each user, rows `(rank, category, score)` for rank
@@ -12,27 +12,16 @@
 use differential_dataflow::VecCollection;
 
 use crate::model::{CategoryId, Time, UserId};
-use crate::operators::{map_diff, reduce_total};
-use crate::platform::Platform;
+use crate::platform::{Platform, USER_TOP_CATEGORIES};
 use crate::sink::{Field, Schema};
-use crate::stats::Stats;
 
 /// Categories kept per user.
-pub const TOP_N: usize = 3;
+pub const TOP_N: usize = USER_TOP_CATEGORIES;
 
 pub type Ranked = (u32, CategoryId, i64);
 
 pub fn user_top_categories<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (UserId, Ranked)> {
-    let scores =
-        map_diff(p.tagged_users.clone().map(|(category, user)| (user, category)), |s: Stats| s.score() as isize);
-    reduce_total(scores, "UserTopCategories", |_user, input: &[(CategoryId, isize)], output: &mut Vec<Ranked>| {
-        let mut scored: Vec<(i64, CategoryId)> =
-            input.iter().filter(|(_, score)| *score > 0).map(|(c, score)| (*score as i64, *c)).collect();
-        scored.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        for (rank, (score, category)) in scored.into_iter().take(TOP_N).enumerate() {
-            output.push((rank as u32 + 1, category, score));
-        }
-    })
+    p.by_user().top_categories
 }
 
 pub fn schema() -> Schema<(UserId, Ranked)> {

@@ -33,5 +33,6 @@ pub mod source;
 pub mod spool;
 pub mod stats;
 pub mod tagging;
+pub mod user_stage;
 pub mod utc;
 pub mod windows;

@@ -12,7 +12,8 @@
 //! ```
 //!
 //! Beside these, the platform offers shared collections that only some dataflows need,
-//! built on first use and then shared (`online_category`,
+//! built on first use and then shared (`by_user`: the user stage of [`crate::user_stage`],
+//! keyed by user, over the events, `item_user_reach` and `tagged_users`; `online_category`,
 //! `recent_events`, `recent_online`, `prior`), and the configuration inputs: the recall
 //! rules and the batch bases.
 //!
@@ -39,10 +40,14 @@ use crate::rules::Rule;
 use crate::source::Rejected;
 use crate::stats::Stats;
 use crate::tagging::tag_by_item;
+use crate::user_stage::{by_user, ByUser};
 use crate::windows::{expiry, on_boundaries, windowed, HOUR_MS};
 
 /// The window of the "recent" collections (rank features, hot items, traffic, recall).
 pub const RECENT_WINDOW_MS: u64 = HOUR_MS;
+
+/// Categories ranked per user by the user stage (`user_top_categories`).
+pub const USER_TOP_CATEGORIES: usize = 3;
 
 /// The CTR/CVR prior moves on these boundaries.
 pub const PRIOR_PERIOD_MS: u64 = HOUR_MS;
@@ -162,6 +167,7 @@ struct Shared<'s> {
     recent_events: Option<VecCollection<'s, Time, Event>>,
     recent_online: Option<VecCollection<'s, Time, (ItemId, (CategoryId, Stats))>>,
     prior: Option<VecCollection<'s, Time, Stats>>,
+    by_user: Option<ByUser<'s>>,
 }
 
 /// Returns the collection in `slot`, building it the first time.
@@ -199,6 +205,15 @@ impl<'s> Platform<'s> {
                 .join_core(online, |item, stats, category| Some((*item, (*category, *stats))))
         };
         shared(&mut self.shared.borrow_mut().recent_online, build)
+    }
+
+    /// The user stage ([`crate::user_stage`]): per user its totals row and top categories
+    /// (`USER_TOP_CATEGORIES`), and per category the changes of its users and buyers.
+    pub fn by_user(&self) -> ByUser<'s> {
+        let build = || {
+            by_user(self.events.clone(), self.item_user_reach.clone(), self.tagged_users.clone(), USER_TOP_CATEGORIES)
+        };
+        shared(&mut self.shared.borrow_mut().by_user, build)
     }
 
     /// The global totals (impressions, clicks, buys of all events) on hour boundaries:

@@ -4,8 +4,9 @@
 //!
 //! All updates of an output are routed to the one worker that writes it (the outputs take
 //! turns over the workers of process 0), which buffers them by time and writes a time only
-//! once the frontier has passed it (the time is complete), rows consolidated and sorted. So every file is consistent as of every time it reports,
-//! and the bytes do not depend on the number of workers or processes.
+//! once the frontier has passed it (the time is complete), rows consolidated and sorted.
+//! So every file is consistent as of every time it reports, and the bytes do not depend on
+//! the number of workers or processes.
 //!
 //! The formats sit behind one small trait, [`ChangeWriter`].
 

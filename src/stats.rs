@@ -45,16 +45,22 @@ impl Stats {
     /// The contribution of one event.
     #[inline]
     pub fn of(e: &Event) -> Stats {
+        Stats::of_action(e.behavior, e.quantity, e.amount_cents)
+    }
+
+    /// [`Stats::of`] an event with this behaviour, quantity and amount.
+    #[inline]
+    pub fn of_action(behavior: Behavior, quantity: u32, amount_cents: u64) -> Stats {
         let mut s = Stats::default();
-        match e.behavior {
+        match behavior {
             Behavior::Impression => s.impressions = 1,
             Behavior::Click => s.clicks = 1,
             Behavior::Fav => s.favs = 1,
             Behavior::Cart => s.carts = 1,
             Behavior::Buy => {
                 s.buys = 1;
-                s.units = e.quantity as i64;
-                s.gmv_cents = e.amount_cents as i128;
+                s.units = quantity as i64;
+                s.gmv_cents = amount_cents as i128;
             }
         }
         s

@@ -65,27 +65,27 @@ enum Tag {
 
 /// A user's behaviour counts on one item: impressions, clicks, favs, carts, buys.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Counts([i64; 5]);
+pub(crate) struct Counts(pub(crate) [i64; 5]);
 
 impl Counts {
-    fn of(s: &Stats) -> Counts {
+    pub(crate) fn of(s: &Stats) -> Counts {
         Counts([s.impressions, s.clicks, s.favs, s.carts, s.buys])
     }
 
-    fn add(&mut self, o: &Counts) {
+    pub(crate) fn add(&mut self, o: &Counts) {
         self.0.iter_mut().zip(o.0).for_each(|(a, b)| *a += b);
     }
 
-    fn is_zero(&self) -> bool {
+    pub(crate) fn is_zero(&self) -> bool {
         self.0 == [0; 5]
     }
 
-    fn stats(&self) -> Stats {
+    pub(crate) fn stats(&self) -> Stats {
         let [impressions, clicks, favs, carts, buys] = self.0;
         Stats { impressions, clicks, favs, carts, buys, ..Stats::default() }
     }
 
-    fn reach(&self) -> Stats {
+    pub(crate) fn reach(&self) -> Stats {
         Stats::reach(self.0.iter().sum::<i64>() != 0, self.0[4] != 0)
     }
 }
