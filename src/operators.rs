@@ -9,8 +9,7 @@
 //! - [`reduce_total`]: a per-key reduction kept in hash maps: for small groups
 //!   (top-k per user or category) it avoids the trace and history replay of the
 //!   general `reduce`; [`reduce_total_with`] adds a broadcast configuration (rules,
-//!   prior), [`reduce_total_lookup`] also broadcast tables a key reads (other outputs'
-//!   lists, online flags), recomputing only the keys that read a changed entry.
+//!   prior, base cut-off).
 //! - [`pairs_within`]: per-key co-occurrence of values within a distance (i2i pairs).
 //! - [`top_counts`]: per key, the top values by count among an allowed set, kept ranked
 //!   as counts move (i2i lists).
@@ -21,7 +20,6 @@
 //! All but the first two are built on [`by_complete_time`], which buffers updates
 //! until their time is complete and hands them over one time at a time, in order.
 
-use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::hash_map::Entry;
 use std::collections::BTreeMap;
@@ -230,15 +228,9 @@ where
     O: ExchangeData,
     L: FnMut(&K, &[(V, R)], &mut Vec<O>) + 'static,
 {
-    // No configuration and no tables: empty collections.
+    // No configuration: an empty collection.
     let none = input.inner.clone().flat_map(|_| None::<((), Time, isize)>).as_collection();
-    reduce_total_lookup(
-        input,
-        none.clone().map(|()| ((), ())),
-        none,
-        name,
-        move |k, values, _tables: &Lookup<(), ()>, _config: &[()], out| logic(k, values, out),
-    )
+    reduce_total_with(input, none, name, move |k, values, _config: &[()], out| logic(k, values, out))
 }
 
 /// [`reduce_total`] with a configuration: a small collection every worker sees whole.
@@ -261,71 +253,23 @@ where
     O: ExchangeData,
     L: FnMut(&K, &[(V, R)], &[C], &mut Vec<O>) + 'static,
 {
-    // No tables: an empty table collection.
-    let no_tables = config.clone().flat_map(|_| None::<((), ())>);
-    reduce_total_lookup(
-        input,
-        no_tables,
-        config,
-        name,
-        move |k, values, _tables: &Lookup<(), ()>, config: &[C], out| logic(k, values, config, out),
-    )
-}
-
-/// [`reduce_total_with`] whose logic also reads keyed tables every worker holds whole
-/// (other outputs' lists, the online items), recomputing a key only when a table entry
-/// its last computation read changes.
-///
-/// Contract: as [`reduce_total_with`], with `logic(k, accumulated, tables, config)` where
-/// `tables` holds, per table key, the records of `lookup` with a positive accumulated
-/// count at t. A key is recomputed at t when its input or the configuration changed at t,
-/// or when a table entry that its last computation read (through `tables`, present or
-/// not) changed at t. The reads are recorded as `logic` makes them, so a key depends only
-/// on what it looked at: an i2i list that ranked its top neighbours reads their online
-/// flags, not those of its thousands of other neighbours.
-/// State: as [`reduce_total`], plus the tables on every worker and, per table key, the
-/// local keys whose last computation read it. This is how a key's result can depend on
-/// lists kept by other keys without joining (and re-sending) each list to every key
-/// that reads it.
-pub fn reduce_total_lookup<'s, K, V, R, C, LK, LV, O, L>(
-    input: VecCollection<'s, Time, (K, V), R>,
-    lookup: VecCollection<'s, Time, (LK, LV)>,
-    config: VecCollection<'s, Time, C>,
-    name: &str,
-    mut logic: L,
-) -> VecCollection<'s, Time, (K, O)>
-where
-    K: ExchangeData + Hash,
-    V: ExchangeData + Hash,
-    R: ExchangeData + Semigroup,
-    C: ExchangeData + Hash,
-    LK: ExchangeData + Hash,
-    LV: ExchangeData,
-    O: ExchangeData,
-    L: FnMut(&K, &[(V, R)], &Lookup<LK, LV>, &[C], &mut Vec<O>) + 'static,
-{
     let data = input
         .inner
         .exchange(|((k, _), _, _): &((K, V), Time, R)| k.hashed())
-        .map(|((k, v), t, r)| (Keyed::Data(k, v, r), t, ()));
+        .map(|((k, v), t, r)| (Keyed::<K, V, R, C, (), ()>::Data(k, v, r), t, ()));
     let config = config.inner.broadcast().map(|(c, t, r)| (Keyed::Config(c, r), t, ()));
-    let lookup = lookup.inner.broadcast().map(|((lk, lv), t, r)| (Keyed::Lookup(lk, lv, r), t, ()));
-    let updates = data.concat(config).concat(lookup).as_collection();
-    // Per key: its accumulated input, its output, and the table keys its output read (sorted).
-    let mut state: FxHashMap<K, (FxHashMap<V, R>, Vec<O>, Vec<LK>)> = FxHashMap::default();
+    let updates = data.concat(config).as_collection();
+    // Per key: its accumulated input and its output.
+    let mut state: FxHashMap<K, (FxHashMap<V, R>, Vec<O>)> = FxHashMap::default();
     let mut config = Config::default();
-    let mut lookup = Lookup { tables: FxHashMap::default(), read: RefCell::new(Vec::new()) };
-    let mut readers: Readers<LK, K> = Readers::default();
-    let mut changed: Vec<LK> = Vec::new();
     let mut touched: Vec<K> = Vec::new();
     let mut values: Vec<(V, R)> = Vec::new();
     let mut fresh: Vec<O> = Vec::new();
-    let mut read: Vec<LK> = Vec::new();
     by_complete_time(updates, name, Pipeline, move |_time, updates, out| {
         for (update, ()) in updates.drain(..) {
             match update {
                 Keyed::Data(k, v, r) => {
-                    let (acc, _, _) = state.entry(k.clone()).or_default();
+                    let (acc, _) = state.entry(k.clone()).or_default();
                     match acc.entry(v) {
                         Entry::Occupied(mut e) => {
                             e.get_mut().plus_equals(&r);
@@ -342,17 +286,8 @@ where
                     touched.push(k);
                 }
                 Keyed::Config(c, r) => config.update(c, r),
-                Keyed::Lookup(lk, lv, r) => {
-                    lookup.tables.entry(lk.clone()).or_default().push((lv, r));
-                    changed.push(lk);
-                }
+                Keyed::Lookup(..) => unreachable!("no tables"),
             }
-        }
-        changed.sort_unstable();
-        changed.dedup();
-        for lk in changed.drain(..) {
-            lookup.settle(&lk);
-            touched.extend(readers.of(&lk).cloned());
         }
         if config.settle() {
             touched.clear();
@@ -361,18 +296,13 @@ where
         touched.sort_unstable();
         touched.dedup();
         for k in touched.drain(..) {
-            let Some((acc, old, old_reads)) = state.get_mut(&k) else { continue };
+            let Some((acc, old)) = state.get_mut(&k) else { continue };
             values.clear();
             values.extend(acc.iter().map(|(v, r)| (v.clone(), r.clone())));
             fresh.clear();
             if !values.is_empty() {
-                logic(&k, &values, &lookup, &config.current, &mut fresh);
+                logic(&k, &values, &config.current, &mut fresh);
             }
-            read.clear();
-            read.append(&mut lookup.read.borrow_mut());
-            read.sort_unstable();
-            read.dedup();
-            readers.update(&k, old_reads, &mut read);
             replace_output(&k, old, &mut fresh, out);
             if acc.is_empty() {
                 state.remove(&k);
@@ -563,7 +493,7 @@ impl<K: Hash + Eq + Ord + Copy, O> Ranked<K, O> {
 }
 
 /// Per table entry (a list, an online flag), the local keys whose last computation read it:
-/// what [`reduce_total_lookup`] and [`top_counts`] recompute when that entry changes.
+/// what [`top_counts`] recomputes when that entry changes.
 struct Readers<LK, K> {
     of: FxHashMap<LK, FxHashSet<K>>,
 }
@@ -621,43 +551,13 @@ fn only_in<'a, T: Ord>(a: &'a [T], b: &'a [T]) -> impl Iterator<Item = &'a T> + 
     a.iter().filter(move |x| b.binary_search(x).is_err())
 }
 
-/// An update of [`reduce_total_lookup`]: keyed data, or a configuration or table record (on
-/// every worker).
+/// An update of [`reduce_total_with`] or [`top_counts`]: keyed data, or a configuration or
+/// table record (on every worker).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 enum Keyed<K, V, R, C, LK, LV> {
     Data(K, V, R),
     Config(C, isize),
     Lookup(LK, LV, isize),
-}
-
-/// The tables of [`reduce_total_lookup`]: per table key, its records with a positive count;
-/// and the keys read since the operator last looked (what the key being computed read).
-pub struct Lookup<LK, LV> {
-    tables: FxHashMap<LK, Vec<(LV, isize)>>,
-    read: RefCell<Vec<LK>>,
-}
-
-impl<LK: Hash + Eq + Clone, LV: Ord> Lookup<LK, LV> {
-    /// The records of `key` (sorted). The key being computed now depends on them.
-    pub fn get<'a>(&'a self, key: &LK) -> impl Iterator<Item = &'a LV> + 'a {
-        self.read.borrow_mut().push(key.clone());
-        self.tables.get(key).into_iter().flatten().filter(|(_, r)| *r > 0).map(|(v, _)| v)
-    }
-
-    /// Whether `key` has a record.
-    pub fn contains(&self, key: &LK) -> bool {
-        self.get(key).next().is_some()
-    }
-
-    /// Applies the updates pushed to `key`'s table since the last call (consolidates it).
-    fn settle(&mut self, key: &LK) {
-        if let Some(table) = self.tables.get_mut(key) {
-            differential_dataflow::consolidation::consolidate(table);
-            if table.is_empty() {
-                self.tables.remove(key);
-            }
-        }
-    }
 }
 
 /// A broadcast configuration: the records with a positive accumulated count (sorted).

@@ -85,12 +85,6 @@ impl Stats {
         Stats::reach(total.0 != 0, total.1 != 0)
     }
 
-    /// The part of these counters that decides reach.
-    #[inline]
-    pub fn to_reach(&self) -> Reach {
-        (self.events() as isize, self.buys as isize)
-    }
-
     /// The counters the CTR/CVR use: impressions, clicks, buys (the rest zero).
     #[inline]
     pub fn funnel(&self) -> Stats {
