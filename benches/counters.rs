@@ -1,4 +1,4 @@
-//! Question: how fast are the grouped counters — `shopflow::operators::count_total_hashed`
+//! Question: how fast are the grouped counters — `operators::CountTotalHashed::count_total_hashed`
 //! (a hash map per key, updates applied once their time is complete) against differential's
 //! `count_total` (an arrangement) on the same input — with few keys and with many?
 //!
@@ -16,9 +16,9 @@ use criterion::{Criterion, Throughput};
 use differential_dataflow::operators::CountTotal;
 use differential_dataflow::VecCollection;
 use micro::compare;
-use shopflow::model::{Event, ItemId, Time};
-use shopflow::operators::count_total_hashed;
-use shopflow::stats::Stats;
+use operators::CountTotalHashed;
+use platform::model::{Event, ItemId, Time};
+use platform::stats::Stats;
 
 const EPOCHS: usize = 10;
 const PER_EPOCH: usize = 10_000;
@@ -28,7 +28,7 @@ fn per_item(events: VecCollection<'_, Time, Event>) -> VecCollection<'_, Time, I
 }
 
 fn hashed(events: VecCollection<'_, Time, Event>) -> VecCollection<'_, Time, (ItemId, Stats)> {
-    count_total_hashed(per_item(events), "ItemCounts")
+    per_item(events).count_total_hashed("ItemCounts")
 }
 
 fn differential(events: VecCollection<'_, Time, Event>) -> VecCollection<'_, Time, (ItemId, Stats)> {

@@ -30,12 +30,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rustc_hash::{FxHashMap, FxHashSet};
-use shopflow::dataflows;
-use shopflow::model::{CatalogRow, CategoryId, Event, ItemId, Time};
-use shopflow::platform::{self, AdParams, Params};
-use shopflow::rules::Rule;
-use shopflow::sink::{Envelope, SinkKind, SinkLog, Sinks};
-use shopflow::source::{self, Format, Row, SourceKind};
+
+use platform::model::{CatalogRow, CategoryId, Event, ItemId, Time};
+use platform::rules::Rule;
+use platform::source::{self, Format, Row, SourceKind};
+use platform::{self, AdParams, Params};
+use sinks::{Envelope, SinkKind, SinkLog, Sinks};
 use timely::dataflow::ProbeHandle;
 
 use common::{dataset, env_list, History, Identity, PLATFORM_OUTPUTS};
@@ -123,7 +123,7 @@ fn epoch(ts: u64) -> Time {
 
 /// The recall rules of the UserBehavior sample runs.
 fn rules() -> Vec<Rule> {
-    shopflow::rules::load(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/data/recall_rules_taobao.toml")))
+    platform::rules::load(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/data/recall_rules_taobao.toml")))
         .expect("rules")
 }
 

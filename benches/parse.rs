@@ -1,5 +1,5 @@
 //! Question: how many rows per second does one core parse, per input format — native
-//! events, catalog changes, UserBehavior rows (`shopflow::source::parse`) — and how many
+//! events, catalog changes, UserBehavior rows (`platform::source::parse`) — and how many
 //! does a worker's `SourceReader` get through a whole file (line scan, watermark, parse),
 //! reading all of it (1 worker) or its share of it (worker 0 of 2)?
 //!
@@ -15,8 +15,8 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use shopflow::generator::{generate, GenConfig, GenFormat};
-use shopflow::source::{parse, Format, Line, SourceKind, SourceReader, SourceSpec};
+use generator::{generate, GenConfig, GenFormat};
+use platform::source::{parse, Format, Line, SourceKind, SourceReader, SourceSpec};
 
 const EVENTS: u64 = 100_000;
 const SEED: u64 = 1;

@@ -1,6 +1,6 @@
 //! Question: what does tagging cost — attributing each item's activity to its current
 //! category, including re-attributing an item's history when it moves category — both as
-//! the whole platform layer builds it (`shopflow::platform::build`: the keyed
+//! the whole platform layer builds it (`platform::build`: the keyed
 //! `tag_by_item` stage, probed at `Platform::tagged_items`) and as the bare `join_core` of
 //! per-(item, user) activity arranged by item with the arranged item → category?
 //!
@@ -23,10 +23,10 @@ use std::sync::Arc;
 use criterion::{Criterion, Throughput};
 use differential_dataflow::input::{Input, InputSession};
 use micro::{epoch, observe, settle, skewed, EPOCH_MS};
+use platform::model::{CatalogRow, CategoryId, Event, ItemId, Time};
+use platform::stats::Stats;
+use platform::{self, AdParams, InputHandles, Params};
 use rand::RngExt;
-use shopflow::model::{CatalogRow, CategoryId, Event, ItemId, Time};
-use shopflow::platform::{self, AdParams, InputHandles, Params};
-use shopflow::stats::Stats;
 use timely::dataflow::ProbeHandle;
 
 const EPOCHS: usize = 10;

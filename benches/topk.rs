@@ -1,4 +1,4 @@
-//! Question: how fast is top-K maintenance — `shopflow::operators::reduce_total` keeping the
+//! Question: how fast is top-K maintenance — `operators::ReduceTotal::reduce_total` keeping the
 //! top 10 per key (hash maps, only touched keys recomputed) against differential's `reduce`
 //! (arrangements in and out) with the same logic — for a few large groups and for many
 //! small ones?
@@ -18,9 +18,9 @@ mod micro;
 use criterion::{Criterion, Throughput};
 use differential_dataflow::VecCollection;
 use micro::{compare, skewed};
+use operators::ReduceTotal;
+use platform::model::Time;
 use rand::RngExt;
-use shopflow::model::Time;
-use shopflow::operators::reduce_total;
 
 const EPOCHS: usize = 10;
 const PER_EPOCH: usize = 10_000;
@@ -36,7 +36,7 @@ fn top(values: impl Iterator<Item = (u64, isize)>, out: &mut Vec<Ranked>) {
 }
 
 fn hashed(input: VecCollection<'_, Time, (u64, u64)>) -> VecCollection<'_, Time, (u64, Ranked)> {
-    reduce_total(input, "TopK", |_k, values: &[(u64, isize)], out: &mut Vec<Ranked>| top(values.iter().copied(), out))
+    input.reduce_total("TopK", |_k, values: &[(u64, isize)], out: &mut Vec<Ranked>| top(values.iter().copied(), out))
 }
 
 fn differential(input: VecCollection<'_, Time, (u64, u64)>) -> VecCollection<'_, Time, (u64, Ranked)> {

@@ -19,14 +19,14 @@
 use differential_dataflow::{Hashable, VecCollection};
 use serde::{Deserialize, Serialize};
 
-use crate::arranged::arrange;
-use crate::model::{CategoryId, ItemId, Time};
-use crate::operators::{reduce_total, reduce_total_with};
-use crate::platform::Platform;
-use crate::rates::{smoothed_ctr, Micro};
-use crate::sink::{Field, Schema};
-use crate::stats::Stats;
-use crate::windows::on_boundaries;
+use operators::arrange::arrange;
+use platform::model::{CategoryId, ItemId, Time};
+use operators::ReduceTotal;
+use platform::Platform;
+use platform::rates::{smoothed_ctr, Micro};
+use platform::output::{Field, Schema};
+use platform::stats::Stats;
+use operators::Windowed;
 
 /// Hash shards of the first top-K stage.
 pub const SHARDS: u64 = 64;
@@ -70,9 +70,9 @@ pub fn ads_curated<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, Ranked> {
             })
         },
     );
-    let candidates = on_boundaries(candidates, ads.refresh_ms, epoch_ms).map(|c| (c.item.hashed() % SHARDS, c));
-    let prior = on_boundaries(p.prior(), ads.refresh_ms, epoch_ms);
-    let shard_tops = reduce_total_with(candidates, prior, "AdsShardTop", move |_shard, input, prior: &[Stats], out| {
+    let candidates = candidates.on_boundaries(ads.refresh_ms, epoch_ms).map(|c| (c.item.hashed() % SHARDS, c));
+    let prior = p.prior().on_boundaries(ads.refresh_ms, epoch_ms);
+    let shard_tops = candidates.reduce_total_with(prior, "AdsShardTop", move |_shard, input, prior: &[Stats], out| {
         let mut passed: Vec<Ad> = input
             .iter()
             .filter_map(|(c, _): &(Candidate, isize)| {
@@ -91,7 +91,7 @@ pub fn ads_curated<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, Ranked> {
         out.extend(passed);
     });
     let all = shard_tops.map(|(_shard, ad)| ((), ad));
-    reduce_total(all, "AdsTop", move |_, input: &[(Ad, isize)], out: &mut Vec<Ranked>| {
+    all.reduce_total("AdsTop", move |_, input: &[(Ad, isize)], out: &mut Vec<Ranked>| {
         let mut set: Vec<Ad> = input.iter().map(|(ad, _)| *ad).collect();
         keep_first(&mut set, ads.set_size);
         out.extend(set.into_iter().enumerate().map(|(rank, ad)| (rank as u32 + 1, ad)));

@@ -11,10 +11,11 @@
 
 use differential_dataflow::VecCollection;
 
-use crate::model::{CategoryId, ItemId, Time};
-use crate::operators::reduce_total;
-use crate::platform::Platform;
-use crate::sink::{Field, Schema};
+use platform::model::{CategoryId, ItemId, Time};
+use operators::rank::top_n_positive;
+use operators::ReduceTotal;
+use platform::Platform;
+use platform::output::{Field, Schema};
 
 /// Items kept per category.
 pub const TOP_N: usize = 20;
@@ -24,26 +25,9 @@ pub type Ranked = (u32, ItemId, i64);
 
 pub fn category_hot_items<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (CategoryId, Ranked)> {
     let scores = p.recent_online().explode(|(item, (category, s))| Some(((category, item), s.score() as isize)));
-    reduce_total(scores, "CategoryHotItems", |_category, input: &[(ItemId, isize)], output: &mut Vec<Ranked>| {
-        top_by_score(input.iter().map(|(item, score)| (*item, *score as i64)), TOP_N, output)
+    scores.reduce_total("CategoryHotItems", |_category, input: &[(ItemId, isize)], output: &mut Vec<Ranked>| {
+        top_n_positive(input.iter().map(|(item, score)| (*item, *score as i64)), TOP_N, output)
     })
-}
-
-/// Pushes `(rank, id, score)` for the `n` entries with the highest positive score (ties:
-/// smaller id first) — the ranking every top-n output of the cases uses.
-pub fn top_by_score<K: Ord + Copy>(entries: impl Iterator<Item = (K, i64)>, n: usize, output: &mut Vec<(u32, K, i64)>) {
-    let mut scored: Vec<(i64, K)> = entries.filter(|(_, s)| *s > 0).map(|(k, s)| (s, k)).collect();
-    let n = n.min(scored.len());
-    if n == 0 {
-        return;
-    }
-    let by_rank = |a: &(i64, K), b: &(i64, K)| b.0.cmp(&a.0).then(a.1.cmp(&b.1));
-    if n < scored.len() {
-        scored.select_nth_unstable_by(n - 1, by_rank);
-        scored.truncate(n);
-    }
-    scored.sort_unstable_by(by_rank);
-    output.extend(scored.into_iter().enumerate().map(|(rank, (score, k))| (rank as u32 + 1, k, score)));
 }
 
 pub fn schema() -> Schema<(CategoryId, Ranked)> {

@@ -13,16 +13,16 @@
 
 use differential_dataflow::VecCollection;
 
-use crate::model::{CategoryId, Time};
-use crate::operators::{count_total_hashed, sum_locally};
-use crate::platform::Platform;
-use crate::sink::{Field, Schema};
-use crate::stats::Stats;
+use platform::model::{CategoryId, Time};
+use operators::{CountTotalHashed, SumLocally};
+use platform::Platform;
+use platform::output::{Field, Schema};
+use platform::stats::Stats;
 
 pub fn category_stats<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (CategoryId, Stats)> {
-    let counters = sum_locally(p.tagged_items.clone().map(|(category, _item)| category));
-    let reach = sum_locally(p.by_user().category_reach);
-    count_total_hashed(counters.concat(reach), "CategoryStats")
+    let counters = p.tagged_items.clone().map(|(category, _item)| category).sum_locally();
+    let reach = p.by_user().category_reach.sum_locally();
+    counters.concat(reach).count_total_hashed("CategoryStats")
 }
 
 pub fn schema() -> Schema<(CategoryId, Stats)> {

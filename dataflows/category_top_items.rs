@@ -11,11 +11,11 @@
 
 use differential_dataflow::VecCollection;
 
-use crate::model::{CategoryId, ItemId, Time};
-use crate::operators::{map_diff, reduce_total};
-use crate::platform::Platform;
-use crate::sink::{Field, Schema};
-use crate::stats::Stats;
+use platform::model::{CategoryId, ItemId, Time};
+use operators::{MapDiff, ReduceTotal};
+use platform::Platform;
+use platform::output::{Field, Schema};
+use platform::stats::Stats;
 
 /// Items kept per category.
 pub const TOP_N: usize = 10;
@@ -23,8 +23,8 @@ pub const TOP_N: usize = 10;
 pub type Ranked = (u32, ItemId, i64, i128);
 
 pub fn category_top_items<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (CategoryId, Ranked)> {
-    let sales = map_diff(p.tagged_items.clone(), |s: Stats| (s.buys, s.gmv_cents));
-    reduce_total(sales, "CategoryTopItems", |_category, input: &[(ItemId, (i64, i128))], output: &mut Vec<Ranked>| {
+    let sales = p.tagged_items.clone().map_diff(|s: Stats| (s.buys, s.gmv_cents));
+    sales.reduce_total("CategoryTopItems", |_category, input: &[(ItemId, (i64, i128))], output: &mut Vec<Ranked>| {
         let mut sellers: Vec<(i64, i128, ItemId)> =
             input.iter().filter(|(_, (buys, _))| *buys > 0).map(|(item, (buys, gmv))| (*buys, *gmv, *item)).collect();
         sellers.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));

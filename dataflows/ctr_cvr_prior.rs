@@ -14,10 +14,10 @@
 
 use differential_dataflow::VecCollection;
 
-use crate::model::Time;
-use crate::platform::Platform;
-use crate::rates::{fixed6, Micro};
-use crate::sink::{Field, Schema};
+use platform::model::Time;
+use platform::Platform;
+use platform::rates::{fixed6, Micro};
+use platform::output::{Field, Schema};
 
 use super::{funnel_fields, Funnel};
 

@@ -10,18 +10,18 @@
 
 use differential_dataflow::VecCollection;
 
-use crate::model::{Scene, Time};
-use crate::operators::{count_total_hashed, sum_locally};
-use crate::platform::Platform;
-use crate::sink::{Field, Schema};
-use crate::stats::Stats;
+use platform::model::{Scene, Time};
+use operators::{CountTotalHashed, SumLocally};
+use platform::Platform;
+use platform::output::{Field, Schema};
+use platform::stats::Stats;
 
 /// Window length: one hour.
 pub const WINDOW_MS: u64 = 3_600_000;
 
 pub fn hourly_stats<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, ((u64, Scene), Stats)> {
     let counters = p.events.clone().explode(|e| Some(((e.ts_ms - e.ts_ms % WINDOW_MS, e.scene), Stats::of(&e))));
-    count_total_hashed(sum_locally(counters), "HourlyStats")
+    counters.sum_locally().count_total_hashed("HourlyStats")
 }
 
 pub fn schema() -> Schema<((u64, Scene), Stats)> {

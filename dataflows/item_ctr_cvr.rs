@@ -13,9 +13,9 @@
 
 use differential_dataflow::VecCollection;
 
-use crate::model::{ItemId, Time};
-use crate::platform::Platform;
-use crate::sink::{Field, Schema};
+use platform::model::{ItemId, Time};
+use platform::Platform;
+use platform::output::{Field, Schema};
 
 use super::{funnel_fields, Funnel};
 

@@ -17,11 +17,12 @@
 use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Behavior, ItemId, Time, UserId};
-use crate::operators::reduce_total_with;
-use crate::platform::Platform;
-use crate::sink::{Field, Schema};
-use crate::windows::{expiry, on_boundaries, windowed, DAY_MS, MINUTE_MS};
+use platform::model::{Behavior, ItemId, Time, UserId};
+use operators::ReduceTotal;
+use platform::Platform;
+use platform::output::{Field, Schema};
+use operators::Windowed;
+use operators::windows::{expiry, DAY_MS, MINUTE_MS};
 
 /// The display window.
 pub const DISPLAY_WINDOW_MS: u64 = 30 * DAY_MS;
@@ -40,21 +41,21 @@ pub type Display = (i64, i64, i128, i64);
 
 pub fn item_display_stats<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (ItemId, Display)> {
     let epoch_ms = p.params.epoch_ms;
-    let buys = windowed(p.events.clone().filter(|e| e.behavior == Behavior::Buy), move |e| {
+    let buys = p.events.clone().filter(|e| e.behavior == Behavior::Buy).windowed(move |e| {
         expiry(e.ts_ms, DISPLAY_WINDOW_MS, epoch_ms)
     })
     .map(|e| {
         let buy = Part::Buy { ts: e.ts_ms, user: e.user, units: e.quantity as i64, gmv_cents: e.amount_cents as i64 };
         (e.item, buy)
     });
-    let base = windowed(p.base.clone(), |b| b.cutoff.saturating_add(DISPLAY_WINDOW_MS)).map(|b| {
+    let base = p.base.clone().windowed(|b| b.cutoff.saturating_add(DISPLAY_WINDOW_MS)).map(|b| {
         let base =
             Part::Base { cutoff: b.cutoff, sales: b.sales, units: b.units, gmv_cents: b.gmv_cents, buyers: b.buyers };
         (b.item, base)
     });
-    let parts = on_boundaries(buys.concat(base), DISPLAY_PERIOD_MS, epoch_ms);
-    let cutoff = on_boundaries(p.base_cutoff.clone(), DISPLAY_PERIOD_MS, epoch_ms);
-    reduce_total_with(parts, cutoff, "ItemDisplayStats", |_item, parts: &[(Part, isize)], cutoff: &[Time], out| {
+    let parts = buys.concat(base).on_boundaries(DISPLAY_PERIOD_MS, epoch_ms);
+    let cutoff = p.base_cutoff.clone().on_boundaries(DISPLAY_PERIOD_MS, epoch_ms);
+    parts.reduce_total_with(cutoff, "ItemDisplayStats", |_item, parts: &[(Part, isize)], cutoff: &[Time], out| {
         let active = cutoff.last().copied();
         let (mut sales, mut units, mut gmv, mut buyers) = (0i64, 0i64, 0i128, 0i64);
         let mut users: Vec<UserId> = Vec::new();

@@ -13,11 +13,11 @@
 
 use differential_dataflow::VecCollection;
 
-use crate::model::{ItemId, Time};
-use crate::platform::Platform;
-use crate::rates::fixed6;
-use crate::sink::{Field, Schema};
-use crate::stats::Stats;
+use platform::model::{ItemId, Time};
+use platform::Platform;
+use platform::rates::fixed6;
+use platform::output::{Field, Schema};
+use platform::stats::Stats;
 
 pub fn item_rank_features<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (ItemId, Stats)> {
     p.recent_online().map(|(item, (_category, counts))| (item, counts))

@@ -12,10 +12,10 @@
 
 use differential_dataflow::VecCollection;
 
-use crate::model::{ItemId, Time};
-use crate::platform::Platform;
-use crate::sink::{Field, Schema};
-use crate::stats::Stats;
+use platform::model::{ItemId, Time};
+use platform::Platform;
+use platform::output::{Field, Schema};
+use platform::stats::Stats;
 
 pub fn item_stats<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (ItemId, Stats)> {
     p.item_totals.clone()

@@ -16,14 +16,14 @@
 
 use differential_dataflow::VecCollection;
 
-use crate::model::{CategoryId, ItemId, Scene, Time};
-use crate::operators::reduce_total_with;
-use crate::platform::Platform;
-use crate::rules::{hot_rules, HotRule, Rule};
-use crate::sink::{Field, Schema};
-use crate::stats::Stats;
+use platform::model::{CategoryId, ItemId, Scene, Time};
+use operators::ReduceTotal;
+use platform::Platform;
+use platform::rules::{hot_rules, HotRule, Rule};
+use platform::output::{Field, Schema};
+use platform::stats::Stats;
 
-use super::category_hot_items::top_by_score;
+use operators::rank::top_n_positive;
 
 /// `(scene, item, score)`: a member of the scene's top-n list of a category.
 pub type Hot = (Scene, ItemId, i64);
@@ -31,18 +31,13 @@ pub type Hot = (Scene, ItemId, i64);
 pub fn recall_hot<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (CategoryId, Hot)> {
     let counts = p.recent_online().explode(|(item, (category, s))| Some(((category, item), s)));
     let mut ranked = Vec::new();
-    reduce_total_with(
-        counts,
-        p.rules.clone(),
-        "RecallHot",
-        move |_c, items: &[(ItemId, Stats)], rules: &[Rule], out| {
+    counts.reduce_total_with(p.rules.clone(), "RecallHot", move |_c, items: &[(ItemId, Stats)], rules: &[Rule], out| {
             for (scene, rule) in hot_rules(rules) {
                 ranked.clear();
-                top_by_score(items.iter().map(|(item, s)| (*item, score(&rule, s))), rule.top_n as usize, &mut ranked);
+                top_n_positive(items.iter().map(|(item, s)| (*item, score(&rule, s))), rule.top_n as usize, &mut ranked);
                 out.extend(ranked.iter().map(|&(_rank, item, score)| (scene, item, score)));
             }
-        },
-    )
+        })
 }
 
 /// A `hot` rule's weighted score of window counters.

@@ -24,12 +24,13 @@
 
 use differential_dataflow::VecCollection;
 
-use crate::model::{Behavior, ItemId, Scene, Time};
-use crate::operators::{pairs_within, top_counts};
-use crate::platform::Platform;
-use crate::rules::{i2i_rules, Rule};
-use crate::sink::{Field, Schema};
-use crate::windows::{expiry, windowed, DAY_MS, MINUTE_MS};
+use platform::model::{Behavior, ItemId, Scene, Time};
+use operators::{PairsWithin, TopCounts};
+use platform::Platform;
+use platform::rules::{i2i_rules, Rule};
+use platform::output::{Field, Schema};
+use operators::Windowed;
+use operators::windows::{expiry, DAY_MS, MINUTE_MS};
 
 /// Interactions count for 24 hours.
 pub const I2I_WINDOW_MS: u64 = DAY_MS;
@@ -48,22 +49,15 @@ pub fn recall_i2i<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (ItemId, Neig
         .events
         .clone()
         .flat_map(|e| matches!(e.behavior, Behavior::Click | Behavior::Buy).then_some((e.user, (e.item, e.ts_ms))));
-    let interactions = windowed(interactions, move |(_, (_, ts))| expiry(*ts, I2I_WINDOW_MS, epoch_ms));
-    let co_users = pairs_within(interactions, I2I_GAP_MS, I2I_LATEST, "I2iPairs");
+    let interactions = interactions.windowed(move |(_, (_, ts))| expiry(*ts, I2I_WINDOW_MS, epoch_ms));
+    let co_users = interactions.pairs_within(I2I_GAP_MS, I2I_LATEST, "I2iPairs");
     let online = p.online_category().as_collection(|item, _category| *item);
-    top_counts(
-        co_users,
-        online,
-        p.rules.clone(),
-        "RecallI2i",
-        // Every scene ranks the same way (users desc, b asc): rank once for the longest list.
-        |rules: &[Rule]| i2i_rules(rules).map(|(_, rule)| rule.top_n as usize).max().unwrap_or(0),
-        |_a, top: &[(ItemId, i64)], rules: &[Rule], out| {
+    co_users.top_counts(online, p.rules.clone(), "RecallI2i", // Every scene ranks the same way (users desc, b asc): rank once for the longest list.
+        |rules: &[Rule]| i2i_rules(rules).map(|(_, rule)| rule.top_n as usize).max().unwrap_or(0), |_a, top: &[(ItemId, i64)], rules: &[Rule], out| {
             for (scene, rule) in i2i_rules(rules) {
                 out.extend(top.iter().take(rule.top_n as usize).map(|&(b, users)| (scene, b, users)));
             }
-        },
-    )
+        })
 }
 
 /// A row in column order (the sink sorts rows within a time by it).

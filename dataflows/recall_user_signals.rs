@@ -25,14 +25,14 @@
 use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 
-use crate::arranged::arrange;
-use crate::model::{Behavior, CategoryId, ItemId, Time, UserId};
-use crate::operators::{reduce_total, threshold_total_hashed};
-use crate::platform::Platform;
-use crate::sink::{Field, Schema};
-use crate::stats::Stats;
+use operators::arrange::arrange;
+use platform::model::{Behavior, CategoryId, ItemId, Time, UserId};
+use operators::{ReduceTotal, ThresholdTotalHashed};
+use platform::Platform;
+use platform::output::{Field, Schema};
+use platform::stats::Stats;
 
-use super::category_hot_items::top_by_score;
+use operators::rank::top_n_positive;
 
 /// Top categories per user that feed the hot candidates.
 pub const TOP_CATEGORIES: usize = 3;
@@ -83,20 +83,12 @@ pub fn recall_user_signals<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (Use
     let interest = recent.clone().explode(|e| Some(((e.item, e.user), Stats::of(&e).score() as isize)));
     let interest = arrange(interest, "Arrange: RecentInterestByItem")
         .join_core(p.item_category.clone(), |_item, user, category| Some((*user, *category)));
-    let top_categories = reduce_total(interest, "UserRecentTopCategories", |_u, input: &[(CategoryId, isize)], out| {
-        top_by_score(input.iter().map(|(c, s)| (*c, *s as i64)), TOP_CATEGORIES, out)
+    let top_categories = interest.reduce_total("UserRecentTopCategories", |_u, input: &[(CategoryId, isize)], out| {
+        top_n_positive(input.iter().map(|(c, s)| (*c, *s as i64)), TOP_CATEGORIES, out)
     });
     // The items the user recently clicked or bought (their i2i lists are read), and bought.
-    let engaged = threshold_total_hashed(
-        recent.clone().flat_map(|e| matches!(e.behavior, Behavior::Click | Behavior::Buy).then_some((e.user, e.item))),
-        "UserRecentItems",
-        |n: &isize| (*n > 0) as isize,
-    );
-    let bought = threshold_total_hashed(
-        recent.flat_map(|e| (e.behavior == Behavior::Buy).then_some((e.user, e.item))),
-        "UserRecentBuys",
-        |n: &isize| (*n > 0) as isize,
-    );
+    let engaged = recent.clone().flat_map(|e| matches!(e.behavior, Behavior::Click | Behavior::Buy).then_some((e.user, e.item))).threshold_total_hashed("UserRecentItems", |n: &isize| (*n > 0) as isize);
+    let bought = recent.flat_map(|e| (e.behavior == Behavior::Buy).then_some((e.user, e.item))).threshold_total_hashed("UserRecentBuys", |n: &isize| (*n > 0) as isize);
     top_categories
         .map(|(user, (_rank, category, _score))| (user, Signal::TopCategory(category)))
         .concat(engaged.map(|(user, item)| (user, Signal::Engaged(item))))

@@ -10,10 +10,10 @@
 
 use differential_dataflow::VecCollection;
 
-use crate::model::Time;
-use crate::platform::Platform;
-use crate::rules::Rule;
-use crate::sink::{Field, Schema};
+use platform::model::Time;
+use platform::Platform;
+use platform::rules::Rule;
+use platform::output::{Field, Schema};
 
 pub fn rules<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, Rule> {
     p.rules.clone()

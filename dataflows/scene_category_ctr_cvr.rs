@@ -13,12 +13,12 @@
 
 use differential_dataflow::VecCollection;
 
-use crate::arranged::arrange;
-use crate::model::{CategoryId, Scene, Time};
-use crate::operators::count_total_hashed;
-use crate::platform::Platform;
-use crate::sink::{Field, Schema};
-use crate::stats::Stats;
+use operators::arrange::arrange;
+use platform::model::{CategoryId, Scene, Time};
+use operators::CountTotalHashed;
+use platform::Platform;
+use platform::output::{Field, Schema};
+use platform::stats::Stats;
 
 use super::{funnel_fields, Funnel};
 
@@ -26,7 +26,7 @@ pub fn scene_category_ctr_cvr<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (
     let by_item = p.events.clone().explode(|e| Some(((e.item, e.scene), Stats::of(&e).funnel())));
     let by_item = arrange(by_item, "Arrange: SceneFunnelByItem");
     let counts = by_item.join_core(p.item_category.clone(), |_item, scene, category| Some((*scene, *category)));
-    count_total_hashed(counts, "SceneCategoryFunnel").flat_map(|(key, s)| {
+    counts.count_total_hashed("SceneCategoryFunnel").flat_map(|(key, s)| {
         let f = (s.impressions, s.clicks, s.buys);
         (f != (0, 0, 0)).then_some((key, f))
     })

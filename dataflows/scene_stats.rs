@@ -9,21 +9,17 @@
 
 use differential_dataflow::VecCollection;
 
-use crate::model::{Scene, Time};
-use crate::operators::{count_total_hashed, sum_locally, threshold_total_hashed};
-use crate::platform::Platform;
-use crate::sink::{Field, Schema};
-use crate::stats::{event_reach, Reach, Stats};
+use platform::model::{Scene, Time};
+use operators::{CountTotalHashed, SumLocally, ThresholdTotalHashed};
+use platform::Platform;
+use platform::output::{Field, Schema};
+use platform::stats::{event_reach, Reach, Stats};
 
 pub fn scene_stats<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (Scene, Stats)> {
-    let reach = threshold_total_hashed(
-        p.events.clone().explode(|e| Some(((e.scene, e.user), event_reach(&e)))),
-        "SceneUserReach",
-        |total: &Reach| Stats::reach_of(total),
-    )
+    let reach = p.events.clone().explode(|e| Some(((e.scene, e.user), event_reach(&e)))).threshold_total_hashed("SceneUserReach", |total: &Reach| Stats::reach_of(total))
     .map(|(scene, _user)| scene);
-    let counters = sum_locally(p.events.clone().explode(|e| Some((e.scene, Stats::of(&e)))));
-    count_total_hashed(counters.concat(reach), "SceneStats")
+    let counters = p.events.clone().explode(|e| Some((e.scene, Stats::of(&e)))).sum_locally();
+    counters.concat(reach).count_total_hashed("SceneStats")
 }
 
 pub fn schema() -> Schema<(Scene, Stats)> {

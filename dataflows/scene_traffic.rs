@@ -12,19 +12,19 @@
 
 use differential_dataflow::VecCollection;
 
-use crate::model::{Scene, Time};
-use crate::operators::{reduce_total, sum_locally};
-use crate::platform::Platform;
-use crate::rates::{fixed6, Micro};
-use crate::sink::{Field, Schema};
-use crate::stats::Stats;
+use platform::model::{Scene, Time};
+use operators::{ReduceTotal, SumLocally};
+use platform::Platform;
+use platform::rates::{fixed6, Micro};
+use platform::output::{Field, Schema};
+use platform::stats::Stats;
 
 /// `(scene, impressions_share, clicks_share, gmv_share)`.
 pub type Shares = (Scene, Option<Micro>, Option<Micro>, Option<Micro>);
 
 pub fn scene_traffic<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, Shares> {
-    let by_scene = sum_locally(p.recent_events().explode(|e| Some((((), e.scene), Stats::of(&e)))));
-    reduce_total(by_scene, "SceneTraffic", |_, scenes: &[(Scene, Stats)], out: &mut Vec<Shares>| {
+    let by_scene = p.recent_events().explode(|e| Some((((), e.scene), Stats::of(&e)))).sum_locally();
+    by_scene.reduce_total("SceneTraffic", |_, scenes: &[(Scene, Stats)], out: &mut Vec<Shares>| {
         let mut total = Stats::default();
         for (_, s) in scenes {
             total.impressions += s.impressions;

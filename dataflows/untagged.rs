@@ -12,15 +12,15 @@
 
 use differential_dataflow::VecCollection;
 
-use crate::model::{ItemId, Time};
-use crate::operators::{count_total_hashed, map_diff};
-use crate::platform::Platform;
-use crate::sink::{Field, Schema};
-use crate::stats::Stats;
+use platform::model::{ItemId, Time};
+use operators::{CountTotalHashed, MapDiff};
+use platform::Platform;
+use platform::output::{Field, Schema};
+use platform::stats::Stats;
 
 pub fn untagged<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (ItemId, isize)> {
-    let tagged = map_diff(p.tagged_items.clone().map(|(_category, item)| item), |s: Stats| -(s.events() as isize));
-    count_total_hashed(p.events.clone().map(|e| e.item).concat(tagged), "Untagged")
+    let tagged = p.tagged_items.clone().map(|(_category, item)| item).map_diff(|s: Stats| -(s.events() as isize));
+    p.events.clone().map(|e| e.item).concat(tagged).count_total_hashed("Untagged")
 }
 
 pub fn schema() -> Schema<(ItemId, isize)> {

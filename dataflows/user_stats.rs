@@ -9,10 +9,10 @@
 
 use differential_dataflow::VecCollection;
 
-use crate::model::{Time, UserId};
-use crate::platform::Platform;
-use crate::sink::{Field, Schema};
-use crate::stats::Stats;
+use platform::model::{Time, UserId};
+use platform::Platform;
+use platform::output::{Field, Schema};
+use platform::stats::Stats;
 
 pub fn user_stats<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (UserId, Stats)> {
     p.by_user().totals

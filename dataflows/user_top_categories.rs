@@ -11,9 +11,9 @@
 
 use differential_dataflow::VecCollection;
 
-use crate::model::{CategoryId, Time, UserId};
-use crate::platform::{Platform, USER_TOP_CATEGORIES};
-use crate::sink::{Field, Schema};
+use platform::model::{CategoryId, Time, UserId};
+use platform::{Platform, USER_TOP_CATEGORIES};
+use platform::output::{Field, Schema};
 
 /// Categories kept per user.
 pub const TOP_N: usize = USER_TOP_CATEGORIES;

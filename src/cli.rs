@@ -7,15 +7,14 @@ use std::sync::Arc;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
-use crate::config_inputs::ConfigFiles;
-use crate::dataflows;
-use crate::generator::{self, GenConfig, GenFormat};
 use crate::manifest::OutDir;
-use crate::platform::{AdParams, Params};
 use crate::run::{self, Pace, RunConfig, RunReport};
-use crate::sink::{Envelope, SinkKind};
-use crate::source::{self, Format, SourceKind, SourceSpec, TsChecks};
-use crate::spool::{self, Spool};
+use generator::{self, GenConfig, GenFormat};
+use platform::config_inputs::ConfigFiles;
+use platform::source::{self, Format, SourceKind, SourceSpec, TsChecks};
+use platform::spool::{self, Spool};
+use platform::{AdParams, Params};
+use sinks::{Envelope, SinkKind};
 
 #[derive(Parser, Debug)]
 #[command(name = "shopflow", version, about = "Real-time e-commerce aggregates as differential dataflows")]
@@ -248,7 +247,7 @@ pub fn recall(args: RecallArgs) -> Result<(), String> {
     use std::io::Write as _;
     if args.changes {
         let started = std::time::Instant::now();
-        let derived = crate::recall::derive(&args.out)?;
+        let derived = serving::recall::derive(&args.out)?;
         if !args.quiet {
             eprintln!(
                 "shopflow recall: {} records at {} times ({} envelope) in {:.2} s -> {}",
@@ -261,7 +260,7 @@ pub fn recall(args: RecallArgs) -> Result<(), String> {
         }
         return Ok(());
     }
-    let (state, last) = crate::recall::state_as_of(&args.out, args.at)?;
+    let (state, last) = serving::recall::state_as_of(&args.out, args.at)?;
     let as_of = args.at.or(last).unwrap_or(0);
     let users: Vec<u64> = if args.user.is_empty() { state.users().collect() } else { args.user.clone() };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -283,7 +282,7 @@ pub fn recall(args: RecallArgs) -> Result<(), String> {
     })();
     match written {
         Ok(rows) if !args.quiet => {
-            eprintln!("shopflow recall: {rows} rows as of {as_of} ({})", crate::utc::date_time(as_of));
+            eprintln!("shopflow recall: {rows} rows as of {as_of} ({})", platform::utc::date_time(as_of));
             Ok(())
         }
         Ok(_) => Ok(()),
@@ -615,8 +614,7 @@ fn run_config(args: &RunArgs) -> Result<RunConfig, String> {
     }
     outputs.sort_by_key(|o| dataflows::ALL.iter().position(|a| a == o));
     outputs.dedup();
-    let need_catalog: Vec<&str> =
-        outputs.iter().map(String::as_str).filter(|o| dataflows::NEED_CATALOG.contains(o)).collect();
+    let need_catalog: Vec<&str> = outputs.iter().map(String::as_str).filter(|o| dataflows::needs_catalog(o)).collect();
     let mut warnings = Vec::new();
     if format == Format::Native && !sources.iter().any(|s| s.kind == SourceKind::Catalog) && !need_catalog.is_empty() {
         warnings.push(format!(
@@ -627,7 +625,7 @@ fn run_config(args: &RunArgs) -> Result<RunConfig, String> {
     }
     Ok(RunConfig {
         arranged: Default::default(),
-        sink_log: Arc::new(crate::sink::SinkLog::new(args.latency_log.is_some())),
+        sink_log: Arc::new(sinks::SinkLog::new(args.latency_log.is_some())),
         process: args.process,
         warnings,
         processes: args.processes,

@@ -5,7 +5,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use shopflow::cli::{Cli, Command};
+mod cli;
+mod manifest;
+mod run;
+mod sort;
+
+use cli::{Cli, Command};
 
 fn main() -> ExitCode {
     keep_freed_memory();
@@ -45,10 +50,10 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Run(args) => shopflow::cli::run(args),
-        Command::Gen(args) => shopflow::cli::gen(args),
-        Command::Sort(args) => shopflow::cli::sort(args),
-        Command::Recall(args) => shopflow::cli::recall(args),
+        Command::Run(args) => cli::run(args),
+        Command::Gen(args) => cli::gen(args),
+        Command::Sort(args) => cli::sort(args),
+        Command::Recall(args) => cli::recall(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

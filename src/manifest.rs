@@ -20,10 +20,9 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
-use crate::dataflows;
-use crate::model::Time;
-use crate::sink::SinkKind;
-use crate::utc;
+use platform::model::Time;
+use platform::utc;
+use sinks::SinkKind;
 
 pub const MANIFEST: &str = "MANIFEST.json";
 pub const LOCK: &str = ".lock";

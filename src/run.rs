@@ -31,13 +31,12 @@ use timely::dataflow::operators::vec::{Broadcast, Input as _};
 use timely::dataflow::{InputHandleVec, ProbeHandle};
 use timely::worker::Worker;
 
-use crate::arranged::{ArrangedState, StateReport};
-use crate::config_inputs::{ConfigFiles, ConfigInputs};
-use crate::dataflows;
-use crate::model::{CatalogRow, ItemId, Scene, Time};
-use crate::platform::{self, InputHandles, Params, Tally};
-use crate::sink::{Envelope, OutputLog, SinkKind, SinkLog, Sinks};
-use crate::source::{Line, Rejected, Row, SourceError, SourceReader, SourceSpec};
+use operators::arrange::{ArrangedState, StateReport};
+use platform::config_inputs::{ConfigFiles, ConfigInputs};
+use platform::model::{CatalogRow, ItemId, Scene, Time};
+use platform::source::{Line, Rejected, Row, SourceError, SourceReader, SourceSpec};
+use platform::{self, InputHandles, Params, Tally};
+use sinks::{Envelope, OutputLog, SinkKind, SinkLog, Sinks};
 
 /// Lines a reader hands over before the driver re-checks watermarks.
 const CHUNK_LINES: usize = 4096;
@@ -510,7 +509,7 @@ impl Progress {
         bar.set_message(format!(
             "{events} events read, {:.0}/s, input at {} UTC, output lag {lag} ms",
             events as f64 / secs,
-            crate::utc::date_time(frontier)
+            platform::utc::date_time(frontier)
         ));
         bar.tick();
     }

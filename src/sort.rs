@@ -8,7 +8,7 @@
 //! the file (within a run by the sort, across runs by the run's position; a pass merges
 //! consecutive runs). A line whose timestamp field is not a number goes to the end, after
 //! every timestamped line, in file order (`shopflow run` rejects it with the reason). A
-//! native file's header stays first. Lines longer than [`MAX_LINE_BYTES`](crate::source::MAX_LINE_BYTES) are kept cut
+//! native file's header stays first. Lines longer than [`MAX_LINE_BYTES`](platform::source::MAX_LINE_BYTES) are kept cut
 //! to their first `MAX_LINE_BYTES + 1` bytes (`shopflow run` rejects them either way), so
 //! memory stays bounded. The output is written beside its place and renamed there at the
 //! end, so it is never seen half-written; the temporary files are removed.
@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::source::{check_header, read_capped_line, timestamp_field, SourceKind};
+use platform::source::{check_header, read_capped_line, timestamp_field, SourceKind};
 
 /// The most runs merged at once (each holds an open file and a read buffer).
 pub const MAX_FAN_IN: usize = 64;
@@ -296,7 +296,7 @@ fn merge(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::Format;
+    use platform::source::Format;
 
     /// Many runs (several merge passes), ties, untimed lines: the same as a stable
     /// in-memory sort.

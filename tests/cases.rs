@@ -1033,7 +1033,7 @@ fn baseline_rows(b: &batch::CaseOutputs, o: usize) -> OutState {
 /// boundaries), its state equals the reference's.
 #[test]
 fn batch_baseline_matches_reference() {
-    use shopflow::model::{Behavior, CatalogRow, Event, Scene};
+    use platform::model::{Behavior, CatalogRow, Event, Scene};
     const BEHAVIORS: [Behavior; 5] =
         [Behavior::Impression, Behavior::Click, Behavior::Fav, Behavior::Cart, Behavior::Buy];
     let mut failures = Vec::new();
@@ -1055,8 +1055,8 @@ fn batch_baseline_matches_reference() {
                 (lt, Event { ts_ms, user, item, scene, behavior, quantity: quantity as u32, amount_cents })
             })
             .collect();
-        let parsed_rules = shopflow::rules::parse(&rules_toml(&rules)).expect("the rules parse");
-        let ad_params = shopflow::platform::AdParams {
+        let parsed_rules = platform::rules::parse(&rules_toml(&rules)).expect("the rules parse");
+        let ad_params = platform::AdParams {
             refresh_ms: ads.refresh_ms,
             min_impressions: ads.min_impressions as i64,
             min_pctr: ads.min_pctr_micro as i128,

@@ -10,7 +10,7 @@ use std::path::Path;
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 
-use shopflow::source::{parse, Format, SourceKind};
+use platform::source::{parse, Format, SourceKind};
 
 fn config() -> Config {
     let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
@@ -112,13 +112,13 @@ fn check_row(line: &[u8], kind: SourceKind) {
 }
 
 fn check_rules(text: &str) {
-    if let Err(reason) = shopflow::rules::parse(text) {
+    if let Err(reason) = platform::rules::parse(text) {
         assert!(!reason.trim().is_empty(), "rules: empty reason for {text:?}");
     }
 }
 
 fn check_base(bytes: &[u8]) {
-    match shopflow::base::from_bytes(Path::new("base.csv"), bytes, 3) {
+    match platform::base::from_bytes(Path::new("base.csv"), bytes, 3) {
         Ok(file) => {
             for r in &file.rejected {
                 assert!(!r.reason.trim().is_empty(), "base: a row rejected without a reason: {r:?}");
@@ -183,6 +183,6 @@ fn the_seeds_are_valid() {
             assert!(parse(row.as_bytes(), KINDS[k]).is_ok(), "{row}");
         }
     }
-    assert_eq!(shopflow::rules::parse(VALID_RULES).unwrap().len(), 3);
-    assert_eq!(shopflow::base::from_bytes(Path::new("b"), VALID_BASE.as_bytes(), 0).unwrap().rows.len(), 2);
+    assert_eq!(platform::rules::parse(VALID_RULES).unwrap().len(), 3);
+    assert_eq!(platform::base::from_bytes(Path::new("b"), VALID_BASE.as_bytes(), 0).unwrap().rows.len(), 2);
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use shopflow::generator::*;
+use generator::*;
 
 // ------------------------------------------------------------------------------- helpers
 

@@ -14,20 +14,18 @@
 use std::cmp::Reverse;
 
 use differential_dataflow::difference::Semigroup;
+use platform::model::{Behavior, CatalogRow, CategoryId, Event, ItemId, Scene, Time, UserId};
+use platform::rules::{Rule, Strategy};
+use platform::stats::Stats;
+use platform::AdParams;
 use rustc_hash::{FxHashMap, FxHashSet};
-use shopflow::model::{Behavior, CatalogRow, CategoryId, Event, ItemId, Scene, Time, UserId};
-use shopflow::platform::AdParams;
-use shopflow::rules::{Rule, Strategy};
-use shopflow::stats::Stats;
 
 // The windows, periods and list lengths of the contract, as the dataflows define them.
-use shopflow::dataflows::category_hot_items::TOP_N as CATEGORY_HOT_TOP;
-use shopflow::dataflows::item_display_stats::{
-    DISPLAY_PERIOD_MS as DISPLAY_PERIOD, DISPLAY_WINDOW_MS as DISPLAY_WINDOW,
-};
-use shopflow::dataflows::recall_i2i::{I2I_GAP_MS as I2I_GAP, I2I_LATEST, I2I_WINDOW_MS as I2I_WINDOW};
-use shopflow::dataflows::recall_user_signals::{Signal, TOP_CATEGORIES};
-use shopflow::platform::{PRIOR_PERIOD_MS as PRIOR_PERIOD, RECENT_WINDOW_MS as RECENT_WINDOW};
+use dataflows::category_hot_items::TOP_N as CATEGORY_HOT_TOP;
+use dataflows::item_display_stats::{DISPLAY_PERIOD_MS as DISPLAY_PERIOD, DISPLAY_WINDOW_MS as DISPLAY_WINDOW};
+use dataflows::recall_i2i::{I2I_GAP_MS as I2I_GAP, I2I_LATEST, I2I_WINDOW_MS as I2I_WINDOW};
+use dataflows::recall_user_signals::{Signal, TOP_CATEGORIES};
+use platform::{PRIOR_PERIOD_MS as PRIOR_PERIOD, RECENT_WINDOW_MS as RECENT_WINDOW};
 
 // =====================================================================================
 // Platform outputs

@@ -41,6 +41,15 @@ pub struct Stats {
     pub buyers: i64,
 }
 
+/// A group's counters are negative when any counter is: more retracted than was added.
+impl operators::Signed for Stats {
+    fn is_negative(&self) -> bool {
+        let s = self;
+        [s.impressions, s.clicks, s.favs, s.carts, s.buys, s.units, s.uv, s.buyers].iter().any(|c| *c < 0)
+            || s.gmv_cents < 0
+    }
+}
+
 impl Stats {
     /// The contribution of one event.
     #[inline]

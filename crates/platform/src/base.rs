@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{ItemId, Time};
 use crate::source::{num, Rejected, MAX_AMOUNT_CENTS};
-use crate::windows::round_up;
+use operators::windows::round_up;
 
 pub const HEADER: &str = "cutoff_ms,item_id,sales_30d,units_30d,gmv_30d_cents,buyers_30d";
 

@@ -7,8 +7,8 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
-use crate::model::Time;
-use crate::sink::{Change, Envelope};
+use crate::{Change, Envelope};
+use platform::model::Time;
 
 /// One output's change file, read time by time.
 pub struct ChangeFile {

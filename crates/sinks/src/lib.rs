@@ -10,6 +10,9 @@
 //!
 //! The formats sit behind one small trait, [`ChangeWriter`].
 
+pub mod changelog;
+pub mod latency;
+
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -27,33 +30,9 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::ProbeHandle;
 
 use crate::latency::LatencyLog;
-use crate::model::{Scene, Time};
-use crate::rates::{format_micro, Micro};
-
-/// One output value.
-#[derive(Clone, Debug, PartialEq, PartialOrd)]
-pub enum Field {
-    U(u64),
-    I(i64),
-    /// A 128-bit sum (GMV in cents).
-    Wide(i128),
-    S(Scene),
-    /// A fixed-point ratio in micro-units, six decimals; `None` prints an empty field.
-    Fixed(Option<Micro>),
-    /// A label (`hot`, `i2i`, …).
-    Label(&'static str),
-    /// Free text without commas, quotes or newlines (canonical rule parameters).
-    Text(String),
-}
-
-/// How an output's rows become columns: its column names, how many of the first columns
-/// are its key (at any time at most one row per key), and a formatter.
-pub struct Schema<D> {
-    pub name: &'static str,
-    pub columns: &'static [&'static str],
-    pub key: usize,
-    pub fields: fn(&D) -> Vec<Field>,
-}
+use platform::model::Time;
+pub use platform::output::{Attach, Field, Schema};
+use platform::rates::format_micro;
 
 /// How changes are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -426,8 +405,41 @@ impl Sinks {
         }
     }
 
+    /// Collects every update of `collection` on worker 0 into `into`, with its time.
+    pub fn gather<'s, D: ExchangeData>(
+        &self,
+        collection: VecCollection<'s, Time, D>,
+        name: &str,
+        into: Rc<RefCell<Vec<(D, Time, isize)>>>,
+    ) {
+        self.attached.set(self.attached.get() + 1);
+        let log = self.log.clone();
+        let counts = self.index == 0;
+        let mut done = false;
+        collection.inner.sink(Exchange::new(|_| 0), name, move |(input, frontier)| {
+            input.for_each(|_, data| into.borrow_mut().extend(data.drain(..)));
+            if frontier.is_empty() && !done && counts {
+                done = true;
+                log.finished.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+    }
+
+    /// A write of output `name` failed: the first such error is the run's (with the
+    /// path). Standard output closed by its reader (`| head`) ends the run quietly.
+    fn write_failed(&self, name: &str, e: io::Error) {
+        let path = match self.kind.file_name(name) {
+            Some(file) => self.out_dir.join(file).display().to_string(),
+            None if e.kind() == io::ErrorKind::BrokenPipe => std::process::exit(0),
+            None => "standard output".into(),
+        };
+        self.log.fail(format!("cannot write {name} to {path}: {e}"));
+    }
+}
+
+impl Attach for Sinks {
     /// Writes `collection` as a change stream per `schema`.
-    pub fn attach<'s, D: ExchangeData>(&self, collection: VecCollection<'s, Time, D>, schema: Schema<D>) {
+    fn attach<'s, D: ExchangeData>(&self, collection: VecCollection<'s, Time, D>, schema: Schema<D>) {
         let owner = self.next_owner();
         let writes = self.index == owner;
         let mut writer = if writes {
@@ -503,36 +515,5 @@ impl Sinks {
                 log.finished.fetch_add(1, Ordering::SeqCst);
             }
         });
-    }
-
-    /// Collects every update of `collection` on worker 0 into `into`, with its time.
-    pub fn gather<'s, D: ExchangeData>(
-        &self,
-        collection: VecCollection<'s, Time, D>,
-        name: &str,
-        into: Rc<RefCell<Vec<(D, Time, isize)>>>,
-    ) {
-        self.attached.set(self.attached.get() + 1);
-        let log = self.log.clone();
-        let counts = self.index == 0;
-        let mut done = false;
-        collection.inner.sink(Exchange::new(|_| 0), name, move |(input, frontier)| {
-            input.for_each(|_, data| into.borrow_mut().extend(data.drain(..)));
-            if frontier.is_empty() && !done && counts {
-                done = true;
-                log.finished.fetch_add(1, Ordering::SeqCst);
-            }
-        });
-    }
-
-    /// A write of output `name` failed: the first such error is the run's (with the
-    /// path). Standard output closed by its reader (`| head`) ends the run quietly.
-    fn write_failed(&self, name: &str, e: io::Error) {
-        let path = match self.kind.file_name(name) {
-            Some(file) => self.out_dir.join(file).display().to_string(),
-            None if e.kind() == io::ErrorKind::BrokenPipe => std::process::exit(0),
-            None => "standard output".into(),
-        };
-        self.log.fail(format!("cannot write {name} to {path}: {e}"));
     }
 }

@@ -36,8 +36,8 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::vec::{Map, Partition};
 
 use crate::model::{CategoryId, Event, ItemId, Time, UserId};
-use crate::operators::by_complete_time;
 use crate::stats::Stats;
+use operators::complete::by_complete_time;
 
 /// The three collections of the tagging stage (see the module's contract).
 pub struct Tagged<'s> {

@@ -33,9 +33,9 @@ use timely::dataflow::operators::vec::{Map, Partition};
 use timely::dataflow::operators::Concat;
 
 use crate::model::{Behavior, CategoryId, Event, ItemId, Time, UserId};
-use crate::operators::by_complete_time;
 use crate::stats::Stats;
 use crate::tagging::Counts;
+use operators::complete::by_complete_time;
 
 /// A user's top category: `(rank, category, score)`.
 pub type RankedCategory = (u32, CategoryId, i64);

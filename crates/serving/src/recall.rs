@@ -18,12 +18,12 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
-use crate::changelog::ChangeFile;
-use crate::dataflows::category_hot_items::top_by_score;
-use crate::dataflows::recall_user_signals::Signal;
-use crate::model::{CategoryId, ItemId, Scene, Time, UserId};
-use crate::rules::UserRule;
-use crate::sink::{self, Envelope, Field, Schema, SinkKind};
+use dataflows::recall_user_signals::Signal;
+use operators::rank::top_n_positive;
+use platform::model::{CategoryId, ItemId, Scene, Time, UserId};
+use platform::rules::UserRule;
+use sinks::changelog::ChangeFile;
+use sinks::{self, Envelope, Field, Schema, SinkKind};
 
 /// Which strategies produced a candidate (ordered as their labels: hot, hot+i2i, i2i).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -96,7 +96,7 @@ pub fn merge<'a>(
     let weighted =
         scores.iter().map(|(&item, &(h, i))| (item, rule.hot_weight as i64 * h + rule.i2i_weight as i64 * i));
     let mut ranked = Vec::new();
-    top_by_score(weighted, rule.top_k as usize, &mut ranked);
+    top_n_positive(weighted, rule.top_k as usize, &mut ranked);
     ranked
         .into_iter()
         .map(|(_rank, item, score)| {
@@ -313,7 +313,7 @@ pub fn derive(dir: &Path) -> Result<Derived, String> {
     let mut files = RecallFiles::open(dir)?;
     let envelope = files.envelope();
     let schema = schema();
-    let mut writer = sink::open(SinkKind::Csv, envelope, dir, schema.name, schema.columns)
+    let mut writer = sinks::open(SinkKind::Csv, envelope, dir, schema.name, schema.columns)
         .map_err(|e| format!("cannot write {}: {e}", dir.join("recall_user.csv").display()))?;
     let write_error = |e: std::io::Error| format!("cannot write {}: {e}", dir.join("recall_user.csv").display());
     let mut state = RecallState::default();
@@ -338,7 +338,7 @@ pub fn derive(dir: &Path) -> Result<Derived, String> {
         changes.sort_unstable();
         derived.times += 1;
         derived.records +=
-            sink::write_changes(writer.as_mut(), envelope, time, &changes, &schema).map_err(write_error)? as u64;
+            sinks::write_changes(writer.as_mut(), envelope, time, &changes, &schema).map_err(write_error)? as u64;
     }
     writer.flush().map_err(write_error)?;
     Ok(derived)

@@ -13,7 +13,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::model::Time;
+use platform::model::Time;
 
 #[derive(Debug, Default)]
 pub struct LatencyLog {

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::base::{self, BaseFile, BaseUpdate, Bases};
 use crate::model::Time;
-use crate::platform::InputHandles;
 use crate::rules::{self, Rule};
+use crate::InputHandles;
 
 /// How often followed configuration files are checked for edits.
 pub const WATCH_EVERY: Duration = Duration::from_millis(50);

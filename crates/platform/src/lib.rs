@@ -22,6 +22,19 @@
 //! new one gains it). Only the category takes part, so price or status changes cost
 //! nothing downstream. Each arrangement here is built once and shared by every dataflow.
 
+pub mod base;
+pub mod config_inputs;
+pub mod model;
+pub mod output;
+pub mod rates;
+pub mod rules;
+pub mod source;
+pub mod spool;
+pub mod stats;
+pub mod tagging;
+pub mod user_stage;
+pub mod utc;
+
 use std::cell::RefCell;
 
 use differential_dataflow::input::{Input, InputSession};
@@ -31,17 +44,18 @@ use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::Scope;
 
-use crate::arranged::arrange;
 use crate::base::BaseRow;
 use crate::model::{Behavior, CatalogRow, CategoryId, Event, ItemId, Time, UserId};
-use crate::operators::{count_total_hashed, latest_by_priority, sum_locally};
 use crate::rates::Micro;
 use crate::rules::Rule;
 use crate::source::Rejected;
 use crate::stats::Stats;
 use crate::tagging::tag_by_item;
 use crate::user_stage::{by_user, ByUser};
-use crate::windows::{expiry, on_boundaries, windowed, HOUR_MS};
+use operators::arrange::arrange;
+use operators::windows::{expiry, HOUR_MS};
+use operators::Windowed;
+use operators::{CountTotalHashed, LatestByPriority, SumLocally};
 
 /// The window of the "recent" collections (rank features, hot items, traffic, recall).
 pub const RECENT_WINDOW_MS: u64 = HOUR_MS;
@@ -189,7 +203,7 @@ impl<'s> Platform<'s> {
     /// when its epoch leaves the window.
     pub fn recent_events(&self) -> VecCollection<'s, Time, Event> {
         let epoch_ms = self.params.epoch_ms;
-        let build = || windowed(self.events.clone(), move |e: &Event| expiry(e.ts_ms, RECENT_WINDOW_MS, epoch_ms));
+        let build = || self.events.clone().windowed(move |e: &Event| expiry(e.ts_ms, RECENT_WINDOW_MS, epoch_ms));
         shared(&mut self.shared.borrow_mut().recent_events, build)
     }
 
@@ -200,7 +214,7 @@ impl<'s> Platform<'s> {
         let online = self.online_category();
         let build = || {
             let counts =
-                count_total_hashed(recent.explode(|e| Some((e.item, Stats::behaviors_of(&e)))), "RecentItemCounts");
+                recent.explode(|e| Some((e.item, Stats::behaviors_of(&e)))).count_total_hashed("RecentItemCounts");
             arrange(counts, "Arrange: RecentItemCounts")
                 .join_core(online, |item, stats, category| Some((*item, (*category, *stats))))
         };
@@ -225,8 +239,8 @@ impl<'s> Platform<'s> {
                 matches!(e.behavior, Behavior::Impression | Behavior::Click | Behavior::Buy)
                     .then(|| ((), Stats::behaviors_of(&e)))
             });
-            let totals = count_total_hashed(sum_locally(counted), "GlobalTotals").map(|((), s)| s);
-            on_boundaries(totals, PRIOR_PERIOD_MS, epoch_ms)
+            let totals = counted.sum_locally().count_total_hashed("GlobalTotals").map(|((), s)| s);
+            totals.on_boundaries(PRIOR_PERIOD_MS, epoch_ms)
         };
         shared(&mut self.shared.borrow_mut().prior, build)
     }
@@ -242,7 +256,7 @@ pub fn build<'s>(scope: Scope<'s, Time>, params: Params) -> (InputHandles, Platf
     let (base_in, base) = scope.new_collection::<BaseRow, isize>();
     let (base_cutoff_in, base_cutoff) = scope.new_collection::<Time, isize>();
 
-    let catalog = arrange(latest_by_priority(catalog_log), "Arrange: Catalog");
+    let catalog = arrange(catalog_log.latest_by_priority("LatestByPriority"), "Arrange: Catalog");
     let item_category =
         arrange(catalog.clone().as_collection(|item, row| (*item, row.category)), "Arrange: ItemCategory");
 

@@ -24,18 +24,19 @@ use differential_dataflow::trace::implementations::ValSpine;
 use differential_dataflow::{ExchangeData, Hashable, VecCollection};
 use timely::worker::Worker;
 
-use crate::model::Time;
+use crate::TotalTime;
 
 /// (worker, operator identifier) → the arrangement's name and update size, as recorded
 /// by [`arrange`] (identifiers restart with each run; a run overwrites its own).
 static ARRANGEMENTS: Mutex<BTreeMap<(usize, usize), (String, usize)>> = Mutex::new(BTreeMap::new());
 
 /// `arrange_by_key_named`, recording the arrangement's name and update size.
-pub fn arrange<'s, K, V, R>(
-    c: VecCollection<'s, Time, (K, V), R>,
+pub fn arrange<'s, T, K, V, R>(
+    c: VecCollection<'s, T, (K, V), R>,
     name: &str,
-) -> Arranged<'s, TraceAgent<ValSpine<K, V, Time, R>>>
+) -> Arranged<'s, TraceAgent<ValSpine<K, V, T, R>>>
 where
+    T: TotalTime,
     K: ExchangeData + Hashable,
     V: ExchangeData,
     R: ExchangeData + Semigroup,
@@ -43,7 +44,7 @@ where
     // The arrangement is the next operator built in this worker.
     let worker = c.inner.scope().worker();
     let key = (worker.index(), worker.peek_identifier());
-    let size = size_of::<((K, V), Time, R)>();
+    let size = size_of::<((K, V), T, R)>();
     ARRANGEMENTS.lock().expect("arrangements").insert(key, (name.to_string(), size));
     c.arrange_by_key_named(name)
 }

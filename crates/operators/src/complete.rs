@@ -1,0 +1,85 @@
+//! The base of the stateful operators: updates handed over one complete time at a time.
+
+use std::collections::BTreeMap;
+
+use differential_dataflow::{AsCollection, VecCollection};
+use timely::dataflow::channels::pact::ParallelizationContract;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::Capability;
+
+use crate::TotalTime;
+
+/// Buffers updates (delivered by `pact`) until their time is complete, and calls
+/// `apply(time, updates, output)` for each complete time in increasing order, with all of
+/// that time's updates (in no particular order). What `apply` pushes is emitted at that
+/// time. Pending updates are kept by time, so updates far in the future (a window's
+/// retractions) cost nothing until their time comes.
+pub fn by_complete_time<'s, T, D, R, D2, R2, P, F>(
+    input: VecCollection<'s, T, D, R>,
+    name: &str,
+    pact: P,
+    mut apply: F,
+) -> VecCollection<'s, T, D2, R2>
+where
+    T: TotalTime,
+    D: Clone + 'static,
+    R: Clone + 'static,
+    D2: Clone + 'static,
+    R2: Clone + 'static,
+    P: ParallelizationContract<T, Vec<(D, T, R)>>,
+    F: FnMut(&T, &mut Vec<(D, R)>, &mut Vec<(D2, R2)>) + 'static,
+{
+    input
+        .inner
+        .unary_frontier(pact, name, move |_, _| {
+            let mut pending: BTreeMap<T, Vec<(D, R)>> = BTreeMap::new();
+            let mut held: Option<Capability<T>> = None;
+            let mut out: Vec<(D2, R2)> = Vec::new();
+            let mut buffer: Vec<(D, R)> = Vec::new();
+            move |(input, frontier), output| {
+                input.for_each(|cap, data| {
+                    if let Some(cap) = cap.retain_least(0) {
+                        if held.as_ref().is_none_or(|h| cap.time() < h.time()) {
+                            held = Some(cap);
+                        }
+                    }
+                    // Messages mostly hold one time: one map probe per run of equal times.
+                    let mut run: Option<T> = None;
+                    for (d, t, r) in data.drain(..) {
+                        if run.as_ref() != Some(&t) {
+                            if let Some(rt) = run.take() {
+                                pending.entry(rt).or_default().append(&mut buffer);
+                            }
+                            run = Some(t);
+                        }
+                        buffer.push((d, r));
+                    }
+                    if let Some(rt) = run {
+                        pending.entry(rt).or_default().append(&mut buffer);
+                    }
+                });
+                let Some(cap) = held.as_mut() else { return };
+                // All complete times' output leaves in one session at the held capability
+                // (no later than any of them; each record carries its own time), not in a
+                // message per time: a replay with thousands of times per step would
+                // otherwise queue a mostly empty buffer per time between operators.
+                let mut session = output.session(&*cap);
+                while let Some(entry) = pending.first_entry() {
+                    if frontier.less_equal(entry.key()) {
+                        break;
+                    }
+                    let (time, mut batch) = entry.remove_entry();
+                    apply(&time, &mut batch, &mut out);
+                    session.give_iterator(out.drain(..).map(|(d, r)| (d, time.clone(), r)));
+                }
+                drop(session);
+                // Hold no earlier time than the pending updates need, or the output
+                // frontier would lag behind the input's.
+                match pending.keys().next() {
+                    Some(t) => cap.downgrade(t),
+                    None => held = None,
+                }
+            }
+        })
+        .as_collection()
+}

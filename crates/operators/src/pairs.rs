@@ -1,0 +1,321 @@
+//! [`PairsWithin`]: per key, the co-occurring pairs among its latest records (the i2i
+//! pairs: items engaged by one user within a session gap).
+
+use std::collections::BTreeMap;
+use std::hash::Hash;
+
+use differential_dataflow::{ExchangeData, Hashable, VecCollection};
+use rustc_hash::FxHashMap;
+use timely::dataflow::channels::pact::Exchange;
+
+use crate::complete::by_complete_time;
+use crate::negative;
+use crate::TotalTime;
+
+/// Co-occurrence within a distance among each key's latest records: for records
+/// `(key, (value, position))`, the pairs of distinct values `(a, b)` (both orders) that
+/// some key holds at positions at most `gap` apart among its `latest` latest records,
+/// each counted once per key.
+///
+/// Contract: a key's records at t are the distinct `(position, value)` with a positive
+/// accumulated multiplicity (time ≤ t); only its `latest` greatest by (position, value)
+/// take part. At time t, the difference of `(a, b)` accumulates to the number of keys
+/// holding `a` at p and `b` at q among those, with a ≠ b and `|p − q| ≤ gap`. The input
+/// must not accumulate to negative multiplicities (a windowed set of records does not): a
+/// record that does is left out and reported to [`negative`].
+///
+/// Cost: an update touches only the key's taking-part records within `gap` of its
+/// position (at most `latest`), so a key's work per record is bounded however many
+/// records it has; no per-key pair counts are kept (whether a pair is still held is
+/// re-checked among at most `latest` records, and only for a value the key holds twice).
+pub trait PairsWithin<'s, T: TotalTime, K, V> {
+    fn pairs_within(self, gap: u64, latest: usize, name: &str) -> VecCollection<'s, T, (V, V)>;
+}
+
+impl<'s, T, K, V> PairsWithin<'s, T, K, V> for VecCollection<'s, T, (K, (V, u64))>
+where
+    T: TotalTime,
+    K: ExchangeData + Hash,
+    V: ExchangeData + Hash + Copy,
+{
+    fn pairs_within(self, gap: u64, latest: usize, name: &str) -> VecCollection<'s, T, (V, V)> {
+        let mut state: FxHashMap<K, Recent<V>> = FxHashMap::default();
+        let mut deltas: FxHashMap<(V, V), isize> = FxHashMap::default();
+        let mut scratch = Scratch::default();
+        let name_owned = name.to_string();
+        by_complete_time(
+            self,
+            name,
+            Exchange::new(|((k, _), _, _): &((K, (V, u64)), T, isize)| k.hashed()),
+            move |_time, updates, out| {
+                let mut negatives = 0u64;
+                // Net change per record, one key at a time (so no record is seen half-updated).
+                updates.sort_unstable_by(|((k1, (v1, p1)), _), ((k2, (v2, p2)), _)| (k1, p1, v1).cmp(&(k2, p2, v2)));
+                for run in updates.chunk_by(|((k1, _), _), ((k2, _), _)| k1 == k2) {
+                    let k = &run[0].0 .0;
+                    let recent = state.entry(k.clone()).or_default();
+                    for same in run.chunk_by(|(d1, _), (d2, _)| d1 == d2) {
+                        let (v, pos) = same[0].0 .1;
+                        let r: isize = same.iter().map(|(_, r)| r).sum();
+                        if r != 0 {
+                            negatives += recent.update((pos, v), r, gap, latest, &mut scratch, &mut deltas);
+                        }
+                    }
+                    if recent.len == 0 {
+                        state.remove(k);
+                    }
+                }
+                updates.clear();
+                negative::report(&name_owned, std::mem::take(&mut negatives));
+                out.extend(deltas.drain().filter(|(_, r)| *r != 0));
+            },
+        )
+    }
+}
+
+/// One key's records for [`PairsWithin`]: `records[position]` holds the values at that
+/// position with their multiplicities, sorted by value; those at or above `cut` (the
+/// least of the `latest` greatest) take part.
+struct Recent<V> {
+    records: BTreeMap<u64, Vec<(V, isize)>>,
+    len: usize,
+    cut: Option<(u64, V)>,
+}
+
+impl<V> Default for Recent<V> {
+    fn default() -> Self {
+        Recent { records: BTreeMap::new(), len: 0, cut: None }
+    }
+}
+
+/// Reused buffers of [`Recent::pair_deltas`].
+struct Scratch<V> {
+    near: Vec<V>,
+    mine: Vec<u64>,
+}
+
+impl<V> Default for Scratch<V> {
+    fn default() -> Self {
+        Scratch { near: Vec::new(), mine: Vec::new() }
+    }
+}
+
+impl<V: Ord + Copy + Hash> Recent<V> {
+    fn takes_part(&self, key: (u64, V)) -> bool {
+        self.cut.is_some_and(|cut| key >= cut)
+    }
+
+    /// The records that take part, in (position, value) order.
+    fn taking_part(&self) -> impl Iterator<Item = (u64, V)> + '_ {
+        let from = self.cut.map_or(0, |(p, _)| p);
+        self.records
+            .range(from..)
+            .flat_map(|(&p, vs)| vs.iter().map(move |&(v, _)| (p, v)))
+            .filter(|&key| self.takes_part(key))
+    }
+
+    fn first(&self) -> Option<(u64, V)> {
+        self.records.iter().next().map(|(&p, vs)| (p, vs[0].0))
+    }
+
+    /// The least record above `key`.
+    fn after(&self, (p, v): (u64, V)) -> Option<(u64, V)> {
+        if let Some(&(w, _)) = self.records.get(&p).and_then(|vs| vs.iter().find(|(w, _)| *w > v)) {
+            return Some((p, w));
+        }
+        self.records.range(p + 1..).next().map(|(&q, vs)| (q, vs[0].0))
+    }
+
+    /// The greatest record below `key`.
+    fn before(&self, (p, v): (u64, V)) -> Option<(u64, V)> {
+        if let Some(&(w, _)) = self.records.get(&p).and_then(|vs| vs.iter().rev().find(|(w, _)| *w < v)) {
+            return Some((p, w));
+        }
+        self.records.range(..p).next_back().map(|(&q, vs)| (q, vs[vs.len() - 1].0))
+    }
+
+    /// Adds `r` to the multiplicity of `key`; when that makes the record appear or vanish,
+    /// moves the cut and adds the resulting pair changes to `deltas`. Returns 1 if the
+    /// multiplicity is now negative (the record then takes no part), else 0.
+    fn update(
+        &mut self,
+        key: (u64, V),
+        r: isize,
+        gap: u64,
+        latest: usize,
+        scratch: &mut Scratch<V>,
+        deltas: &mut FxHashMap<(V, V), isize>,
+    ) -> u64 {
+        let (pos, v) = key;
+        let values = self.records.entry(pos).or_default();
+        let (old, new) = match values.binary_search_by(|(w, _)| w.cmp(&v)) {
+            Ok(i) => {
+                let old = values[i].1;
+                values[i].1 += r;
+                if values[i].1 <= 0 {
+                    values.remove(i);
+                }
+                (old, old + r)
+            }
+            Err(i) => {
+                if r > 0 {
+                    values.insert(i, (v, r));
+                }
+                (0, r)
+            }
+        };
+        if values.is_empty() {
+            self.records.remove(&pos);
+        }
+        match (old > 0, new > 0) {
+            (false, true) => {
+                self.len += 1;
+                if self.len <= latest {
+                    // Everything takes part; the new record too.
+                    self.cut = Some(self.cut.map_or(key, |c| c.min(key)));
+                    self.pair_deltas(key, 1, gap, scratch, deltas);
+                } else if self.cut.is_some_and(|c| key > c) {
+                    // The new record takes part and pushes out the least one.
+                    self.pair_deltas(key, 1, gap, scratch, deltas);
+                    let out = self.cut.expect("a cut with records");
+                    self.cut = self.after(out);
+                    self.pair_deltas(out, -1, gap, scratch, deltas);
+                }
+            }
+            (true, false) => {
+                let took_part = self.takes_part(key);
+                self.len -= 1;
+                if took_part {
+                    self.pair_deltas(key, -1, gap, scratch, deltas);
+                    if self.len >= latest {
+                        // The greatest record left out comes in.
+                        let cut = self.cut.expect("a cut with records");
+                        let back = self.before(cut).expect("a record left out");
+                        self.cut = Some(back);
+                        self.pair_deltas(back, 1, gap, scratch, deltas);
+                    } else {
+                        self.cut = self.first();
+                    }
+                }
+            }
+            _ => {}
+        }
+        u64::from(new < 0)
+    }
+
+    /// The pair changes of `x` joining (`sign` 1) or leaving (−1) the taking-part records,
+    /// the others being those taking part now apart from `x`: a pair `(v, w)` with a
+    /// record of w near x changes unless another record of v is near one of w.
+    fn pair_deltas(
+        &self,
+        x: (u64, V),
+        sign: isize,
+        gap: u64,
+        scratch: &mut Scratch<V>,
+        deltas: &mut FxHashMap<(V, V), isize>,
+    ) {
+        let (p, v) = x;
+        let Scratch { near, mine } = scratch;
+        near.clear();
+        for (&q, vs) in self.records.range(p.saturating_sub(gap)..=p.saturating_add(gap)) {
+            near.extend(vs.iter().map(|&(w, _)| w).filter(|&w| w != v && self.takes_part((q, w))));
+        }
+        if near.is_empty() {
+            return;
+        }
+        near.sort_unstable();
+        near.dedup();
+        mine.clear();
+        mine.extend(self.taking_part().filter(|&(q, w)| w == v && q != p).map(|(q, _)| q));
+        for &w in near.iter() {
+            let held_elsewhere = !mine.is_empty()
+                && self.taking_part().any(|(q, u)| u == w && mine.iter().any(|&m| m.abs_diff(q) <= gap));
+            if !held_elsewhere {
+                *deltas.entry((v, w)).or_default() += sign;
+                *deltas.entry((w, v)).or_default() += sign;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+    use std::rc::Rc;
+
+    use differential_dataflow::input::Input;
+    use differential_dataflow::AsCollection;
+    use rand::{RngExt, SeedableRng};
+    use rand_pcg::Pcg64Mcg;
+    use timely::dataflow::operators::Inspect;
+    use timely::dataflow::ProbeHandle;
+
+    use super::PairsWithin;
+
+    /// `pairs_within` against a plain count over each key's latest records, at every time,
+    /// with records coming and going (duplicates too), late positions, and keys that hold
+    /// more records than take part.
+    #[test]
+    fn pairs_within_matches_plain_count() {
+        for seed in 0..12u64 {
+            let latest = 1 + seed as usize % 5;
+            timely::execute_directly(move |worker| {
+                let mut rng = Pcg64Mcg::seed_from_u64(seed);
+                let got: Rc<RefCell<BTreeMap<(u32, u32), isize>>> = Rc::default();
+                let probe = ProbeHandle::new();
+                let mut input = worker.dataflow::<u64, _, _>(|scope| {
+                    let (input, records) = scope.new_collection::<(u8, (u32, u64)), isize>();
+                    let sink = got.clone();
+                    records
+                        .pairs_within(3, latest, "PairsWithin")
+                        .inner
+                        .inspect(move |(pair, _t, r)| *sink.borrow_mut().entry(*pair).or_default() += r)
+                        .as_collection()
+                        .probe_with(&probe);
+                    input
+                });
+                let mut held: BTreeMap<(u8, (u32, u64)), isize> = BTreeMap::new();
+                for t in 1..50u64 {
+                    for _ in 0..rng.random_range(0..25) {
+                        let record =
+                            (rng.random_range(0..4u8), (rng.random_range(0..6u32), rng.random_range(0..20u64)));
+                        let n = held.entry(record).or_default();
+                        let r = if *n > 0 && rng.random_bool(0.45) { -1 } else { 1 };
+                        *n += r;
+                        input.update(record, r);
+                    }
+                    input.advance_to(t);
+                    input.flush();
+                    worker.step_while(|| probe.less_than(&t));
+                    let mut want: BTreeMap<(u32, u32), isize> = BTreeMap::new();
+                    for key in 0..4u8 {
+                        let mut mine: Vec<(u64, u32)> = held
+                            .iter()
+                            .filter(|((k, _), n)| *k == key && **n > 0)
+                            .map(|((_, (v, p)), _)| (*p, *v))
+                            .collect();
+                        mine.sort();
+                        let mine = &mine[mine.len().saturating_sub(latest)..];
+                        let mut pairs: Vec<(u32, u32)> = Vec::new();
+                        for &(p, a) in mine {
+                            for &(q, b) in mine {
+                                if a != b && p.abs_diff(q) <= 3 {
+                                    pairs.push((a, b));
+                                }
+                            }
+                        }
+                        pairs.sort();
+                        pairs.dedup();
+                        for pair in pairs {
+                            *want.entry(pair).or_default() += 1;
+                        }
+                    }
+                    let have: BTreeMap<_, _> =
+                        got.borrow().iter().filter(|(_, r)| **r != 0).map(|(k, r)| (*k, *r)).collect();
+                    assert_eq!(have, want, "seed {seed}, latest {latest}, time {t}");
+                }
+            });
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! What an output is to its sink: its rows as fields, its column names and key, and the
+//! one method a sink offers the dataflows ([`Attach`]). The dataflows declare these; the
+//! sinks crate implements them, so the dataflows never depend on a sink.
+
+use differential_dataflow::{ExchangeData, VecCollection};
+
+use crate::model::{Scene, Time};
+use crate::rates::Micro;
+
+/// One output value.
+#[derive(Clone, Debug, PartialEq, PartialOrd)]
+pub enum Field {
+    U(u64),
+    I(i64),
+    /// A 128-bit sum (GMV in cents).
+    Wide(i128),
+    S(Scene),
+    /// A fixed-point ratio in micro-units, six decimals; `None` prints an empty field.
+    Fixed(Option<Micro>),
+    /// A label (`hot`, `i2i`, …).
+    Label(&'static str),
+    /// Free text without commas, quotes or newlines (canonical rule parameters).
+    Text(String),
+}
+
+/// How an output's rows become columns: its column names, how many of the first columns
+/// are its key (at any time at most one row per key), and a formatter.
+pub struct Schema<D> {
+    pub name: &'static str,
+    pub columns: &'static [&'static str],
+    pub key: usize,
+    pub fields: fn(&D) -> Vec<Field>,
+}
+
+/// Where an output's change stream goes: implemented by the sinks.
+pub trait Attach {
+    /// Takes the change stream of the output `schema` describes.
+    fn attach<'s, D: ExchangeData>(&self, rows: VecCollection<'s, Time, D>, schema: Schema<D>);
+}
