@@ -23,7 +23,7 @@
 //! checked against the reference by `tests/cases.rs`). Results print as a Markdown table
 //! and are appended to `bench-data/incremental.csv`.
 
-mod batch;
+use baseline as batch;
 mod common;
 
 use std::sync::{Arc, Mutex};

@@ -176,3 +176,14 @@ mod tests {
         assert_eq!(full_refresh_rows(&net, 300_000, 3_600_000), (3, 4));
     }
 }
+
+#[cfg(test)]
+mod example {
+    use crate::example::{rows, shop};
+
+    /// PLACEHOLDER
+    #[test]
+    fn in_the_example_shop() {
+        assert_eq!(rows("ads_curated", shop(), 1000), ["?"]);
+    }
+}

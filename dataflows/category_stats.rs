@@ -33,3 +33,14 @@ pub fn schema() -> Schema<(CategoryId, Stats)> {
         fields: |(k, s)| super::stats_fields(Field::U(*k), s),
     }
 }
+
+#[cfg(test)]
+mod example {
+    use crate::example::{rows, shop};
+
+    /// PLACEHOLDER
+    #[test]
+    fn in_the_example_shop() {
+        assert_eq!(rows("category_stats", shop(), 1000), ["?"]);
+    }
+}

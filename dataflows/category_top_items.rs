@@ -44,3 +44,14 @@ pub fn schema() -> Schema<(CategoryId, Ranked)> {
         },
     }
 }
+
+#[cfg(test)]
+mod example {
+    use crate::example::{rows, shop};
+
+    /// PLACEHOLDER
+    #[test]
+    fn in_the_example_shop() {
+        assert_eq!(rows("category_top_items", shop(), 1000), ["?"]);
+    }
+}

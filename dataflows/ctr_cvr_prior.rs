@@ -43,3 +43,14 @@ pub fn schema() -> Schema<Prior> {
         },
     }
 }
+
+#[cfg(test)]
+mod example {
+    use crate::example::{rows, shop};
+
+    /// PLACEHOLDER
+    #[test]
+    fn in_the_example_shop() {
+        assert_eq!(rows("ctr_cvr_prior", shop(), 1000), ["?"]);
+    }
+}

@@ -37,3 +37,14 @@ pub fn schema() -> Schema<((u64, Scene), Stats)> {
         },
     }
 }
+
+#[cfg(test)]
+mod example {
+    use crate::example::{rows, shop};
+
+    /// PLACEHOLDER
+    #[test]
+    fn in_the_example_shop() {
+        assert_eq!(rows("hourly_stats", shop(), 1000), ["?"]);
+    }
+}

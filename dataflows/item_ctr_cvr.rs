@@ -38,3 +38,14 @@ pub fn schema() -> Schema<(ItemId, Funnel)> {
         },
     }
 }
+
+#[cfg(test)]
+mod example {
+    use crate::example::{rows, shop};
+
+    /// PLACEHOLDER
+    #[test]
+    fn in_the_example_shop() {
+        assert_eq!(rows("item_ctr_cvr", shop(), 1000), ["?"]);
+    }
+}

@@ -96,3 +96,14 @@ pub fn schema() -> Schema<(ItemId, Display)> {
         },
     }
 }
+
+#[cfg(test)]
+mod example {
+    use crate::example::{rows, shop};
+
+    /// PLACEHOLDER
+    #[test]
+    fn in_the_example_shop() {
+        assert_eq!(rows("item_display_stats", shop(), 1000), ["?"]);
+    }
+}

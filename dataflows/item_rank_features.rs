@@ -37,3 +37,14 @@ pub fn schema() -> Schema<(ItemId, Stats)> {
         },
     }
 }
+
+#[cfg(test)]
+mod example {
+    use crate::example::{rows, shop};
+
+    /// PLACEHOLDER
+    #[test]
+    fn in_the_example_shop() {
+        assert_eq!(rows("item_rank_features", shop(), 1000), ["?"]);
+    }
+}

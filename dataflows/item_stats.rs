@@ -29,3 +29,14 @@ pub fn schema() -> Schema<(ItemId, Stats)> {
         fields: |(k, s)| super::stats_fields(Field::U(*k), s),
     }
 }
+
+#[cfg(test)]
+mod example {
+    use crate::example::{rows, shop};
+
+    /// PLACEHOLDER
+    #[test]
+    fn in_the_example_shop() {
+        assert_eq!(rows("item_stats", shop(), 1000), ["?"]);
+    }
+}

@@ -12,6 +12,9 @@
 //! operators) `rules` … `recall_user_signals` (the users' lists are merged by the reader,
 //! `serving::recall`); case 3 (the ad set) `ads_curated`.
 
+#[cfg(test)]
+mod example;
+
 use platform::output::{Attach, Field};
 use platform::stats::Stats;
 use platform::Platform;

@@ -60,3 +60,14 @@ pub fn schema() -> Schema<Row> {
         fields: |(scene, c, item, score)| vec![Field::S(*scene), Field::U(*c), Field::U(*item), Field::I(*score)],
     }
 }
+
+#[cfg(test)]
+mod example {
+    use crate::example::{rows, shop};
+
+    /// PLACEHOLDER
+    #[test]
+    fn in_the_example_shop() {
+        assert_eq!(rows("recall_hot", shop(), 1000), ["?"]);
+    }
+}

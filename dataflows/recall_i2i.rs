@@ -75,3 +75,14 @@ pub fn schema() -> Schema<Row> {
         fields: |(scene, a, b, users)| vec![Field::S(*scene), Field::U(*a), Field::U(*b), Field::I(*users)],
     }
 }
+
+#[cfg(test)]
+mod example {
+    use crate::example::{rows, shop};
+
+    /// PLACEHOLDER
+    #[test]
+    fn in_the_example_shop() {
+        assert_eq!(rows("recall_i2i", shop(), 1000), ["?"]);
+    }
+}

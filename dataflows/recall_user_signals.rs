@@ -1,7 +1,7 @@
 //! `recall_user_signals` (case 2): per recently active user, what their recall list is
 //! made from — their top categories, the items they just clicked or bought, and the items
 //! they just bought. The list itself (`recall_user`) is merged by the reader
-//! ([`crate::recall`]): at read time from these signals, `recall_hot`, `recall_i2i` and the
+//! (`serving::recall`): at read time from these signals, `recall_hot`, `recall_i2i` and the
 //! rules, as of one time.
 //!
 //! ```text
@@ -101,5 +101,16 @@ pub fn schema() -> Schema<(UserId, Signal)> {
         columns: &["user_id", "signal", "id"],
         key: 3,
         fields: |(user, signal)| vec![Field::U(*user), Field::Label(signal.label()), Field::U(signal.id())],
+    }
+}
+
+#[cfg(test)]
+mod example {
+    use crate::example::{rows, shop};
+
+    /// PLACEHOLDER
+    #[test]
+    fn in_the_example_shop() {
+        assert_eq!(rows("recall_user_signals", shop(), 1000), ["?"]);
     }
 }

@@ -27,3 +27,14 @@ pub fn schema() -> Schema<Rule> {
         fields: |r| vec![Field::S(r.scene), Field::Label(r.strategy.name()), Field::Text(r.strategy.params())],
     }
 }
+
+#[cfg(test)]
+mod example {
+    use crate::example::{rows, shop};
+
+    /// PLACEHOLDER
+    #[test]
+    fn in_the_example_shop() {
+        assert_eq!(rows("rules", shop(), 1000), ["?"]);
+    }
+}

@@ -44,3 +44,14 @@ pub fn schema() -> Schema<((Scene, CategoryId), Funnel)> {
         },
     }
 }
+
+#[cfg(test)]
+mod example {
+    use crate::example::{rows, shop};
+
+    /// PLACEHOLDER
+    #[test]
+    fn in_the_example_shop() {
+        assert_eq!(rows("scene_category_ctr_cvr", shop(), 1000), ["?"]);
+    }
+}

@@ -30,3 +30,14 @@ pub fn schema() -> Schema<(Scene, Stats)> {
         fields: |(k, s)| super::stats_fields(Field::S(*k), s),
     }
 }
+
+#[cfg(test)]
+mod example {
+    use crate::example::{rows, shop};
+
+    /// PLACEHOLDER
+    #[test]
+    fn in_the_example_shop() {
+        assert_eq!(rows("scene_stats", shop(), 1000), ["?"]);
+    }
+}

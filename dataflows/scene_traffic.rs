@@ -52,3 +52,14 @@ pub fn schema() -> Schema<Shares> {
         fields: |(scene, i, c, g)| vec![Field::S(*scene), Field::Fixed(*i), Field::Fixed(*c), Field::Fixed(*g)],
     }
 }
+
+#[cfg(test)]
+mod example {
+    use crate::example::{rows, shop};
+
+    /// PLACEHOLDER
+    #[test]
+    fn in_the_example_shop() {
+        assert_eq!(rows("scene_traffic", shop(), 1000), ["?"]);
+    }
+}

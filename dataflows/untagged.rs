@@ -31,3 +31,14 @@ pub fn schema() -> Schema<(ItemId, isize)> {
         fields: |(k, n)| vec![Field::U(*k), Field::I(*n as i64)],
     }
 }
+
+#[cfg(test)]
+mod example {
+    use crate::example::{rows, shop};
+
+    /// PLACEHOLDER
+    #[test]
+    fn in_the_example_shop() {
+        assert_eq!(rows("untagged", shop(), 1000), ["?"]);
+    }
+}

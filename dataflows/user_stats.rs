@@ -30,3 +30,14 @@ pub fn schema() -> Schema<(UserId, Stats)> {
         },
     }
 }
+
+#[cfg(test)]
+mod example {
+    use crate::example::{rows, shop};
+
+    /// PLACEHOLDER
+    #[test]
+    fn in_the_example_shop() {
+        assert_eq!(rows("user_stats", shop(), 1000), ["?"]);
+    }
+}

@@ -32,3 +32,14 @@ pub fn schema() -> Schema<(UserId, Ranked)> {
         fields: |(u, (rank, c, score))| vec![Field::U(*u), Field::U(*rank as u64), Field::U(*c), Field::I(*score)],
     }
 }
+
+#[cfg(test)]
+mod example {
+    use crate::example::{rows, shop};
+
+    /// PLACEHOLDER
+    #[test]
+    fn in_the_example_shop() {
+        assert_eq!(rows("user_top_categories", shop(), 1000), ["?"]);
+    }
+}

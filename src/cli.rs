@@ -1,18 +1,18 @@
-//! Command-line interface: typed flags (clap), their validation, the timely
-//! configuration they imply, and the run summary.
+//! Command-line interface: typed flags (clap), and the configuration they map to (a run's
+//! [`RunConfig`] and timely configuration, the generator's [`GenConfig`]), validated. The
+//! commands themselves are in [`crate::commands`].
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
-use crate::manifest::OutDir;
-use crate::run::{self, Pace, RunConfig, RunReport};
-use generator::{self, GenConfig, GenFormat};
+use crate::error::{Error, Result};
+use crate::run::{Pace, RunConfig};
+use generator::{GenConfig, GenFormat};
 use platform::config_inputs::ConfigFiles;
 use platform::source::{self, Format, SourceKind, SourceSpec, TsChecks};
-use platform::spool::{self, Spool};
 use platform::{AdParams, Params};
 use sinks::{Envelope, SinkKind};
 
@@ -242,87 +242,8 @@ pub struct RecallArgs {
     pub quiet: bool,
 }
 
-/// `shopflow recall`.
-pub fn recall(args: RecallArgs) -> Result<(), String> {
-    use std::io::Write as _;
-    if args.changes {
-        let started = std::time::Instant::now();
-        let derived = serving::recall::derive(&args.out)?;
-        if !args.quiet {
-            eprintln!(
-                "shopflow recall: {} records at {} times ({} envelope) in {:.2} s -> {}",
-                derived.records,
-                derived.times,
-                derived.envelope.name(),
-                started.elapsed().as_secs_f64(),
-                args.out.join("recall_user.csv").display()
-            );
-        }
-        return Ok(());
-    }
-    let (state, last) = serving::recall::state_as_of(&args.out, args.at)?;
-    let as_of = args.at.or(last).unwrap_or(0);
-    let users: Vec<u64> = if args.user.is_empty() { state.users().collect() } else { args.user.clone() };
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let written = (|| -> std::io::Result<usize> {
-        writeln!(out, "scene,user_id,rank,item_id,score,strategy")?;
-        let mut rows = 0;
-        for user in users {
-            let mut rank = 0;
-            let mut scene = None;
-            for (s, u, item, score, source) in state.lists(user) {
-                rank = if scene == Some(s) { rank + 1 } else { 1 };
-                scene = Some(s);
-                writeln!(out, "{},{u},{rank},{item},{score},{}", s.as_str(), source.label())?;
-                rows += 1;
-            }
-        }
-        out.flush()?;
-        Ok(rows)
-    })();
-    match written {
-        Ok(rows) if !args.quiet => {
-            eprintln!("shopflow recall: {rows} rows as of {as_of} ({})", platform::utc::date_time(as_of));
-            Ok(())
-        }
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(format!("cannot write to standard output: {e}")),
-    }
-}
-
-/// `shopflow sort`.
-pub fn sort(args: SortArgs) -> Result<(), String> {
-    let started = std::time::Instant::now();
-    let cfg = crate::sort::SortConfig {
-        kind: SourceKind::Events(match args.format {
-            FormatArg::Native => Format::Native,
-            FormatArg::Userbehavior => Format::UserBehavior,
-        }),
-        input: args.input,
-        output: args.output,
-        memory_bytes: (args.memory_mb << 20) as usize,
-        progress: !args.quiet,
-    };
-    let report = crate::sort::sort(&cfg)?;
-    if !args.quiet {
-        eprintln!(
-            "shopflow sort: {} lines ({} without a timestamp, placed last), {} in {:.2} s -> {}",
-            report.lines,
-            report.untimed,
-            match report.runs {
-                0 => "sorted in memory".to_string(),
-                n => format!("{n} sorted runs merged"),
-            },
-            started.elapsed().as_secs_f64(),
-            cfg.output.display()
-        );
-    }
-    Ok(())
-}
-
 /// A positive, finite number (`--rate`, `--speed`).
-fn positive_f64(s: &str) -> Result<f64, String> {
+fn positive_f64(s: &str) -> std::result::Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
         _ => Err(format!("must be a positive number, got `{s}`")),
@@ -330,7 +251,7 @@ fn positive_f64(s: &str) -> Result<f64, String> {
 }
 
 /// A decimal from 0 to 1 with at most 6 decimals, in micro-units (`--ad-min-pctr`).
-fn probability(s: &str) -> Result<i128, String> {
+fn probability(s: &str) -> std::result::Result<i128, String> {
     let bad = || format!("must be a non-negative decimal of at most 1 with at most 6 decimals, got `{s}`");
     let (int, frac) = s.split_once('.').unwrap_or((s, ""));
     if int.is_empty() && frac.is_empty()
@@ -344,221 +265,7 @@ fn probability(s: &str) -> Result<i128, String> {
     int.checked_mul(1_000_000).and_then(|i| i.checked_add(frac)).filter(|v| *v <= 1_000_000).ok_or_else(bad)
 }
 
-/// `shopflow run`.
-pub fn run(args: RunArgs) -> Result<(), String> {
-    let cfg = run_config(&args)?;
-    let timely_cfg = timely_config(&args)?;
-    std::fs::create_dir_all(&cfg.out_dir).map_err(|e| format!("cannot create {}: {e}", cfg.out_dir.display()))?;
-    // Process 0 writes the outputs: it holds the output directory for the run.
-    let out = match args.process {
-        0 => {
-            let inputs = cfg.sources.iter().map(|s| s.display()).collect();
-            Some(Arc::new(OutDir::claim(&cfg.out_dir, inputs, &cfg.outputs, cfg.sink)?))
-        }
-        _ => None,
-    };
-    let result = run_in(&args, cfg, timely_cfg, out.clone());
-    if let (Err(message), Some(out)) = (&result, &out) {
-        out.failed(message, true);
-    }
-    result
-}
-
-/// `shopflow run` once the output directory is held (by process 0: `out`).
-fn run_in(
-    args: &RunArgs,
-    mut cfg: RunConfig,
-    timely_cfg: timely::Config,
-    out: Option<Arc<OutDir>>,
-) -> Result<(), String> {
-    // Pipes, FIFOs and standard input are copied to a spool file every worker reads.
-    for (i, spec) in cfg.sources.iter_mut().enumerate() {
-        if spool::needs_spool(&spec.path) {
-            spec.spool = Some(Spool::start(&spec.path, cfg.out_dir.join(format!(".spool-{i}")))?);
-        }
-    }
-    let cfg = Arc::new(cfg);
-    // Ctrl-C / SIGTERM: a clean stop (see `run::worker`); a second one aborts.
-    // A signal within half a second of the first is the same request delivered twice
-    // (e.g. `timeout` signals the child and its process group).
-    let stop = cfg.stop.clone();
-    let quiet = args.quiet;
-    let mut first: Option<std::time::Instant> = None;
-    let handler_out = out.clone();
-    let abort = move |message: &str| {
-        eprintln!("shopflow: {message}");
-        if let Some(out) = &handler_out {
-            out.failed(message, false);
-        }
-        std::process::exit(130);
-    };
-    ctrlc::set_handler(move || match first {
-        // Still connecting to the other processes: nothing read, nothing to keep.
-        _ if CONNECTING.load(Ordering::SeqCst) => {
-            abort("interrupted while waiting for the other processes of this run")
-        }
-        Some(at) if at.elapsed() >= std::time::Duration::from_millis(500) => {
-            abort("interrupted again: aborting, outputs may be incomplete")
-        }
-        Some(_) => {}
-        None => {
-            first = Some(std::time::Instant::now());
-            stop.store(true, Ordering::SeqCst);
-            if !quiet {
-                eprintln!("shopflow: stopping: writing the complete epochs (Ctrl-C again to abort)");
-            }
-        }
-    })
-    .map_err(|e| format!("cannot install the Ctrl-C handler: {e}"))?;
-    if args.processes > 1 {
-        exit_when_a_peer_is_lost(out.clone());
-    }
-    let worker_cfg = cfg.clone();
-    let worker_out = out.clone();
-    let (builders, others) = connect(timely_cfg.communication, args.quiet)?;
-    let guards = timely::execute::execute_from(builders, others, timely_cfg.worker, move |worker| {
-        match run::worker(worker, &worker_cfg) {
-            Ok(report) => report,
-            Err(run::RunError(message)) => {
-                // Every error is fatal for the whole run: stop all workers now (one
-                // line, whichever worker gets here first).
-                static REPORTED: AtomicBool = AtomicBool::new(false);
-                if !REPORTED.swap(true, Ordering::SeqCst) {
-                    eprintln!("shopflow: error: {message}");
-                    if let Some(out) = &worker_out {
-                        out.failed(&message, true);
-                    }
-                    std::process::exit(2);
-                }
-                loop {
-                    std::thread::park();
-                }
-            }
-        }
-    })?;
-    let mut report = None;
-    for result in guards.join() {
-        if let Some(r) = result.map_err(|e| format!("worker failed: {e}"))? {
-            report = Some(r);
-        }
-    }
-    for spool in cfg.sources.iter().filter_map(|s| s.spool.as_ref()) {
-        let _ = std::fs::remove_file(&spool.path);
-    }
-    if let (Some(report), false) = (&report, args.quiet) {
-        eprint!("{}", summary(&cfg, report));
-    }
-    if report.is_some() {
-        for w in &cfg.warnings {
-            eprintln!("shopflow: warning: {w}");
-        }
-    }
-    // A source that broke mid-run (a followed file rewritten): the complete epochs are
-    // written, and the run fails.
-    if let Some(message) = cfg.failure.lock().unwrap_or_else(|p| p.into_inner()).clone() {
-        eprintln!("shopflow: error: {message}");
-        if let Some(out) = &out {
-            out.failed(&message, false);
-        }
-        std::process::exit(1);
-    }
-    if let (Some(out), Some(report)) = (&out, &report) {
-        let rows = report.written.iter().map(|(name, log)| (name.to_string(), log.rows)).collect();
-        if let Err(e) = out.finished(rows, report.stopped_at) {
-            // The outputs are complete: keep them, but say the manifest could not.
-            eprintln!("shopflow: error: {e}");
-            std::process::exit(2);
-        }
-    }
-    Ok(())
-}
-
-/// Set while the processes of a run connect to each other: a Ctrl-C then ends the
-/// process at once (there is nothing to keep yet).
-static CONNECTING: AtomicBool = AtomicBool::new(false);
-
-/// Builds timely's communication: in a multi-process run, connects to the other
-/// processes. Timely reports its connection attempts on standard output, where they
-/// would mix with `--sink stdout`: they go to stderr instead (nowhere with `-q`).
-fn connect(
-    communication: timely::CommunicationConfig,
-    quiet: bool,
-) -> Result<(Vec<timely::communication::allocator::AllocatorBuilder>, Box<dyn std::any::Any + Send>), String> {
-    use std::io::Write;
-    if !matches!(communication, timely::CommunicationConfig::Cluster { .. }) {
-        return communication.try_build();
-    }
-    let _ = std::io::stdout().flush();
-    // SAFETY: plain descriptor calls on descriptors this process owns; standard output
-    // is restored before any worker starts.
-    let saved = unsafe { libc::dup(1) };
-    let target = if quiet {
-        std::fs::OpenOptions::new().write(true).open("/dev/null").ok().map(std::os::fd::IntoRawFd::into_raw_fd)
-    } else {
-        None
-    };
-    unsafe { libc::dup2(target.unwrap_or(2), 1) };
-    CONNECTING.store(true, Ordering::SeqCst);
-    let built = communication.try_build();
-    CONNECTING.store(false, Ordering::SeqCst);
-    let _ = std::io::stdout().flush();
-    unsafe {
-        if saved >= 0 {
-            libc::dup2(saved, 1);
-            libc::close(saved);
-        }
-        if let Some(fd) = target {
-            libc::close(fd);
-        }
-    }
-    built
-}
-
-/// In a multi-process run, timely's network threads panic when a peer process goes
-/// away (killed, crashed, host lost); the workers then abort with a long trace. Make
-/// that one line on stderr and exit code 1 instead: the run cannot go on without the
-/// peer, and its outputs are recomputed from the start by the same command (every
-/// output file is rewritten from scratch, so nothing is lost or doubled). Other panics
-/// (bugs) keep the default report.
-fn exit_when_a_peer_is_lost(out: Option<Arc<OutDir>>) {
-    let default = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        let message = info
-            .payload()
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| info.payload().downcast_ref::<&str>().copied())
-            .unwrap_or("");
-        // The network threads (`timely:send-N`, `timely:recv-N`) fail first; the workers
-        // then find their queues from those threads poisoned.
-        let thread = std::thread::current();
-        let network = thread.name().is_some_and(|n| n.starts_with("timely:send-") || n.starts_with("timely:recv-"));
-        if !network && !message.contains("MergeQueue poisoned") {
-            return default(info);
-        }
-        if run::SETTINGS_MISMATCH.load(Ordering::SeqCst) {
-            // The peer stopped because the settings differ: this process says so itself.
-            loop {
-                std::thread::park();
-            }
-        }
-        static REPORTED: AtomicBool = AtomicBool::new(false);
-        if !REPORTED.swap(true, Ordering::SeqCst) {
-            let cause = message.strip_prefix("timely communication error: ").unwrap_or("it broke off mid-message");
-            let message = format!(
-                "lost the connection to another process of this run ({cause}); \
-                 stopping: start every process again with the same command to rewrite the outputs"
-            );
-            eprintln!("shopflow: error: {message}");
-            if let Some(out) = &out {
-                out.failed(&message, false);
-            }
-        }
-        std::process::exit(1);
-    }));
-}
-
-fn run_config(args: &RunArgs) -> Result<RunConfig, String> {
+pub fn run_config(args: &RunArgs) -> Result<RunConfig> {
     let format = match args.format {
         FormatArg::Native => Format::Native,
         FormatArg::Userbehavior => Format::UserBehavior,
@@ -576,7 +283,9 @@ fn run_config(args: &RunArgs) -> Result<RunConfig, String> {
         (args.events.clone(), args.catalog.clone())
     };
     if format == Format::UserBehavior && catalog.is_some() {
-        return Err("--catalog is for the native format; UserBehavior rows carry their own category".into());
+        return Err(Error::Usage(
+            "--catalog is for the native format; UserBehavior rows carry their own category".into(),
+        ));
     }
 
     let mut sources: Vec<SourceSpec> =
@@ -588,13 +297,13 @@ fn run_config(args: &RunArgs) -> Result<RunConfig, String> {
         jump_warn_ms: args.jump_warn_ms,
     };
     if checks.min_ms > checks.max_ms {
-        return Err(format!("--min-ts {} is after --max-ts {}", checks.min_ms, checks.max_ms));
+        return Err(Error::Usage(format!("--min-ts {} is after --max-ts {}", checks.min_ms, checks.max_ms)));
     }
     for spec in &mut sources {
         spec.checks = checks;
     }
     for spec in &sources {
-        source::check(spec, args.follow)?;
+        source::check(spec, args.follow).map_err(Error::Input)?;
     }
     let rules = match &args.rules {
         Some(p) if p.as_os_str() == "none" => None,
@@ -607,7 +316,7 @@ fn run_config(args: &RunArgs) -> Result<RunConfig, String> {
             Some(PathBuf::from(default)).filter(|p| sample && p.exists())
         }
     };
-    let config = ConfigFiles::load(rules, &args.base, sources.len() as u32)?;
+    let config = ConfigFiles::load(rules, &args.base, sources.len() as u32).map_err(Error::Config)?;
     let mut outputs = args.outputs.clone();
     if outputs.is_empty() {
         outputs = dataflows::ALL.iter().map(|s| s.to_string()).collect();
@@ -700,16 +409,16 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
-fn timely_config(args: &RunArgs) -> Result<timely::Config, String> {
+pub fn timely_config(args: &RunArgs) -> Result<timely::Config> {
     let threads = args.workers as usize;
     let processes = args.processes as usize;
     let process = args.process as usize;
     if process >= processes {
-        return Err(format!("--process {process} must be less than --processes {processes}"));
+        return Err(Error::Usage(format!("--process {process} must be less than --processes {processes}")));
     }
     let communication = if processes > 1 || args.hostfile.is_some() {
         let addresses = match &args.hostfile {
-            Some(path) => read_hostfile(path, processes)?,
+            Some(path) => read_hostfile(path, processes).map_err(Error::Input)?,
             None => (0..processes).map(|i| format!("localhost:{}", 2101 + i)).collect(),
         };
         timely::CommunicationConfig::Cluster { threads, process, addresses, report: false, zerocopy: false }
@@ -721,7 +430,7 @@ fn timely_config(args: &RunArgs) -> Result<timely::Config, String> {
     Ok(timely::Config { communication, worker: timely::WorkerConfig::default() })
 }
 
-fn read_hostfile(path: &Path, processes: usize) -> Result<Vec<String>, String> {
+fn read_hostfile(path: &Path, processes: usize) -> std::result::Result<Vec<String>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read hostfile {}: {e}", path.display()))?;
     let hosts: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
     if hosts.len() < processes {
@@ -730,95 +439,8 @@ fn read_hostfile(path: &Path, processes: usize) -> Result<Vec<String>, String> {
     Ok(hosts.into_iter().take(processes).collect())
 }
 
-/// The one-screen run summary.
-pub fn summary(cfg: &RunConfig, r: &RunReport) -> String {
-    use std::fmt::Write;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "shopflow run: {} worker(s), epoch {} ms, lateness {} ms",
-        r.workers, cfg.epoch_ms, cfg.lateness_ms
-    );
-    let width = r.files.iter().map(|f| f.path.display().to_string().len()).max().unwrap_or(4).max(4);
-    let _ = writeln!(s, "  {:<width$} {:>12} {:>12} {:>10} {:>10}", "file", "rows", "valid", "rejected", "late");
-    for f in &r.files {
-        let _ = writeln!(
-            s,
-            "  {:<width$} {:>12} {:>12} {:>10} {:>10}",
-            f.path.display(),
-            f.lines,
-            f.valid,
-            f.rejected,
-            f.late
-        );
-    }
-    let events: u64 = cfg
-        .sources
-        .iter()
-        .zip(&r.files)
-        .filter(|(s, _)| matches!(s.kind, SourceKind::Events(_)))
-        .map(|(_, f)| f.valid)
-        .sum();
-    let rejected: u64 = r.files.iter().map(|f| f.rejected).sum();
-    let span = match (r.first_epoch, r.last_epoch) {
-        (Some(a), Some(b)) => format!(", from {a} to {b} ms"),
-        _ => String::new(),
-    };
-    let _ = writeln!(s, "  epochs with changes: {}{span}", r.epochs);
-    if let Some(cutoff) = r.stopped_at {
-        let _ = writeln!(
-            s,
-            "  stopped early: outputs are complete for every time < {cutoff} ms; later epochs were not written"
-        );
-    }
-    let _ = writeln!(
-        s,
-        "  outputs: {} change stream(s) ({}, {} envelope) in {}: {} rows, writing took {:.2} s",
-        cfg.outputs.len(),
-        cfg.sink.name(),
-        cfg.envelope.name(),
-        cfg.out_dir.display(),
-        r.rows_written,
-        r.write_time.as_secs_f64()
-    );
-    if let Some(log) = r.written.get("ads_curated") {
-        let (refreshes, full) =
-            dataflows::ads_curated::full_refresh_rows(&log.net, cfg.params.ads.refresh_ms, cfg.params.epoch_ms);
-        let _ = writeln!(
-            s,
-            "  ads_curated: {refreshes} refreshes; a full re-send at each would write {full} rows, changes written: {} ({:.1} %)",
-            log.rows,
-            100.0 * log.rows as f64 / full.max(1) as f64
-        );
-    }
-    let a = &r.arranged;
-    let largest: Vec<String> = a
-        .arrangements
-        .iter()
-        .take(3)
-        .map(|(name, n, _)| format!("{} {n}", name.trim_start_matches("Arrange: ")))
-        .collect();
-    let peak = match cfg.processes {
-        1 => String::new(),
-        n => format!(" (the sum of the {n} processes' peaks)"),
-    };
-    let _ = writeln!(
-        s,
-        "  arranged state at end of input: {} updates in {} arrangements, {:.1} MiB as (key, value, time, diff) updates; peak {} updates{peak}; largest: {}",
-        a.updates,
-        a.arrangements.len(),
-        a.bytes as f64 / (1 << 20) as f64,
-        a.peak_updates,
-        if largest.is_empty() { "-".to_string() } else { largest.join(", ") }
-    );
-    let _ = writeln!(s, "  rejected rows: {rejected} (see {})", cfg.out_dir.join("rejected.csv").display());
-    let secs = r.wall.as_secs_f64();
-    let _ = writeln!(s, "  wall time: {secs:.2} s, {:.0} events/s", events as f64 / secs.max(1e-9));
-    s
-}
-
-/// `shopflow gen`.
-pub fn gen(args: GenArgs) -> Result<(), String> {
+/// The generator configuration of `shopflow gen`'s flags.
+pub fn gen_config(args: GenArgs) -> GenConfig {
     let mut cfg = GenConfig::default_with(args.events, args.seed, args.out.clone());
     cfg.format = match args.format {
         FormatArg::Native => GenFormat::Native,
@@ -848,18 +470,5 @@ pub fn gen(args: GenArgs) -> Result<(), String> {
     cfg.sale_hour = args.sale_hour;
     cfg.bad_rows = args.bad_rows;
     cfg.progress = true;
-    std::fs::create_dir_all(&cfg.out_dir).map_err(|e| format!("cannot create {}: {e}", cfg.out_dir.display()))?;
-    let started = std::time::Instant::now();
-    let summary =
-        generator::generate(&cfg).map_err(|e| format!("cannot generate into {}: {e}", cfg.out_dir.display()))?;
-    eprintln!(
-        "shopflow gen: {} events, {} catalog rows, {} bad rows, {} out of order in {:.2} s -> {}",
-        summary.events_written,
-        summary.catalog_rows,
-        summary.bad_rows,
-        summary.late_events,
-        started.elapsed().as_secs_f64(),
-        summary.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
-    );
-    Ok(())
+    cfg
 }

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 mod cli;
+mod commands;
+mod error;
 mod manifest;
 mod run;
 mod sort;
@@ -50,17 +52,14 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Run(args) => cli::run(args),
-        Command::Gen(args) => cli::gen(args),
-        Command::Sort(args) => cli::sort(args),
-        Command::Recall(args) => cli::recall(args),
+        Command::Run(args) => commands::run(args),
+        Command::Gen(args) => commands::gen(cli::gen_config(args)),
+        Command::Sort(args) => commands::sort(args),
+        Command::Recall(args) => commands::recall(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("shopflow: error: {message}");
-            ExitCode::from(2)
-        }
+        Err(e) => e.report(),
     }
 }
 

@@ -985,8 +985,7 @@ fn follow_live_rule_edit() {
 // The batch baseline of the incremental bench
 // =====================================================================================
 
-#[path = "../benches/batch/mod.rs"]
-mod batch;
+use baseline as batch;
 
 /// The baseline's rows of output `o` (as in `CASE_OUTPUTS`), as the binary prints them.
 fn baseline_rows(b: &batch::CaseOutputs, o: usize) -> OutState {

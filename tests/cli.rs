@@ -915,3 +915,42 @@ fn recall_prints_a_users_lists_as_of_a_time() {
     assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
     assert!(stderr(&o).contains("recall_user_signals.csv not found"), "{}", stderr(&o));
 }
+
+/// `shopflow run --sink stdout | head -2`: the reader closing standard output ends the
+/// run quietly with exit code 0 (as a CLI tool does), not with "Broken pipe".
+#[test]
+fn a_closed_stdout_ends_the_run_quietly() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(BIN)
+        .args(["run", "--sink", "stdout", "--outputs", "item_stats", "-w", "2"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for _ in 0..2 {
+        assert!(lines.next().unwrap().unwrap().starts_with("item_stats,"));
+    }
+    drop(lines);
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    assert_eq!(stderr(&o), "", "nothing on stderr");
+}
+
+/// A write that fails (here: the file-size limit) ends the run at the next epoch with one
+/// line and exit code 2 — also under `--follow`, which otherwise runs until stopped.
+#[test]
+fn a_failing_sink_ends_a_followed_run_at_once() {
+    let dir = scratch("sink-fails");
+    let out = dir.join("out");
+    let started = std::time::Instant::now();
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -f 64; exec timeout 60 {BIN} run --follow -q --out {}", out.display()))
+        .output()
+        .unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "the run did not end by itself");
+    assert_clean_failure(&o, "File too large");
+    assert!(stderr(&o).contains(&out.display().to_string()), "names the path: {}", stderr(&o));
+    assert_eq!(manifest(&out)["status"], "failed");
+}

@@ -309,7 +309,14 @@ fn sigint_to_one_process_stops_the_cluster_at_a_consistent_prefix() {
     };
     let p1 = spawn("1");
     let p0 = spawn("0");
-    sleep(Duration::from_millis(1500));
+    // Signal once process 0 has written rows (both processes are reading), not after a
+    // fixed sleep: on a loaded machine connecting can take longer than any sleep.
+    let started = std::time::Instant::now();
+    let written = || fs::read_to_string(out.join("item_stats.csv")).is_ok_and(|t| t.lines().count() > 1);
+    while !written() && started.elapsed() < Duration::from_secs(20) {
+        sleep(Duration::from_millis(50));
+    }
+    sleep(Duration::from_millis(300));
     signal(&p1, "-INT");
     let (s1, e1) = finish(p1, Duration::from_secs(20));
     let (s0, e0) = finish(p0, Duration::from_secs(20));

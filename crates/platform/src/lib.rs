@@ -23,6 +23,7 @@
 //! nothing downstream. Each arrangement here is built once and shared by every dataflow.
 
 pub mod base;
+pub mod catalog;
 pub mod config_inputs;
 pub mod model;
 pub mod output;
@@ -82,9 +83,7 @@ pub struct AdParams {
     pub set_size: usize,
 }
 
-/// One catalog change: item, priority (the highest priority among the changes with
-/// time ≤ t decides the item's row at t), and the row (`None`: deleted).
-pub type CatalogChange = (ItemId, u64, Option<CatalogRow>);
+pub use catalog::CatalogChange;
 
 /// Per-file run counters that travel through the dataflow to worker 0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -37,3 +37,23 @@ pub trait Attach {
     /// Takes the change stream of the output `schema` describes.
     fn attach<'s, D: ExchangeData>(&self, rows: VecCollection<'s, Time, D>, schema: Schema<D>);
 }
+
+/// A field as a reader sees it in a CSV file (the sinks format with their own buffers).
+impl std::fmt::Display for Field {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Field::U(v) => write!(f, "{v}"),
+            Field::I(v) => write!(f, "{v}"),
+            Field::Wide(v) => write!(f, "{v}"),
+            Field::S(s) => f.write_str(s.as_str()),
+            Field::Fixed(None) => Ok(()),
+            Field::Fixed(Some(m)) => {
+                let mut s = String::new();
+                crate::rates::format_micro(*m, &mut s);
+                f.write_str(&s)
+            }
+            Field::Label(l) => f.write_str(l),
+            Field::Text(t) => f.write_str(t),
+        }
+    }
+}

@@ -311,8 +311,8 @@ pub struct SinkLog {
     /// Per output: change rows written, and the net change of its row count at each time
     /// it changed — what a full re-send of every state would have cost.
     pub written: Mutex<BTreeMap<&'static str, OutputLog>>,
-    /// The first write error, reported at the end of the run.
-    pub error: Mutex<Option<String>>,
+    /// The first write failure: the driver checks [`SinkLog::failure`] at every epoch.
+    error: Mutex<Option<SinkFailure>>,
     /// A clean stop's cut-off: times at or after it are never written (they are not
     /// complete: reading stopped there). `Time::MAX` when the run read everything.
     /// Set (worker 0) before any worker's inputs close, so the frontier cannot pass
@@ -345,9 +345,23 @@ impl SinkLog {
         self.cutoff.load(Ordering::SeqCst)
     }
 
-    fn fail(&self, message: String) {
-        self.error.lock().expect("sink log").get_or_insert(message);
+    fn fail(&self, failure: SinkFailure) {
+        self.error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(failure);
     }
+
+    /// The first write failure of this process's sinks, if any.
+    pub fn failure(&self) -> Option<SinkFailure> {
+        self.error.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// Why the sinks could not write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SinkFailure {
+    /// A write failed: the message names the output and the path.
+    Write(String),
+    /// Standard output was closed by its reader (`| head`): the run ends quietly.
+    Closed,
 }
 
 /// Attaches sinks to collections; one per worker.
@@ -430,10 +444,10 @@ impl Sinks {
     fn write_failed(&self, name: &str, e: io::Error) {
         let path = match self.kind.file_name(name) {
             Some(file) => self.out_dir.join(file).display().to_string(),
-            None if e.kind() == io::ErrorKind::BrokenPipe => std::process::exit(0),
+            None if e.kind() == io::ErrorKind::BrokenPipe => return self.log.fail(SinkFailure::Closed),
             None => "standard output".into(),
         };
-        self.log.fail(format!("cannot write {name} to {path}: {e}"));
+        self.log.fail(SinkFailure::Write(format!("cannot write {name} to {path}: {e}")));
     }
 }
 

@@ -6,10 +6,8 @@
 //! [`platform`] computes the eight platform outputs over rows that each carry their
 //! item's category (the bench's catalog is each item's first category). [`cases`] computes
 //! the eleven production-case outputs of `docs/cases-contract.md` at a time `t` from the
-//! events with their logical times and the catalog at `t`; `tests/batch_baseline.rs`
+//! events with their logical times and the catalog at `t`; `tests/cases.rs`
 //! checks it against the independent reference of the case tests on random inputs.
-
-#![allow(dead_code)]
 
 use std::cmp::Reverse;
 
@@ -236,13 +234,6 @@ impl Prior {
             return None;
         }
         micro(clicks as u128 * self.impressions + BETA * self.clicks, (impressions as u128 + BETA) * self.impressions)
-    }
-
-    fn cvr(&self, clicks: u64, buys: u64) -> Option<u128> {
-        if self.clicks == 0 {
-            return None;
-        }
-        micro(buys as u128 * self.clicks + BETA * self.buys, (clicks as u128 + BETA) * self.clicks)
     }
 }
 
