@@ -179,11 +179,13 @@ mod tests {
 
 #[cfg(test)]
 mod example {
-    use crate::example::{rows, shop};
+    use crate::example::{rows, shop, T};
 
-    /// PLACEHOLDER
+    /// At the first refresh after the first whole hour (the prior exists): the one online ad,
+    /// item 2 (bid 30 cents), passes the gate with its smoothed pCTR, ranked by eCPM = bid
+    /// × pCTR × 1000.
     #[test]
     fn in_the_example_shop() {
-        assert_eq!(rows("ads_curated", shop(), 1000), ["?"]);
+        assert_eq!(rows("ads_curated", shop(), T + 3_600_000), ["1,2,10,30,1.990099,59702.970000"]);
     }
 }

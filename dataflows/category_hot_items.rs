@@ -43,11 +43,11 @@ pub fn schema() -> Schema<(CategoryId, Ranked)> {
 
 #[cfg(test)]
 mod example {
-    use crate::example::{rows, shop};
+    use crate::example::{rows, shop, T};
 
-    /// PLACEHOLDER
+    /// Per category, its online items ranked by last-hour hot score.
     #[test]
     fn in_the_example_shop() {
-        assert_eq!(rows("category_hot_items", shop(), 1000), ["?"]);
+        assert_eq!(rows("category_hot_items", shop(), T + 1000), ["10,1,1,22", "10,2,2,1", "20,1,3,3"]);
     }
 }

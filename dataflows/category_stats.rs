@@ -36,11 +36,12 @@ pub fn schema() -> Schema<(CategoryId, Stats)> {
 
 #[cfg(test)]
 mod example {
-    use crate::example::{rows, shop};
+    use crate::example::{rows, shop, T};
 
-    /// PLACEHOLDER
+    /// Per current category, its items' events (item 4 has none): category 10 holds items 1
+    /// and 2, with two distinct users who both bought.
     #[test]
     fn in_the_example_shop() {
-        assert_eq!(rows("category_stats", shop(), 1000), ["?"]);
+        assert_eq!(rows("category_stats", shop(), T + 1000), ["10,2,3,0,0,2,2,1000,2,2", "20,0,0,1,0,0,0,0,1,0"]);
     }
 }

@@ -47,11 +47,11 @@ pub fn schema() -> Schema<(CategoryId, Ranked)> {
 
 #[cfg(test)]
 mod example {
-    use crate::example::{rows, shop};
+    use crate::example::{rows, shop, T};
 
-    /// PLACEHOLDER
+    /// Per category, the items with buys ranked by buys, then GMV: only item 1 sold.
     #[test]
     fn in_the_example_shop() {
-        assert_eq!(rows("category_top_items", shop(), 1000), ["?"]);
+        assert_eq!(rows("category_top_items", shop(), T + 1000), ["10,1,1,2,1000"]);
     }
 }

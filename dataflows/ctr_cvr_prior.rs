@@ -46,11 +46,12 @@ pub fn schema() -> Schema<Prior> {
 
 #[cfg(test)]
 mod example {
-    use crate::example::{rows, shop};
+    use crate::example::{rows, shop, T};
 
-    /// PLACEHOLDER
+    /// After the first whole hour: the global counters of every event and their rates (here
+    /// more clicks than impressions: clicks without an impression count).
     #[test]
     fn in_the_example_shop() {
-        assert_eq!(rows("ctr_cvr_prior", shop(), 1000), ["?"]);
+        assert_eq!(rows("ctr_cvr_prior", shop(), T + 3_600_000), ["2,4,2,2.000000,0.500000"]);
     }
 }

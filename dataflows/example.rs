@@ -41,30 +41,34 @@ pub fn listed(category: u64) -> Option<CatalogRow> {
     Some(CatalogRow { category, seller: 1, price_cents: 100, online: true, is_ad: false, ad_bid_cents: 0 })
 }
 
+/// An online catalog row of `category`, an ad bidding `bid_cents`.
+pub fn advertised(category: u64, bid_cents: u64) -> Option<CatalogRow> {
+    Some(CatalogRow { category, seller: 2, price_cents: 300, online: true, is_ad: true, ad_bid_cents: bid_cents })
+}
+
 /// Collects the rows of the one output attached, as text.
 #[derive(Default)]
-struct Collect(Rc<RefCell<Vec<(String, isize)>>>);
+struct Collect(Rc<RefCell<Vec<(String, Time, isize)>>>);
 
 impl Attach for Collect {
     fn attach<'s, D: ExchangeData>(&self, rows: VecCollection<'s, Time, D>, schema: Schema<D>) {
         let seen = self.0.clone();
-        rows.inner.inspect(move |(d, _t, r)| {
+        rows.inner.inspect(move |(d, t, r)| {
             let text: Vec<String> = (schema.fields)(d).iter().map(|f| f.to_string()).collect();
-            seen.borrow_mut().push((text.join(","), *r as isize));
+            seen.borrow_mut().push((text.join(","), *t, *r as isize));
         });
     }
 }
 
-/// The rows output `name` holds once every input time of `example` is complete, sorted,
-/// with epochs of `epoch_ms`.
-pub fn rows(name: &'static str, example: Example, epoch_ms: u64) -> Vec<String> {
+/// The rows output `name` holds at time `at` (1-second epochs), sorted: the updates at
+/// times ≤ `at`, accumulated once every time is complete.
+pub fn rows(name: &'static str, example: Example, at: Time) -> Vec<String> {
+    let epoch_ms = 1000;
     timely::execute_directly(move |worker| {
         let collect = Collect::default();
         let seen = collect.0.clone();
-        let params = Params {
-            epoch_ms,
-            ads: AdParams { refresh_ms: 300_000, min_impressions: 1, min_pctr: 0, set_size: 10 },
-        };
+        let params =
+            Params { epoch_ms, ads: AdParams { refresh_ms: 300_000, min_impressions: 1, min_pctr: 0, set_size: 10 } };
         let mut inputs = worker.dataflow::<Time, _, _>(|scope| {
             let (inputs, platform) = platform::build(scope, params);
             crate::attach(name, &platform, &collect);
@@ -83,10 +87,13 @@ pub fn rows(name: &'static str, example: Example, epoch_ms: u64) -> Vec<String> 
         inputs.close();
         while worker.step() {}
         let mut acc: std::collections::BTreeMap<String, isize> = Default::default();
-        for (row, r) in seen.borrow_mut().drain(..) {
+        for (row, _, r) in seen.borrow_mut().drain(..).filter(|(_, t, _)| *t <= at) {
             *acc.entry(row).or_default() += r;
         }
-        acc.into_iter().filter(|(_, r)| *r != 0).map(|(row, r)| if r == 1 { row } else { format!("{row} x{r}") }).collect()
+        acc.into_iter()
+            .filter(|(_, r)| *r != 0)
+            .map(|(row, r)| if r == 1 { row } else { format!("{row} x{r}") })
+            .collect()
     })
 }
 
@@ -97,8 +104,8 @@ fn update_at<D: ExchangeData>(input: &mut InputSession<Time, D, isize>, d: D, t:
 /// The start of the examples' first epoch (1-second epochs).
 pub const T: Time = 1_700_000_000_000;
 
-/// The shop every example runs: items 1 and 2 in category 10, item 3 in category 20 (all
-/// online from `T`), item 4 without a catalog row; in the first epoch (`T`) user 7 sees,
+/// The shop every example runs: items 1 and 2 (an ad bidding 30 cents) in category 10,
+/// item 3 in category 20 (all online from `T`), item 4 without a catalog row; in the first epoch (`T`) user 7 sees,
 /// clicks and buys item 1 (500 cents) in `search`, user 8 sees and clicks item 2 in
 /// `home_feed`; in the second (`T + 1000`) user 8 clicks item 1 in `home_feed`, favours
 /// item 3 and buys item 1 in `search`, and user 9 clicks item 4. Scene `search` has rules:
@@ -117,7 +124,7 @@ pub fn shop() -> Example {
             (T + 1000, event(T + 1300, 8, 1, "search", Buy, 500)),
             (T + 1000, event(T + 1400, 9, 4, "search", Click, 0)),
         ],
-        catalog: vec![(T, (1, 0, listed(10))), (T, (2, 0, listed(10))), (T, (3, 0, listed(20)))],
+        catalog: vec![(T, (1, 0, listed(10))), (T, (2, 0, advertised(10, 30))), (T, (3, 0, listed(20)))],
         rules: "[scenes.search]\nhot = { top_n = 2, click = 1, fav = 3, cart = 5, buy = 10 }\ni2i = { top_n = 2 }\n\
                 user = { top_k = 5, hot_weight = 1, i2i_weight = 1, exclude_bought = true }\n",
     }

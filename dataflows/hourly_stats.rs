@@ -40,11 +40,12 @@ pub fn schema() -> Schema<((u64, Scene), Stats)> {
 
 #[cfg(test)]
 mod example {
-    use crate::example::{rows, shop};
+    use crate::example::{rows, shop, T};
 
-    /// PLACEHOLDER
+    /// Per hour of the events' own timestamps and scene (every event of the shop falls in
+    /// the hour starting 1699999200000).
     #[test]
     fn in_the_example_shop() {
-        assert_eq!(rows("hourly_stats", shop(), 1000), ["?"]);
+        assert_eq!(rows("hourly_stats", shop(), T + 1000), ["1699999200000,home_feed,1,2,0,0,0,0", "1699999200000,search,1,2,1,0,2,1000"]);
     }
 }

@@ -41,11 +41,12 @@ pub fn schema() -> Schema<(ItemId, Funnel)> {
 
 #[cfg(test)]
 mod example {
-    use crate::example::{rows, shop};
+    use crate::example::{rows, shop, T};
 
-    /// PLACEHOLDER
+    /// Per item, the counters its smoothed CTR and CVR are derived from (impressions,
+    /// clicks, buys).
     #[test]
     fn in_the_example_shop() {
-        assert_eq!(rows("item_ctr_cvr", shop(), 1000), ["?"]);
+        assert_eq!(rows("item_ctr_cvr", shop(), T + 3_600_000), ["1,1,2,2", "2,1,1,0", "4,0,1,0"]);
     }
 }

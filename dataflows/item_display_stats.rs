@@ -99,11 +99,12 @@ pub fn schema() -> Schema<(ItemId, Display)> {
 
 #[cfg(test)]
 mod example {
-    use crate::example::{rows, shop};
+    use crate::example::{rows, shop, T};
 
-    /// PLACEHOLDER
+    /// On the first whole minute: per item, its sales over the last 30 days (orders, units,
+    /// GMV, buyers).
     #[test]
     fn in_the_example_shop() {
-        assert_eq!(rows("item_display_stats", shop(), 1000), ["?"]);
+        assert_eq!(rows("item_display_stats", shop(), T + 60_000), ["1,2,2,1000,2"]);
     }
 }

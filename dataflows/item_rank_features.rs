@@ -40,11 +40,12 @@ pub fn schema() -> Schema<(ItemId, Stats)> {
 
 #[cfg(test)]
 mod example {
-    use crate::example::{rows, shop};
+    use crate::example::{rows, shop, T};
 
-    /// PLACEHOLDER
+    /// Per online item, its last hour's counters, CTR (empty without impressions) and hot
+    /// score (item 1: 2 clicks + 10 × 2 buys = 22).
     #[test]
     fn in_the_example_shop() {
-        assert_eq!(rows("item_rank_features", shop(), 1000), ["?"]);
+        assert_eq!(rows("item_rank_features", shop(), T + 1000), ["1,1,2,0,0,2,2.000000,22", "2,1,1,0,0,0,1.000000,1", "3,0,0,1,0,0,,3"]);
     }
 }

@@ -63,11 +63,12 @@ pub fn schema() -> Schema<Row> {
 
 #[cfg(test)]
 mod example {
-    use crate::example::{rows, shop};
+    use crate::example::{rows, shop, T};
 
-    /// PLACEHOLDER
+    /// Scene `search`'s hot lists: per category, the top 2 online items by its weights over
+    /// the last hour (all scenes' events).
     #[test]
     fn in_the_example_shop() {
-        assert_eq!(rows("recall_hot", shop(), 1000), ["?"]);
+        assert_eq!(rows("recall_hot", shop(), T + 1000), ["search,10,1,22", "search,10,2,1", "search,20,3,3"]);
     }
 }

@@ -78,11 +78,12 @@ pub fn schema() -> Schema<Row> {
 
 #[cfg(test)]
 mod example {
-    use crate::example::{rows, shop};
+    use crate::example::{rows, shop, T};
 
-    /// PLACEHOLDER
+    /// Scene `search`'s i2i lists: user 8 clicked items 2 and 1 within 30 minutes, so each
+    /// is the other's neighbour, with one user.
     #[test]
     fn in_the_example_shop() {
-        assert_eq!(rows("recall_i2i", shop(), 1000), ["?"]);
+        assert_eq!(rows("recall_i2i", shop(), T + 1000), ["search,1,2,1", "search,2,1,1"]);
     }
 }

@@ -106,11 +106,12 @@ pub fn schema() -> Schema<(UserId, Signal)> {
 
 #[cfg(test)]
 mod example {
-    use crate::example::{rows, shop};
+    use crate::example::{rows, shop, T};
 
-    /// PLACEHOLDER
+    /// Per recently active user, what their list is merged from: top categories, engaged
+    /// items, bought items.
     #[test]
     fn in_the_example_shop() {
-        assert_eq!(rows("recall_user_signals", shop(), 1000), ["?"]);
+        assert_eq!(rows("recall_user_signals", shop(), T + 1000), ["7,bought,1", "7,category,10", "7,engaged,1", "8,bought,1", "8,category,10", "8,category,20", "8,engaged,1", "8,engaged,2", "9,engaged,4"]);
     }
 }

@@ -30,11 +30,11 @@ pub fn schema() -> Schema<Rule> {
 
 #[cfg(test)]
 mod example {
-    use crate::example::{rows, shop};
+    use crate::example::{rows, shop, T};
 
-    /// PLACEHOLDER
+    /// The rules in force, one row per scene and strategy, parameters in canonical order.
     #[test]
     fn in_the_example_shop() {
-        assert_eq!(rows("rules", shop(), 1000), ["?"]);
+        assert_eq!(rows("rules", shop(), T + 1000), ["search,hot,top_n=2 click=1 fav=3 cart=5 buy=10", "search,i2i,top_n=2", "search,user,top_k=5 hot_weight=1 i2i_weight=1 exclude_bought=true"]);
     }
 }

@@ -47,11 +47,11 @@ pub fn schema() -> Schema<((Scene, CategoryId), Funnel)> {
 
 #[cfg(test)]
 mod example {
-    use crate::example::{rows, shop};
+    use crate::example::{rows, shop, T};
 
-    /// PLACEHOLDER
+    /// Per scene and current category, the funnel counters (the click on item 4 has no category).
     #[test]
     fn in_the_example_shop() {
-        assert_eq!(rows("scene_category_ctr_cvr", shop(), 1000), ["?"]);
+        assert_eq!(rows("scene_category_ctr_cvr", shop(), T + 1000), ["home_feed,10,1,2,0", "search,10,1,1,2"]);
     }
 }

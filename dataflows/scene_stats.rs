@@ -33,11 +33,11 @@ pub fn schema() -> Schema<(Scene, Stats)> {
 
 #[cfg(test)]
 mod example {
-    use crate::example::{rows, shop};
+    use crate::example::{rows, shop, T};
 
-    /// PLACEHOLDER
+    /// Per scene, every event in it, and its distinct users and buyers.
     #[test]
     fn in_the_example_shop() {
-        assert_eq!(rows("scene_stats", shop(), 1000), ["?"]);
+        assert_eq!(rows("scene_stats", shop(), T + 1000), ["home_feed,1,2,0,0,0,0,0,1,0", "search,1,2,1,0,2,2,1000,3,2"]);
     }
 }

@@ -55,11 +55,11 @@ pub fn schema() -> Schema<Shares> {
 
 #[cfg(test)]
 mod example {
-    use crate::example::{rows, shop};
+    use crate::example::{rows, shop, T};
 
-    /// PLACEHOLDER
+    /// Each scene's share of the last hour's impressions, clicks and GMV.
     #[test]
     fn in_the_example_shop() {
-        assert_eq!(rows("scene_traffic", shop(), 1000), ["?"]);
+        assert_eq!(rows("scene_traffic", shop(), T + 1000), ["home_feed,0.500000,0.500000,0.000000", "search,0.500000,0.500000,1.000000"]);
     }
 }

@@ -34,11 +34,11 @@ pub fn schema() -> Schema<(ItemId, isize)> {
 
 #[cfg(test)]
 mod example {
-    use crate::example::{rows, shop};
+    use crate::example::{rows, shop, T};
 
-    /// PLACEHOLDER
+    /// Items without a catalog row and their events: item 4.
     #[test]
     fn in_the_example_shop() {
-        assert_eq!(rows("untagged", shop(), 1000), ["?"]);
+        assert_eq!(rows("untagged", shop(), T + 1000), ["4,1"]);
     }
 }

@@ -33,11 +33,11 @@ pub fn schema() -> Schema<(UserId, Stats)> {
 
 #[cfg(test)]
 mod example {
-    use crate::example::{rows, shop};
+    use crate::example::{rows, shop, T};
 
-    /// PLACEHOLDER
+    /// Per user, their events and the distinct items they touched (user 8: items 1, 2 and 3).
     #[test]
     fn in_the_example_shop() {
-        assert_eq!(rows("user_stats", shop(), 1000), ["?"]);
+        assert_eq!(rows("user_stats", shop(), T + 1000), ["7,1,1,0,0,1,1,500,1", "8,1,2,1,0,1,1,500,3", "9,0,1,0,0,0,0,0,1"]);
     }
 }
