@@ -19,6 +19,7 @@
 //! (they are always kept on failure).
 
 mod common;
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -30,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use common::cases::*;
 use common::*;
+use support::{cutoff, finish};
 
 const HOUR: u64 = 3_600_000;
 const DAY: u64 = 24 * HOUR;
@@ -831,7 +833,7 @@ fn follow_live_rule_edit() {
     let run_names = &names[..4];
     let out = dir.join("out");
     let args = |out: &Path, outputs: &[&str]| {
-        let mut cmd = Command::new(shopflow_bin());
+        let mut cmd = Command::new(BIN);
         cmd.arg("run")
             .arg("--events")
             .arg(&events)

@@ -1,25 +1,12 @@
 //! The real binary, end to end: bad input, errors and exit codes, sinks, output
 //! selection, UserBehavior input, and byte-identical output across workers and processes.
 
+mod support;
+
 use std::fs;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-const BIN: &str = env!("CARGO_BIN_EXE_shopflow");
-
-fn scratch(name: &str) -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "cli-{name}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    ));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn shopflow(args: &[&str]) -> Output {
     Command::new(BIN).args(args).output().expect("binary runs")
@@ -37,6 +24,8 @@ fn assert_clean_failure(o: &Output, needle: &str) {
     assert!(err.contains(needle), "stderr should mention {needle:?}: {err}");
     assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
 }
+
+use support::{scratch, BIN};
 
 const EVENTS_HEADER: &str = "ts_ms,user_id,item_id,scene,behavior,quantity,amount_cents";
 const CATALOG_HEADER: &str = "ts_ms,op,item_id,category_id,seller_id,price_cents,status,is_ad,ad_bid_cents";

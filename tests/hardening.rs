@@ -10,6 +10,7 @@
 //! * scene labels that are not UTF-8 are rejected rows, not a `?` scene.
 
 mod common;
+mod support;
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -17,22 +18,16 @@ use std::fs::{self, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::thread::{self, sleep, JoinHandle};
 use std::time::{Duration, Instant};
 
-use common::{cutoff, finish, run_command, shopflow_bin, split_csv, CATALOG_HEADER, NATIVE_HEADER, REJECTED_HEADER};
+use common::{split_csv, CATALOG_HEADER, NATIVE_HEADER, REJECTED_HEADER};
+use support::{cutoff, exit_within, finish, run_command, scratch, BIN};
 
 /// How long a run that should finish in about a second may take before it counts as hung.
 const HANG_LIMIT: Duration = Duration::from_secs(30);
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("hardening-{name}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// `shopflow run --events EVENTS --catalog CATALOG --out OUT <extra>`, stdout discarded,
 /// stderr captured.
@@ -40,32 +35,6 @@ fn command(events: &OsStr, catalog: &Path, out: &Path, extra: &[&str]) -> Comman
     let mut cmd = run_command(events, catalog, out);
     cmd.args(extra).stdout(Stdio::null()).stderr(Stdio::piped());
     cmd
-}
-
-/// Waits for `child` to exit by itself within `limit`: its status and stderr; or, once
-/// the limit is passed, kills it and returns what it had written to stderr as the error.
-fn exit_within(mut child: Child, limit: Duration) -> Result<(ExitStatus, String), String> {
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        sleep(Duration::from_millis(10));
-    };
-    let mut err = Vec::new();
-    if let Some(mut pipe) = child.stderr.take() {
-        let _ = pipe.read_to_end(&mut err);
-    }
-    let err = String::from_utf8_lossy(&err).into_owned();
-    match status {
-        Some(status) => Ok((status, err)),
-        None => Err(format!("shopflow did not exit within {limit:?} (killed it); its stderr:\n{err}")),
-    }
 }
 
 /// Runs `cmd` to its end (at most `HANG_LIMIT`); fails unless it exits with code 0.
@@ -137,7 +106,7 @@ fn summary_rows(stderr: &str) -> Vec<(String, u64)> {
 
 /// `shopflow gen --events N --out DIR`: (events.csv, catalog.csv).
 fn generated(dir: &Path, events: u64) -> (PathBuf, PathBuf) {
-    let o = Command::new(shopflow_bin())
+    let o = Command::new(BIN)
         .args(["gen", "--events", &events.to_string(), "--out"])
         .arg(dir)
         .output()

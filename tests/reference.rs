@@ -7,6 +7,7 @@
 //! (they are always kept on failure).
 
 mod common;
+mod support;
 
 use std::collections::BTreeSet;
 

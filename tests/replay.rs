@@ -7,6 +7,7 @@
 //! process of a two-process run stops the other with one line and exit code 1.
 
 mod common;
+mod support;
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -15,22 +16,12 @@ use std::process::{Child, Command, Output, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::{
-    compare_outputs, cutoff, finish, parse_change_stream, run_command, Format, Reference, RunSpec, NATIVE_HEADER,
-    OUTPUTS,
-};
+use common::{compare_outputs, parse_change_stream, Format, Reference, RunSpec, NATIVE_HEADER, OUTPUTS};
+use support::{cutoff, finish, run_command, scratch, BIN};
 
-const BIN: &str = env!("CARGO_BIN_EXE_shopflow");
 const CATALOG_HEADER: &str = "ts_ms,op,item_id,category_id,seller_id,price_cents,status,is_ad,ad_bid_cents";
 /// A whole number of seconds, so epochs of 1000 ms start at T0.
 const T0: u64 = 1_700_000_000_000;
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("replay-{name}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// Event rows `from..to`, row i at `T0 + i * step_ms` (a few slightly out of order),
 /// pseudo-random users, items, scenes and behaviours.
