@@ -12,6 +12,7 @@
 use differential_dataflow::VecCollection;
 
 use platform::model::{CategoryId, ItemId, Time};
+use operators::rank::top_n;
 use operators::{MapDiff, ReduceTotal};
 use platform::Platform;
 use platform::output::{Field, Schema};
@@ -25,12 +26,11 @@ pub type Ranked = (u32, ItemId, i64, i128);
 pub fn category_top_items<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (CategoryId, Ranked)> {
     let sales = p.tagged_items.clone().map_diff(|s: Stats| (s.buys, s.gmv_cents));
     sales.reduce_total("CategoryTopItems", |_category, input: &[(ItemId, (i64, i128))], output: &mut Vec<Ranked>| {
-        let mut sellers: Vec<(i64, i128, ItemId)> =
-            input.iter().filter(|(_, (buys, _))| *buys > 0).map(|(item, (buys, gmv))| (*buys, *gmv, *item)).collect();
-        sellers.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
-        for (rank, (buys, gmv, item)) in sellers.into_iter().take(TOP_N).enumerate() {
-            output.push((rank as u32 + 1, item, buys, gmv));
-        }
+        // Ranked by (buys, gmv) desc, then item asc: the one ranking rule with a pair as score.
+        let sellers = input.iter().filter(|(_, (buys, _))| *buys > 0).map(|(item, sales)| (*item, *sales));
+        let mut ranked = Vec::new();
+        top_n(sellers, TOP_N, &mut ranked);
+        output.extend(ranked.into_iter().map(|(rank, item, (buys, gmv))| (rank, item, buys, gmv)));
     })
 }
 

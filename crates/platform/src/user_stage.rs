@@ -36,6 +36,7 @@ use crate::model::{Behavior, CategoryId, Event, ItemId, Time, UserId};
 use crate::stats::Stats;
 use crate::tagging::Counts;
 use operators::complete::by_complete_time;
+use operators::rank::top_n_positive;
 
 /// A user's top category: `(rank, category, score)`.
 pub type RankedCategory = (u32, CategoryId, i64);
@@ -134,16 +135,9 @@ pub fn by_user<'s>(
                     }
                 }
                 if rescore {
-                    let mut scored: Vec<(i64, CategoryId)> = state
-                        .categories
-                        .iter()
-                        .map(|(c, counts)| (counts.stats().score(), *c))
-                        .filter(|(score, _)| *score > 0)
-                        .collect();
-                    scored.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
                     ranked.clear();
-                    let best = scored.into_iter().take(top).enumerate();
-                    ranked.extend(best.map(|(rank, (score, c))| (rank as u32 + 1, c, score)));
+                    let scores = state.categories.iter().map(|(c, counts)| (*c, counts.stats().score()));
+                    top_n_positive(scores, top, &mut ranked);
                     if ranked != state.top {
                         out.extend(
                             state.top.iter().filter(|o| !ranked.contains(o)).map(|o| (UserOut::Top(user, *o), -1)),
