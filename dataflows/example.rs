@@ -7,7 +7,6 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use differential_dataflow::input::InputSession;
 use differential_dataflow::{ExchangeData, VecCollection};
 use platform::model::{Behavior, CatalogRow, Event, Scene, Time};
 use platform::output::{Attach, Schema};
@@ -79,10 +78,10 @@ pub fn rows(name: &'static str, example: Example, at: Time) -> Vec<String> {
             inputs.rules.insert(rule);
         }
         for (t, e) in &example.events {
-            update_at(&mut inputs.events, *e, *t);
+            inputs.events.update_at(*e, *t, 1);
         }
         for (t, c) in &example.catalog {
-            update_at(&mut inputs.catalog, *c, *t);
+            inputs.catalog.update_at(*c, *t, 1);
         }
         inputs.close();
         while worker.step() {}
@@ -95,10 +94,6 @@ pub fn rows(name: &'static str, example: Example, at: Time) -> Vec<String> {
             .map(|(row, r)| if r == 1 { row } else { format!("{row} x{r}") })
             .collect()
     })
-}
-
-fn update_at<D: ExchangeData>(input: &mut InputSession<Time, D, isize>, d: D, t: Time) {
-    input.update_at(d, t, 1);
 }
 
 /// The start of the examples' first epoch (1-second epochs).

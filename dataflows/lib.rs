@@ -29,9 +29,14 @@ macro_rules! outputs {
         /// Every output, in the order they are built and listed.
         pub const ALL: &[&str] = &[$(stringify!($name)),*];
 
-        /// Whether each output of [`ALL`] is empty without catalog rows (native events
-        /// without `--catalog`): it needs an item's category, online status or ad fields.
-        const CATALOG: &[bool] = &[$($catalog),*];
+        /// Whether output `name` is empty without catalog rows (native events without
+        /// `--catalog`): it needs an item's category, online status or ad fields.
+        pub fn needs_catalog(name: &str) -> bool {
+            match name {
+                $(stringify!($name) => $catalog,)*
+                _ => false,
+            }
+        }
 
         /// The columns of output `name` (after `time,diff`), `None` for an unknown name.
         pub fn columns(name: &str) -> Option<&'static [&'static str]> {
@@ -76,11 +81,6 @@ outputs! {
     recall_i2i, true, |p| recall_i2i::recall_i2i(p).map(recall_i2i::as_row);
     recall_user_signals, true, |p| recall_user_signals::recall_user_signals(p);
     ads_curated, true, |p| ads_curated::ads_curated(p).map(ads_curated::as_row);
-}
-
-/// Whether output `name` is empty without catalog rows (see [`outputs!`]).
-pub fn needs_catalog(name: &str) -> bool {
-    ALL.iter().position(|n| *n == name).is_some_and(|i| CATALOG[i])
 }
 
 /// The column names `[key, impressions, clicks, favs, carts, buys, units, gmv_cents, extra…]`

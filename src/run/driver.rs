@@ -12,7 +12,7 @@ use platform::model::{Scene, Time};
 use platform::source::{Rejected, SourceReader};
 use platform::{self, Tally};
 use rustc_hash::FxHashSet;
-use sinks::{SinkFailure, Sinks};
+use sinks::{SinkFailure, SinkLog, Sinks};
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::{Broadcast, Input as _};
@@ -134,17 +134,7 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
         arranged.add(&other);
     }
     progress.finish();
-    if let Some(failure) = sinks.log.failure() {
-        return Err(sink_error(failure));
-    }
-    let negative = operators::negative::seen();
-    if !negative.is_empty() {
-        let list: Vec<String> = negative.iter().map(|(name, n)| format!("{name} ({n})")).collect();
-        return Err(Error::Internal(format!(
-            "negative multiplicities (retractions of what was never inserted) reached operators that rule them out: {}",
-            list.join(", ")
-        )));
-    }
+    health(&sinks.log)?;
 
     let mut files: Vec<FileReport> = cfg
         .sources
@@ -218,10 +208,22 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
     }))
 }
 
-/// The run's error for a failure of its sinks.
-pub(super) fn sink_error(failure: SinkFailure) -> Error {
-    match failure {
-        SinkFailure::Write(message) => Error::Sink(message),
-        SinkFailure::Closed => Error::ClosedPipe,
+/// Whether the run can go on: checked at every hand-over of input ([`Feed`]) and at the
+/// end. A failure of this process's sinks, or an operator that met negative
+/// multiplicities (`operators::negative`), ends the run.
+pub(super) fn health(sinks: &SinkLog) -> Result<(), Error> {
+    match sinks.failure() {
+        Some(SinkFailure::Write(message)) => return Err(Error::Sink(message)),
+        Some(SinkFailure::Closed) => return Err(Error::ClosedPipe),
+        None => {}
     }
+    let negative = operators::negative::seen();
+    if negative.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = negative.iter().map(|(name, n)| format!("{name} ({n})")).collect();
+    Err(Error::Internal(format!(
+        "negative multiplicities (retractions of what was never inserted) reached operators that rule them out: {}",
+        list.join(", ")
+    )))
 }

@@ -17,7 +17,7 @@ use sinks::SinkLog;
 use timely::dataflow::ProbeHandle;
 use timely::worker::Worker;
 
-use super::driver::sink_error;
+use super::driver::health;
 use super::pacing::{Pacer, CLOSE_STEP, LIVE_STEP, MIN_WAIT};
 use super::progress::Progress;
 use super::stop::Coordination;
@@ -236,7 +236,7 @@ impl<'a> Feed<'a> {
 
     /// Hands everything read to the dataflow and steps until the outputs have caught
     /// up with the frontier of the previous sync (flow control), or a stop arrives.
-    /// A failure of this process's sinks ends the run here, at the next hand-over.
+    /// A failure of the run ([`health`]) ends it here, at the next hand-over.
     fn sync(
         &mut self,
         worker: &mut Worker,
@@ -251,10 +251,7 @@ impl<'a> Feed<'a> {
         let target = *stepped;
         worker.step_while(|| probe.less_than(&target) && !coord.stop_requested());
         *stepped = frontier;
-        match self.cfg.sink_log.failure() {
-            Some(failure) => Err(sink_error(failure)),
-            None => Ok(()),
-        }
+        health(&self.cfg.sink_log)
     }
 
     fn accept(&mut self, inputs: &mut InputHandles, file: u32, line: u64, row: Row, time: Time, late: bool) {
