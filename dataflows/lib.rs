@@ -46,6 +46,15 @@ macro_rules! outputs {
             }
         }
 
+        /// The number of key columns of output `name` (its first columns), `None` for an
+        /// unknown name.
+        pub fn key(name: &str) -> Option<usize> {
+            match name {
+                $(stringify!($name) => Some($name::schema().key),)*
+                _ => None,
+            }
+        }
+
         /// Builds the named output on the platform layer and attaches its sink.
         /// Panics on an unknown name: names are validated against [`ALL`] when flags are parsed.
         pub fn attach<'s>(name: &str, p: &Platform<'s>, sinks: &impl Attach) {

@@ -9,11 +9,12 @@ use std::sync::Arc;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use crate::error::{Error, Result};
-use crate::run::{Pace, RunConfig};
+use crate::run::{Pace, RunConfig, Serve};
 use generator::{GenConfig, GenFormat};
 use platform::config_inputs::ConfigFiles;
 use platform::source::{self, Format, SourceKind, SourceSpec, TsChecks};
 use platform::{AdParams, Params};
+use serving::store::Store;
 use sinks::{Envelope, SinkKind};
 
 #[derive(Parser, Debug)]
@@ -141,6 +142,16 @@ pub struct RunArgs {
     /// output having written it). Used by `cargo bench --bench latency`.
     #[arg(long, value_name = "FILE")]
     pub latency_log: Option<PathBuf>,
+    /// Serve the outputs over HTTP at ADDR (e.g. 127.0.0.1:8080; port 0 picks one):
+    /// lookups as of one complete time, change subscriptions, /metrics, /healthz,
+    /// /readyz (README "Serving"). Process 0 serves; give it to every process. After the
+    /// input ends the server stays up until Ctrl-C.
+    #[arg(long, value_name = "ADDR")]
+    pub serve: Option<std::net::SocketAddr>,
+    /// How many of the most recent change times (over all outputs) `?as_of=` and
+    /// `?since=` can ask for.
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub serve_retention: u64,
     /// Worker threads per process.
     #[arg(short = 'w', long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub workers: u64,
@@ -332,6 +343,22 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig> {
             need_catalog.join(", ")
         ));
     }
+    let serve = args.serve.map(|addr| Serve {
+        addr,
+        store: Arc::new(Store::new(
+            outputs
+                .iter()
+                .map(|name| {
+                    let name = dataflows::ALL.iter().find(|n| *n == name).expect("a known output");
+                    (*name, dataflows::columns(name).expect("columns"), dataflows::key(name).expect("key"))
+                })
+                .chain(std::iter::once({
+                    let catalog = serving::store::catalog_schema();
+                    (catalog.name, catalog.columns, catalog.key)
+                })),
+            args.serve_retention as usize,
+        )),
+    });
     Ok(RunConfig {
         arranged: Default::default(),
         sink_log: Arc::new(sinks::SinkLog::new(args.latency_log.is_some())),
@@ -359,6 +386,7 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig> {
         failure: Arc::default(),
         config,
         latency_log: args.latency_log.clone(),
+        serve,
         params: Params {
             epoch_ms: args.epoch_ms,
             ads: AdParams {
@@ -395,6 +423,7 @@ fn settings(args: &RunArgs, sources: &[SourceSpec], config: &ConfigFiles, output
         ("--ad-set-size", args.ad_set_size.to_string()),
         ("--strict", args.strict.to_string()),
         ("--follow", args.follow.to_string()),
+        ("--serve", args.serve.is_some().to_string()),
         ("--workers", args.workers.to_string()),
         ("--processes", args.processes.to_string()),
         ("version", env!("CARGO_PKG_VERSION").to_string()),

@@ -37,8 +37,23 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
     let probe = ProbeHandle::new();
     // The workers of process 0 write the outputs (they take turns).
     let writers = peers / cfg.processes.max(1) as usize;
-    let sinks =
+    let mut sinks =
         Sinks::new(index, writers, cfg.sink, cfg.envelope, cfg.out_dir.clone(), probe.clone(), cfg.sink_log.clone());
+    let store = cfg.serve.as_ref().map(|s| s.store.clone());
+    sinks.observer = store.clone().map(|s| s as std::sync::Arc<dyn sinks::Observer>);
+    // `/metrics`: rows per input file by outcome, as worker 0 gathers them.
+    let count_rows = |outcome: &'static str| {
+        let store = store.clone().filter(|_| index == 0);
+        let files: Vec<String> = (0..cfg.sources.len() as u32 + cfg.config.bases.len() as u32)
+            .map(|i| cfg.file_path(i).display().to_string())
+            .collect();
+        move |file: u32, n: isize| {
+            if let (Some(store), Some(path)) = (&store, files.get(file as usize)) {
+                store.metrics.events.with_label_values(&[path.as_str(), outcome]).inc_by(n.max(0) as u64);
+            }
+        }
+    };
+    let (count_valid, count_late, count_rejected) = (count_rows("valid"), count_rows("late"), count_rows("rejected"));
 
     cfg.arranged.record(worker);
     let mut inputs = worker.dataflow::<Time, _, _>(|scope| {
@@ -46,8 +61,18 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
         for name in &cfg.outputs {
             dataflows::attach(name, &platform, &sinks);
         }
-        sinks.gather(platform.rejected.clone(), "Rejected", rejected_rows.clone());
-        sinks.gather(platform.tally.clone(), "Tally", tallies.clone());
+        if store.is_some() {
+            // The store keeps the catalog too (item lookups).
+            sinks.observe(platform.catalog.as_collection(|i, r| (*i, *r)), serving::store::catalog_schema());
+        }
+        sinks.gather(platform.rejected.clone(), "Rejected", rejected_rows.clone(), move |r, n| {
+            count_rejected(r.file, n)
+        });
+        sinks.gather(platform.tally.clone(), "Tally", tallies.clone(), move |t, n| match t {
+            Tally::Valid(f) => count_valid(*f, n),
+            Tally::Late(f) => count_late(*f, n),
+            Tally::Scene(_) => {}
+        });
         inputs
     });
 
@@ -72,6 +97,7 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
     let mut config = (index == 0).then(|| ConfigInputs::start(&cfg.config, cfg.epoch_ms, cfg.follow, &mut inputs));
     let mut feed = Feed::new(cfg, index, peers);
     feed.latency = (index == 0).then(|| sinks.log.clone()).filter(|log| log.latency.is_some());
+    feed.store = store.clone().filter(|_| index == 0);
     let (stopped_at, frontier) =
         feed.run(worker, &mut inputs, &mut readers, &probe, &coord, &mut progress, config.as_mut())?;
     let events_read = events_read(&readers);

@@ -51,6 +51,8 @@ pub(super) struct Feed<'a> {
     live: bool,
     /// Worker 0, `--latency-log`: input frontier advances.
     pub(super) latency: Option<Arc<SinkLog>>,
+    /// Worker 0, `--serve`: the store whose metrics report the input frontier.
+    pub(super) store: Option<Arc<serving::store::Store>>,
 }
 
 impl<'a> Feed<'a> {
@@ -68,6 +70,7 @@ impl<'a> Feed<'a> {
             new_scenes: Vec::new(),
             live: cfg.pace != Pace::Unpaced || cfg.follow,
             latency: None,
+            store: None,
         }
     }
 
@@ -215,6 +218,9 @@ impl<'a> Feed<'a> {
                 if open > frontier {
                     inputs.advance_to(open);
                     frontier = open;
+                    if let Some(store) = &self.store {
+                        store.metrics.input_at(open);
+                    }
                     if let Some(log) = self.latency.as_ref().and_then(|l| l.latency.as_ref()) {
                         // Under --speed, the epochs before `open` were due once a line
                         // `lateness` past it was: a reader behind the clock counts.

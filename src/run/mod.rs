@@ -10,6 +10,7 @@
 //! | [`stop`] | the stop protocol between workers and processes, and the settings check |
 //! | [`progress`] | the progress line |
 //! | [`report`] | what a run reports: per-file counts, the summary, the rejected rows |
+//! | [`serve`] | `--serve`: the HTTP server beside the dataflow (process 0) |
 //!
 //! The logical epoch (what outputs report) and the physical batch (how many lines are
 //! read between worker steps) are separate knobs: `--epoch-ms` and `--batch-lines`.
@@ -29,6 +30,7 @@ mod pacing;
 pub mod process;
 mod progress;
 pub mod report;
+mod serve;
 mod stop;
 
 use std::path::PathBuf;
@@ -53,6 +55,19 @@ pub enum Pace {
     /// Event time runs this many times faster than real time: a line with timestamp
     /// `ts` is not read before `start + (ts - first_ts) / speed`.
     Speed(f64),
+}
+
+/// `--serve`: the address, and the store every output's complete times go to.
+#[derive(Clone)]
+pub struct Serve {
+    pub addr: std::net::SocketAddr,
+    pub store: Arc<serving::store::Store>,
+}
+
+impl std::fmt::Debug for Serve {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Serve({})", self.addr)
+    }
 }
 
 /// Everything a worker needs to run; shared by all workers.
@@ -84,6 +99,8 @@ pub struct RunConfig {
     pub params: Params,
     /// Write each input frontier's end-to-end latency here (worker 0).
     pub latency_log: Option<PathBuf>,
+    /// `--serve`: where, and the store the sinks feed.
+    pub serve: Option<Serve>,
     /// The arranged updates of this process's workers (shared by them).
     pub arranged: ArrangedState,
     /// What this process's sinks share: counts, errors, the cut-off, epoch latency.

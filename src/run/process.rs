@@ -51,6 +51,16 @@ fn run_in(mut cfg: RunConfig, timely_cfg: timely::Config, out: Option<Arc<OutDir
     }
     let cfg = Arc::new(cfg);
     let quiet = !cfg.progress;
+    // Process 0 serves (`--serve`); the address is said on stderr, even with -q (a port
+    // 0 is only known once bound).
+    let served = match (&cfg.serve, cfg.process) {
+        (Some(serve), 0) => {
+            let bound = super::serve::start(serve, &cfg)?;
+            eprintln!("shopflow: serving http://{bound}");
+            Some(bound)
+        }
+        _ => None,
+    };
     // Ctrl-C / SIGTERM: a clean stop (see `super::stop`); a second one aborts.
     // A signal within half a second of the first is the same request delivered twice
     // (e.g. `timeout` signals the child and its process group).
@@ -138,6 +148,9 @@ fn run_in(mut cfg: RunConfig, timely_cfg: timely::Config, out: Option<Arc<OutDir
         let rows = report.written.iter().map(|(name, log)| (name.to_string(), log.rows)).collect();
         // The outputs are complete: keep them, but say the manifest could not.
         out.finished(rows, report.stopped_at).map_err(Error::Sink)?;
+    }
+    if let Some(bound) = served {
+        super::serve::until_stopped(&cfg, bound);
     }
     Ok(())
 }

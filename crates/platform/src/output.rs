@@ -8,7 +8,7 @@ use crate::model::{Scene, Time};
 use crate::rates::Micro;
 
 /// One output value.
-#[derive(Clone, Debug, PartialEq, PartialOrd)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Field {
     U(u64),
     I(i64),

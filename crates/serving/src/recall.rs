@@ -57,8 +57,14 @@ pub fn schema() -> Schema<Row> {
     }
 }
 
+/// A `user` rule from its `params` column (`None`: not one).
+pub fn parse_rule(params: &str) -> Option<UserRule> {
+    // `params` is the canonical `key=value` list: one TOML key per word.
+    toml::from_str(&params.replace(' ', "\n")).ok()
+}
+
 /// An item's list: member → score (`recall_hot`'s score, `recall_i2i`'s users).
-type List = BTreeMap<ItemId, i64>;
+pub type List = BTreeMap<ItemId, i64>;
 
 /// The top `rule.top_k` candidates `(item, score, source)` of one user for one scene,
 /// ranked (score desc, item asc), from the user's signals and the scene's lists.
@@ -259,8 +265,7 @@ impl RecallFiles {
                 continue;
             }
             let scene = Scene::new(row[0].as_bytes()).map_err(|_| bad("rules", &row))?;
-            // `params` is the canonical `key=value` list: one TOML key per word.
-            let rule: UserRule = toml::from_str(&row[2].replace(' ', "\n")).map_err(|_| bad("rules", &row))?;
+            let rule = parse_rule(&row[2]).ok_or_else(|| bad("rules", &row))?;
             state.update_rule(scene, rule, diff, &mut touched);
         }
         self.signals.take(time, &mut rows)?;

@@ -364,6 +364,15 @@ pub enum SinkFailure {
     Closed,
 }
 
+/// What else takes an output's complete times besides its writer (the serving store of
+/// `--serve`): called on the worker that writes the output, in time order.
+pub trait Observer: Send + Sync {
+    /// The consolidated changes of `output` at the complete time `time`, sorted.
+    fn changes(&self, output: &'static str, time: Time, rows: Vec<(Vec<Field>, isize)>);
+    /// Every time of `output` before `frontier` is complete (and handed over).
+    fn complete(&self, output: &'static str, frontier: Time);
+}
+
 /// Attaches sinks to collections; one per worker.
 ///
 /// Every update of an output goes to the one worker that writes it: the outputs take
@@ -385,6 +394,8 @@ pub struct Sinks {
     pub log: Arc<SinkLog>,
     /// Sinks attached on this worker (every worker attaches every one).
     attached: Rc<Cell<usize>>,
+    /// Takes every output's complete times too (`--serve`).
+    pub observer: Option<Arc<dyn Observer>>,
 }
 
 impl Sinks {
@@ -399,7 +410,17 @@ impl Sinks {
         probe: ProbeHandle<Time>,
         log: Arc<SinkLog>,
     ) -> Sinks {
-        Sinks { index, writers: writers.max(1), kind, envelope, out_dir, probe, log, attached: Rc::new(Cell::new(0)) }
+        Sinks {
+            index,
+            writers: writers.max(1),
+            kind,
+            envelope,
+            out_dir,
+            probe,
+            log,
+            attached: Rc::new(Cell::new(0)),
+            observer: None,
+        }
     }
 
     /// Worker 0: whether every sink, on whichever worker writes it, has seen its input
@@ -419,19 +440,24 @@ impl Sinks {
         }
     }
 
-    /// Collects every update of `collection` on worker 0 into `into`, with its time.
+    /// Collects every update of `collection` on worker 0 into `into`, with its time;
+    /// `each` sees every update as it arrives.
     pub fn gather<'s, D: ExchangeData>(
         &self,
         collection: VecCollection<'s, Time, D>,
         name: &str,
         into: Rc<RefCell<Vec<(D, Time, isize)>>>,
+        each: impl Fn(&D, isize) + 'static,
     ) {
         self.attached.set(self.attached.get() + 1);
         let log = self.log.clone();
         let counts = self.index == 0;
         let mut done = false;
         collection.inner.sink(Exchange::new(|_| 0), name, move |(input, frontier)| {
-            input.for_each(|_, data| into.borrow_mut().extend(data.drain(..)));
+            input.for_each(|_, data| {
+                data.iter().for_each(|(d, _, r)| each(d, *r));
+                into.borrow_mut().extend(data.drain(..));
+            });
             if frontier.is_empty() && !done && counts {
                 done = true;
                 log.finished.fetch_add(1, Ordering::SeqCst);
@@ -454,9 +480,24 @@ impl Sinks {
 impl Attach for Sinks {
     /// Writes `collection` as a change stream per `schema`.
     fn attach<'s, D: ExchangeData>(&self, collection: VecCollection<'s, Time, D>, schema: Schema<D>) {
+        self.attach_to(collection, schema, true)
+    }
+}
+
+impl Sinks {
+    /// Hands `collection`'s complete times to the observer only (no file): a table the
+    /// serving store keeps beside the outputs (the catalog).
+    pub fn observe<'s, D: ExchangeData>(&self, collection: VecCollection<'s, Time, D>, schema: Schema<D>) {
+        self.attach_to(collection, schema, false)
+    }
+
+    /// Writes `collection` per `schema` (when `file`) and hands its complete times to the
+    /// observer, if any.
+    fn attach_to<'s, D: ExchangeData>(&self, collection: VecCollection<'s, Time, D>, schema: Schema<D>, file: bool) {
         let owner = self.next_owner();
         let writes = self.index == owner;
-        let mut writer = if writes {
+        let observer = self.observer.clone().filter(|_| writes);
+        let mut writer = if writes && file {
             match open(self.kind, self.envelope, &self.out_dir, schema.name, schema.columns) {
                 Ok(w) => Some(w),
                 Err(e) => {
@@ -489,7 +530,7 @@ impl Attach for Sinks {
                     continue;
                 }
                 consolidate(&mut rows);
-                if !rows.is_empty() {
+                if file && !rows.is_empty() {
                     log.times.lock().expect("sink log").insert(time);
                     let mut written = log.written.lock().expect("sink log");
                     let output = written.entry(schema.name).or_default();
@@ -510,6 +551,12 @@ impl Attach for Sinks {
                     log.write_nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
                     wrote |= !rows.is_empty();
                 }
+                if let (Some(o), false) = (&observer, rows.is_empty()) {
+                    o.changes(schema.name, time, rows.iter().map(|(d, r)| ((schema.fields)(d), *r)).collect());
+                }
+            }
+            if let Some(o) = &observer {
+                o.complete(schema.name, frontier.frontier().first().copied().unwrap_or(Time::MAX).min(log.cutoff()));
             }
             // Complete times reach the file now, not when a buffer happens to fill
             // (a reader of a live run sees every time as soon as it is complete).

@@ -1,0 +1,390 @@
+//! The serving store: every output of a run (and the catalog) as tables a reader can ask
+//! as of one time, fed by the sinks with each output's complete times
+//! ([`sinks::Observer`]).
+//!
+//! Consistency: a time `t` is *complete* in every table once each table's sink frontier
+//! has passed it; [`Store::as_of`] is the latest time at which some table changed and
+//! which is complete in every table. A reader asks every table as of that one time, so a
+//! response never mixes epochs, even while later times are being applied: each table
+//! keeps, per key, the rows it replaced at the last [`Store::retention`] change times
+//! (the undo log), and a lookup at `t` reads the current row unless the key changed
+//! after `t`, in which case it reads the row that change replaced.
+//!
+//! Every table has at most one row per key (the output's key columns, which lead its
+//! row), so a table is a map from key to row.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use platform::model::CatalogRow;
+use platform::model::{ItemId, Time};
+use sinks::{Field, Observer, Schema};
+use tokio::sync::broadcast;
+
+/// An output row, in column order.
+pub type Row = Vec<Field>;
+
+/// One time's consolidated changes of a table (sorted by row).
+pub type TimeChanges = (Time, Arc<Vec<(Row, isize)>>);
+
+/// What a subscriber of one table receives.
+#[derive(Clone, Debug)]
+pub enum Update {
+    /// The consolidated changes at `time` (sorted by row).
+    Changes(Time, Arc<Vec<(Row, isize)>>),
+    /// Every time before this one is complete in the table.
+    Progress(Time),
+}
+
+/// How many updates a subscriber may fall behind before it is disconnected.
+pub const SUBSCRIBER_BUFFER: usize = 1024;
+
+/// One table: its rows by key, the recent changes, and its subscribers.
+pub struct Table {
+    pub name: &'static str,
+    pub columns: &'static [&'static str],
+    /// The number of key columns.
+    pub key: usize,
+    state: RwLock<TableState>,
+    /// Every time before this is complete (applied).
+    frontier: AtomicU64,
+    subscribers: broadcast::Sender<Update>,
+}
+
+struct TableState {
+    /// The number of key columns.
+    key: usize,
+    rows: BTreeMap<Row, Row>,
+    /// Per key changed at a retained time: `(time, the row before that change)`, in time order.
+    undo: BTreeMap<Row, VecDeque<(Time, Option<Row>)>>,
+    /// The changes at each retained time, in time order.
+    log: VecDeque<TimeChanges>,
+}
+
+impl TableState {
+    fn get(&self, key: &[Field], at: Time) -> Option<&Row> {
+        if let Some(changes) = self.undo.get(key) {
+            if let Some((_, before)) = changes.iter().find(|(t, _)| *t > at) {
+                return before.as_ref();
+            }
+        }
+        self.rows.get(key)
+    }
+
+    /// Drops what no lookup at or after `horizon` needs.
+    fn expire(&mut self, horizon: Time) {
+        while self.log.front().is_some_and(|(t, _)| *t <= horizon) {
+            let (_, changes) = self.log.pop_front().expect("a logged time");
+            for (row, _) in changes.iter() {
+                let key = &row[..self.key.min(row.len())];
+                if let Some(list) = self.undo.get_mut(key) {
+                    while list.front().is_some_and(|(t, _)| *t <= horizon) {
+                        list.pop_front();
+                    }
+                    if list.is_empty() {
+                        self.undo.remove(key);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Table {
+    fn new(name: &'static str, columns: &'static [&'static str], key: usize) -> Table {
+        Table {
+            name,
+            columns,
+            key,
+            state: RwLock::new(TableState { key, rows: BTreeMap::new(), undo: BTreeMap::new(), log: VecDeque::new() }),
+            frontier: AtomicU64::new(0),
+            subscribers: broadcast::channel(SUBSCRIBER_BUFFER).0,
+        }
+    }
+
+    /// Every time before this is complete.
+    pub fn frontier(&self) -> Time {
+        self.frontier.load(Ordering::SeqCst)
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, TableState> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The row of `key` (all key columns) as of `at`.
+    pub fn get(&self, key: &[Field], at: Time) -> Option<Row> {
+        self.read().get(key, at).cloned()
+    }
+
+    /// Every row whose key starts with `prefix`, as of `at`, in key order (at most `limit`).
+    pub fn scan(&self, prefix: &[Field], at: Time, limit: usize) -> Vec<Row> {
+        let state = self.read();
+        let from = Bound::Included(prefix.to_vec());
+        let mut keys: BTreeSet<&Row> = BTreeSet::new();
+        for map_keys in [
+            state
+                .rows
+                .range::<Row, _>((from.clone(), Bound::Unbounded))
+                .map(|(k, _)| k)
+                .take_while(|k| k.starts_with(prefix))
+                .collect::<Vec<_>>(),
+            state
+                .undo
+                .range::<Row, _>((from, Bound::Unbounded))
+                .map(|(k, _)| k)
+                .take_while(|k| k.starts_with(prefix))
+                .collect(),
+        ] {
+            keys.extend(map_keys);
+        }
+        keys.into_iter().filter_map(|k| state.get(k, at).cloned()).take(limit).collect()
+    }
+
+    /// The number of rows now.
+    pub fn len(&self) -> usize {
+        self.read().rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The latest retained time at or before `at` at which the table changed, with its
+    /// changes.
+    pub fn last_change(&self, at: Time) -> Option<TimeChanges> {
+        self.read().log.iter().rev().find(|(t, _)| *t <= at).cloned()
+    }
+
+    /// A subscription from `since` (exclusive): the retained changes after it, then a
+    /// receiver of what follows. Without `since`: the rows now (as changes at the time
+    /// of the table's last change) and what follows.
+    pub fn subscribe(&self, since: Option<Time>) -> (Vec<TimeChanges>, broadcast::Receiver<Update>) {
+        let state = self.read();
+        // Under the read lock: no change is applied between the copy and the subscription.
+        let receiver = self.subscribers.subscribe();
+        let past = match since {
+            Some(since) => state.log.iter().filter(|(t, _)| *t > since).cloned().collect(),
+            None => {
+                let at = state.log.back().map(|(t, _)| *t).unwrap_or(0);
+                let rows: Vec<(Row, isize)> = state.rows.values().map(|r| (r.clone(), 1)).collect();
+                if rows.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![(at, Arc::new(rows))]
+                }
+            }
+        };
+        (past, receiver)
+    }
+
+    fn apply(&self, time: Time, rows: Vec<(Row, isize)>, horizon: Option<Time>) {
+        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        // Per key: the row that joined, if any (at most one row per key at any time).
+        let mut next: BTreeMap<Row, Option<Row>> = BTreeMap::new();
+        for (row, diff) in &rows {
+            let key = row[..self.key.min(row.len())].to_vec();
+            let slot = next.entry(key).or_insert(None);
+            if *diff > 0 {
+                *slot = Some(row.clone());
+            }
+        }
+        for (key, row) in next {
+            let before = match row {
+                Some(row) => state.rows.insert(key.clone(), row),
+                None => state.rows.remove(&key),
+            };
+            state.undo.entry(key).or_default().push_back((time, before));
+        }
+        let rows = Arc::new(rows);
+        state.log.push_back((time, rows.clone()));
+        if let Some(h) = horizon {
+            state.expire(h);
+        }
+        // Sent under the write lock, so a subscriber's copy and its stream do not overlap.
+        let _ = self.subscribers.send(Update::Changes(time, rows));
+    }
+}
+
+/// Every table of a run, and the times they hold.
+pub struct Store {
+    tables: BTreeMap<&'static str, Table>,
+    /// The number of most recent change times (over all tables) lookups can ask for.
+    pub retention: usize,
+    /// The change times of every table, the most recent `retention + 1` of them.
+    times: Mutex<BTreeSet<Time>>,
+    /// Lookups are answered as of times after this (`None`: every time ever held).
+    horizon: Mutex<Option<Time>>,
+    /// What `/metrics` reports.
+    pub metrics: crate::metrics::Metrics,
+}
+
+/// The outcome of asking for a time.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AsOf {
+    /// Answer as of this time.
+    At(Time),
+    /// No time is complete yet.
+    NotReady,
+    /// The time is no longer held; the oldest one that is.
+    Expired { oldest: Time },
+    /// The time is not complete yet; the latest one that is.
+    Future { latest: Time },
+}
+
+impl Store {
+    /// A store of the tables `(name, columns, key columns)`, answering as of the last
+    /// `retention` change times.
+    pub fn new(
+        tables: impl IntoIterator<Item = (&'static str, &'static [&'static str], usize)>,
+        retention: usize,
+    ) -> Store {
+        Store {
+            tables: tables.into_iter().map(|(n, c, k)| (n, Table::new(n, c, k))).collect(),
+            retention: retention.max(1),
+            times: Mutex::default(),
+            horizon: Mutex::new(None),
+            metrics: crate::metrics::Metrics::new(),
+        }
+    }
+
+    pub fn table(&self, name: &str) -> Option<&Table> {
+        self.tables.get(name)
+    }
+
+    pub fn tables(&self) -> impl Iterator<Item = &Table> {
+        self.tables.values()
+    }
+
+    /// Every time before this is complete in every table.
+    pub fn complete(&self) -> Time {
+        self.tables.values().map(Table::frontier).min().unwrap_or(0)
+    }
+
+    /// The latest time at which a table changed and which every table has complete.
+    pub fn latest(&self) -> Option<Time> {
+        let complete = self.complete();
+        self.times.lock().unwrap_or_else(|p| p.into_inner()).range(..complete).next_back().copied()
+    }
+
+    /// The oldest time a lookup may ask for (`None`: nothing was dropped yet).
+    pub fn oldest(&self) -> Option<Time> {
+        *self.horizon.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The time to answer a request for `requested` (`None`: the latest) as of.
+    pub fn as_of(&self, requested: Option<Time>) -> AsOf {
+        let Some(latest) = self.latest() else {
+            return AsOf::NotReady;
+        };
+        match requested {
+            None => AsOf::At(latest),
+            Some(t) if t >= self.complete() => AsOf::Future { latest },
+            Some(t) => match self.oldest() {
+                Some(oldest) if t < oldest => AsOf::Expired { oldest },
+                _ => AsOf::At(t),
+            },
+        }
+    }
+}
+
+impl Observer for Store {
+    fn changes(&self, output: &'static str, time: Time, rows: Vec<(Vec<Field>, isize)>) {
+        let Some(table) = self.tables.get(output) else { return };
+        let horizon = {
+            let mut times = self.times.lock().unwrap_or_else(|p| p.into_inner());
+            times.insert(time);
+            let mut horizon = self.horizon.lock().unwrap_or_else(|p| p.into_inner());
+            while times.len() > self.retention {
+                // The oldest retained time becomes the horizon: lookups at it and after
+                // it need only the changes after it.
+                let oldest = times.pop_first().expect("a time");
+                *horizon = Some(oldest);
+            }
+            *horizon
+        };
+        self.metrics.rows_applied(output, rows.len());
+        table.apply(time, rows, horizon);
+    }
+
+    fn complete(&self, output: &'static str, frontier: Time) {
+        let Some(table) = self.tables.get(output) else { return };
+        if table.frontier.fetch_max(frontier, Ordering::SeqCst) < frontier {
+            let _ = table.subscribers.send(Update::Progress(frontier));
+        }
+    }
+}
+
+/// The key columns of an output given as text (one value per column), typed like the
+/// output's rows (`sample`: one of them).
+pub fn parse_key(table: &Table, sample: Option<&Row>, parts: &[&str]) -> Result<Row, String> {
+    if parts.len() != table.key {
+        return Err(format!(
+            "{} has {} key column(s) ({}); got {} value(s)",
+            table.name,
+            table.key,
+            table.columns[..table.key].join(","),
+            parts.len()
+        ));
+    }
+    parse_fields(table, sample, parts)
+}
+
+/// The first key columns of an output given as text (at most all of them).
+pub fn parse_fields(table: &Table, sample: Option<&Row>, parts: &[&str]) -> Result<Row, String> {
+    if parts.len() > table.key {
+        return Err(format!("{}: {} values for {} key column(s)", table.name, parts.len(), table.key));
+    }
+    parts
+        .iter()
+        .enumerate()
+        .map(|(i, text)| parse_field(sample.and_then(|r| r.get(i)), table.columns[i], text))
+        .collect()
+}
+
+/// A key field from text, typed like `like` (a field of the same column), or by the
+/// column's name when the table is empty.
+fn parse_field(like: Option<&Field>, column: &str, text: &str) -> Result<Field, String> {
+    let bad = || format!("bad value {text:?} for {column}");
+    Ok(match like {
+        Some(Field::U(_)) => Field::U(text.parse().map_err(|_| bad())?),
+        Some(Field::I(_)) => Field::I(text.parse().map_err(|_| bad())?),
+        Some(Field::Wide(_)) => Field::Wide(text.parse().map_err(|_| bad())?),
+        Some(Field::S(_)) => Field::S(platform::model::Scene::new(text.as_bytes()).map_err(|_| bad())?),
+        Some(Field::Text(_)) => Field::Text(text.to_string()),
+        Some(Field::Label(l)) => Field::Label(if *l == text { l } else { return Err(bad()) }),
+        Some(Field::Fixed(_)) => return Err(bad()),
+        None if column == "scene" => Field::S(platform::model::Scene::new(text.as_bytes()).map_err(|_| bad())?),
+        None if column == "strategy" => Field::Text(text.to_string()),
+        None => Field::U(text.parse().map_err(|_| bad())?),
+    })
+}
+
+impl Table {
+    /// A row of the table now or in its retained past: for typing keys given as text.
+    pub fn sample(&self) -> Option<Row> {
+        let state = self.read();
+        state.rows.values().next().cloned().or_else(|| state.undo.values().flatten().find_map(|(_, r)| r.clone()))
+    }
+}
+
+/// The catalog as a table (not an output: the store keeps it for item lookups).
+pub fn catalog_schema() -> Schema<(ItemId, CatalogRow)> {
+    Schema {
+        name: "catalog",
+        columns: &["item_id", "category_id", "seller_id", "price_cents", "status", "is_ad", "ad_bid_cents"],
+        key: 1,
+        fields: |(item, row)| {
+            vec![
+                Field::U(*item),
+                Field::U(row.category),
+                Field::U(row.seller),
+                Field::U(row.price_cents),
+                Field::Label(if row.online { "online" } else { "offline" }),
+                Field::U(row.is_ad as u64),
+                Field::U(row.ad_bid_cents),
+            ]
+        },
+    }
+}
