@@ -184,12 +184,12 @@ impl Api {
 
     /// `name`'s rows under `prefix` as of `at` (none when the output is not in the run).
     fn rows(&self, name: &str, prefix: &[Field], at: Time, limit: usize) -> Vec<Row> {
-        self.store.table(name).map(|t| t.scan(prefix, at, limit)).unwrap_or_default()
+        self.store.table(name).map(|t| t.scan(prefix, at, limit, None)).unwrap_or_default()
     }
 
     fn rows_json(&self, name: &str, prefix: &[Field], at: Time, limit: usize) -> Option<Value> {
         let table = self.store.table(name)?;
-        Some(Value::Array(table.scan(prefix, at, limit).iter().map(|r| row_json(table, r)).collect()))
+        Some(Value::Array(table.scan(prefix, at, limit, None).iter().map(|r| row_json(table, r)).collect()))
     }
 
     /// The CTR/CVR prior as of `at`.
@@ -275,6 +275,11 @@ pub fn row_json(table: &Table, row: &[Field]) -> Value {
     Value::Object(table.columns.iter().zip(row).map(|(c, f)| (c.to_string(), field_json(f))).collect())
 }
 
+/// Key columns as text, as `?key=` and `?after=` take them.
+fn key_text(key: &[Field]) -> String {
+    key.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+}
+
 /// A row's key columns as an object.
 fn key_json(table: &Table, key: &[Field]) -> Value {
     Value::Object(table.columns.iter().zip(key).map(|(c, f)| (c.to_string(), field_json(f))).collect())
@@ -308,7 +313,8 @@ async fn outputs(State(api): State<Api>) -> Answer {
 }
 
 /// `?key=v1,v2` (every key column): that row; `?prefix=v1`: the rows under it; neither:
-/// the first rows (`?limit=`, at most [`MAX_ITEMS`]).
+/// the first rows. Pages of `?limit=` rows (default 100, at most [`MAX_ITEMS`]): a full
+/// page carries `next`, to pass as `?after=` for the next one.
 async fn output(State(api): State<Api>, Path(name): Path<String>, q: Params) -> Answer {
     let q = params(q)?;
     let table = api.table(&name)?;
@@ -333,8 +339,19 @@ async fn output(State(api): State<Api>, Path(name): Path<String>, q: Params) -> 
             parse_fields(table, sample.as_ref(), &parts).map_err(ApiError::bad)?
         }
     };
-    let rows: Vec<Value> = table.scan(&prefix, at, limit).iter().map(|r| row_json(table, r)).collect();
-    Ok(Json(json!({"as_of": at, "output": name, "rows": rows})))
+    let after = match q.get("after") {
+        None => None,
+        Some(a) => {
+            let parts = split(a);
+            let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+            Some(parse_key(table, sample.as_ref(), &parts).map_err(ApiError::bad)?)
+        }
+    };
+    let rows = table.scan(&prefix, at, limit, after.as_deref());
+    // A full page: `next` is the `after` of the next one.
+    let next = (rows.len() == limit).then(|| rows.last().map(|r| key_text(&r[..table.key]))).flatten();
+    let rows: Vec<Value> = rows.iter().map(|r| row_json(table, r)).collect();
+    Ok(Json(json!({"as_of": at, "output": name, "rows": rows, "next": next})))
 }
 
 async fn item(State(api): State<Api>, Path(item): Path<String>, q: Params) -> Answer {
@@ -377,7 +394,7 @@ async fn similar(State(api): State<Api>, Path(item): Path<String>, q: Params) ->
         None => scenes_of(&api, at),
     };
     for s in scenes {
-        let rows = table.scan(&[Field::S(s), Field::U(item)], at, MAX_ITEMS);
+        let rows = table.scan(&[Field::S(s), Field::U(item)], at, MAX_ITEMS, None);
         let mut list: Vec<(i64, u64)> = rows.iter().map(|r| (int(&r[3]), int(&r[2]) as u64)).collect();
         list.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
         if !list.is_empty() {
@@ -501,7 +518,7 @@ async fn ads(State(api): State<Api>, q: Params) -> Answer {
     let q = params(q)?;
     let at = api.at(&q)?;
     let table = api.table("ads_curated")?;
-    let set: Vec<Value> = table.scan(&[], at, usize::MAX).iter().map(|r| row_json(table, r)).collect();
+    let set: Vec<Value> = table.scan(&[], at, usize::MAX, None).iter().map(|r| row_json(table, r)).collect();
     let refresh = api.ad_refresh_ms.max(1);
     let last = table.last_change(at).map(|(time, changes)| {
         let (mut added, mut removed): (Vec<i64>, Vec<i64>) = (Vec::new(), Vec::new());

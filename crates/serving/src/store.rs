@@ -118,28 +118,45 @@ impl Table {
         self.read().get(key, at).cloned()
     }
 
-    /// Every row whose key starts with `prefix`, as of `at`, in key order (at most `limit`).
-    pub fn scan(&self, prefix: &[Field], at: Time, limit: usize) -> Vec<Row> {
+    /// Every row whose key starts with `prefix`, as of `at`, in key order (at most
+    /// `limit`; after the key `after` when given: the next page).
+    pub fn scan(&self, prefix: &[Field], at: Time, limit: usize, after: Option<&[Field]>) -> Vec<Row> {
         let state = self.read();
-        let from = Bound::Included(prefix.to_vec());
-        let mut keys: BTreeSet<&Row> = BTreeSet::new();
-        for map_keys in [
-            state
-                .rows
-                .range::<Row, _>((from.clone(), Bound::Unbounded))
-                .map(|(k, _)| k)
-                .take_while(|k| k.starts_with(prefix))
-                .collect::<Vec<_>>(),
-            state
-                .undo
-                .range::<Row, _>((from, Bound::Unbounded))
-                .map(|(k, _)| k)
-                .take_while(|k| k.starts_with(prefix))
-                .collect(),
-        ] {
-            keys.extend(map_keys);
+        let from = match after {
+            Some(after) if after > prefix => Bound::Excluded(after.to_vec()),
+            _ => Bound::Included(prefix.to_vec()),
+        };
+        let range = (from, Bound::Unbounded);
+        // The keys held now or changed at a retained time, merged in order.
+        let mut now = state.rows.range::<Row, _>(range.clone()).map(|(k, _)| k).take_while(|k| k.starts_with(prefix));
+        let mut past = state.undo.range::<Row, _>(range).map(|(k, _)| k).take_while(|k| k.starts_with(prefix));
+        let (mut a, mut b) = (now.next(), past.next());
+        let mut rows = Vec::new();
+        while rows.len() < limit {
+            let key = match (a, b) {
+                (None, None) => break,
+                (Some(x), Some(y)) if x == y => {
+                    (a, b) = (now.next(), past.next());
+                    x
+                }
+                (Some(x), Some(y)) if x < y => {
+                    a = now.next();
+                    x
+                }
+                (Some(x), None) => {
+                    a = now.next();
+                    x
+                }
+                (_, Some(y)) => {
+                    b = past.next();
+                    y
+                }
+            };
+            if let Some(row) = state.get(key, at) {
+                rows.push(row.clone());
+            }
         }
-        keys.into_iter().filter_map(|k| state.get(k, at).cloned()).take(limit).collect()
+        rows
     }
 
     /// The number of rows now.
@@ -343,6 +360,9 @@ pub fn parse_fields(table: &Table, sample: Option<&Row>, parts: &[&str]) -> Resu
         .collect()
 }
 
+/// Every label an output's column can hold (signals, strategies, recall sources, status).
+const LABELS: [&str; 9] = ["bought", "category", "engaged", "hot", "i2i", "user", "hot+i2i", "online", "offline"];
+
 /// A key field from text, typed like `like` (a field of the same column), or by the
 /// column's name when the table is empty.
 fn parse_field(like: Option<&Field>, column: &str, text: &str) -> Result<Field, String> {
@@ -353,7 +373,7 @@ fn parse_field(like: Option<&Field>, column: &str, text: &str) -> Result<Field, 
         Some(Field::Wide(_)) => Field::Wide(text.parse().map_err(|_| bad())?),
         Some(Field::S(_)) => Field::S(platform::model::Scene::new(text.as_bytes()).map_err(|_| bad())?),
         Some(Field::Text(_)) => Field::Text(text.to_string()),
-        Some(Field::Label(l)) => Field::Label(if *l == text { l } else { return Err(bad()) }),
+        Some(Field::Label(_)) => Field::Label(LABELS.iter().find(|l| **l == text).ok_or_else(bad)?),
         Some(Field::Fixed(_)) => return Err(bad()),
         None if column == "scene" => Field::S(platform::model::Scene::new(text.as_bytes()).map_err(|_| bad())?),
         None if column == "strategy" => Field::Text(text.to_string()),
