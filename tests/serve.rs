@@ -347,11 +347,16 @@ fn lookups_equal_the_reference_at_many_times() {
             let mut diffs: BTreeMap<Vec<String>, i64> = BTreeMap::new();
             let mut upserts: BTreeMap<Vec<String>, Vec<String>> = BTreeMap::new();
             let mut last = 0;
+            // A progress event promises every change before it has come.
+            let mut complete = 0;
             for (kind, data) in &events {
-                if kind != "changes" {
+                if kind == "progress" {
+                    complete = data["complete"].as_u64().unwrap();
                     continue;
                 }
+                assert_eq!(kind, "changes", "{name}: unexpected event {kind}: {data}");
                 let time = data["time"].as_u64().unwrap();
+                assert!(time >= complete, "{name}: changes at {time} after progress {complete}");
                 assert!(time > last || last == 0, "{name}: times not ascending");
                 last = time;
                 for c in data["changes"].as_array().unwrap() {
@@ -369,6 +374,7 @@ fn lookups_equal_the_reference_at_many_times() {
                     }
                 }
             }
+            assert_eq!(complete, u64::MAX, "{name}: the stream of a finished run ends complete");
             let got: OutState = match envelope {
                 "diff" => diffs
                     .into_iter()

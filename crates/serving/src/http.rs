@@ -558,13 +558,13 @@ async fn changes(State(api): State<Api>, Path(name): Path<String>, q: Params) ->
             });
         }
     }
-    let (past, receiver) = table.subscribe(since);
+    let (past, frontier, receiver) = table.subscribe(since);
     let last = past.last().map(|(t, _)| *t).or(since);
     let name: &'static str = table.name;
     store.metrics.subscribers.inc();
-    let first = Event::default().event("progress").data(json!({"complete": table.frontier()}).to_string());
+    let progress = Event::default().event("progress").data(json!({"complete": frontier}).to_string());
     let past_events: Vec<Event> =
-        std::iter::once(first).chain(past.iter().map(|(t, c)| changes_event(&store, name, *t, c, upsert))).collect();
+        past.iter().map(|(t, c)| changes_event(&store, name, *t, c, upsert)).chain(std::iter::once(progress)).collect();
     struct Live {
         store: Arc<Store>,
         receiver: tokio::sync::broadcast::Receiver<Update>,

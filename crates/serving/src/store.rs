@@ -174,11 +174,13 @@ impl Table {
         self.read().log.iter().rev().find(|(t, _)| *t <= at).cloned()
     }
 
-    /// A subscription from `since` (exclusive): the retained changes after it, then a
-    /// receiver of what follows. Without `since`: the rows now (as changes at the time
-    /// of the table's last change) and what follows.
-    pub fn subscribe(&self, since: Option<Time>) -> (Vec<TimeChanges>, broadcast::Receiver<Update>) {
+    /// A subscription from `since` (exclusive): the retained changes after it, the
+    /// frontier they are complete up to, then a receiver of what follows. Without
+    /// `since`: the rows now (as changes at the time of the table's last change).
+    pub fn subscribe(&self, since: Option<Time>) -> (Vec<TimeChanges>, Time, broadcast::Receiver<Update>) {
         let state = self.read();
+        // Read under the lock: every time before it is applied, so it is in the copy.
+        let frontier = self.frontier();
         // Under the read lock: no change is applied between the copy and the subscription.
         let receiver = self.subscribers.subscribe();
         let past = match since {
@@ -193,7 +195,7 @@ impl Table {
                 }
             }
         };
-        (past, receiver)
+        (past, frontier, receiver)
     }
 
     fn apply(&self, time: Time, rows: Vec<(Row, isize)>, horizon: Option<Time>) {
