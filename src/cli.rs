@@ -150,7 +150,7 @@ pub struct RunArgs {
     pub serve: Option<std::net::SocketAddr>,
     /// How many of the most recent change times (over all outputs) `?as_of=` and
     /// `?since=` can ask for.
-    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub serve_retention: u64,
     /// Worker threads per process.
     #[arg(short = 'w', long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1024))]
@@ -343,22 +343,21 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig> {
             need_catalog.join(", ")
         ));
     }
-    let serve = args.serve.map(|addr| Serve {
-        addr,
-        store: Arc::new(Store::new(
-            outputs
-                .iter()
-                .map(|name| {
-                    let name = dataflows::ALL.iter().find(|n| *n == name).expect("a known output");
-                    (*name, dataflows::columns(name).expect("columns"), dataflows::key(name).expect("key"))
-                })
-                .chain(std::iter::once({
-                    let catalog = serving::store::catalog_schema();
-                    (catalog.name, catalog.columns, catalog.key)
-                })),
-            args.serve_retention as usize,
-        )),
-    });
+    let serve = match args.serve {
+        None => None,
+        Some(addr) => {
+            let tables = outputs.iter().map(|name| {
+                let name = dataflows::ALL.iter().find(|n| *n == name).expect("a known output");
+                (*name, dataflows::columns(name).expect("columns"), dataflows::key(name).expect("key"))
+            });
+            let catalog = serving::store::catalog_schema();
+            let tables = tables.chain(std::iter::once((catalog.name, catalog.columns, catalog.key)));
+            let store = Arc::new(Store::new(tables, args.serve_retention as usize));
+            let feeder = Store::feeder(&store)
+                .map_err(|e| Error::Internal(format!("cannot start the serving store's thread: {e}")))?;
+            Some(Serve { addr, store, feeder: Arc::new(feeder) })
+        }
+    };
     Ok(RunConfig {
         arranged: Default::default(),
         sink_log: Arc::new(sinks::SinkLog::new(args.latency_log.is_some())),

@@ -605,3 +605,34 @@ fn bad_requests_get_json_errors() {
     assert_eq!(server.get("/healthz").0, 200);
     server.stop();
 }
+
+/// Two processes: process 0 serves every output (the sinks all write there), and the
+/// served state equals the files, which equal a one-process run's.
+#[test]
+fn two_processes_serve_from_process_0() {
+    let dir = scratch("processes");
+    let port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let hosts = dir.join("hosts");
+    std::fs::write(&hosts, format!("127.0.0.1:{}\n127.0.0.1:{}\n", port(), port())).unwrap();
+    let out = dir.join("out");
+    let process = |p: &str| {
+        let mut cmd = support::run_command("data/events.csv", Path::new("data/catalog.csv"), &out);
+        cmd.args(["-n", "2", "-p", p, "-h"]).arg(&hosts).args(["-w", "2", "-q"]);
+        cmd
+    };
+    let mut p1 = process("1");
+    p1.args(["--serve", "127.0.0.1:0"]).stdout(Stdio::null()).stderr(Stdio::null());
+    let p1 = p1.spawn().unwrap();
+    let server = Server::start(process("0"));
+    server.wait_line("shopflow: the run is complete", Duration::from_secs(120));
+    let (status, _) = finish(p1, Duration::from_secs(60));
+    assert!(status.success(), "process 1 exited with {status}");
+    let at = server.ok("/readyz")["as_of"].as_u64().unwrap();
+    for (name, cols) in OUTPUTS.iter().chain(CASE_OUTPUTS.iter().filter(|(n, _)| *n != "recall_user")) {
+        let want = file_state(&out, name, cols, at);
+        let columns: Vec<&str> = cols.split(',').collect();
+        let got = server.state(name, &columns, at, 1000);
+        assert_eq!(got, want, "{name} at {at}:\n{}", state_difference(cols, &want, &got));
+    }
+    server.stop();
+}

@@ -40,7 +40,7 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
     let mut sinks =
         Sinks::new(index, writers, cfg.sink, cfg.envelope, cfg.out_dir.clone(), probe.clone(), cfg.sink_log.clone());
     let store = cfg.serve.as_ref().map(|s| s.store.clone());
-    sinks.observer = store.clone().map(|s| s as std::sync::Arc<dyn sinks::Observer>);
+    sinks.observer = cfg.serve.as_ref().map(|s| s.feeder.clone() as std::sync::Arc<dyn sinks::Observer>);
     // `/metrics`: rows per input file by outcome, as worker 0 gathers them.
     let count_rows = |outcome: &'static str| {
         let store = store.clone().filter(|_| index == 0);

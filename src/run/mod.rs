@@ -62,6 +62,8 @@ pub enum Pace {
 pub struct Serve {
     pub addr: std::net::SocketAddr,
     pub store: Arc<serving::store::Store>,
+    /// What the sinks hand the store's complete times to (its thread's queue).
+    pub feeder: Arc<serving::store::Feeder>,
 }
 
 impl std::fmt::Debug for Serve {

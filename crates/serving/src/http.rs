@@ -336,7 +336,7 @@ async fn output(State(api): State<Api>, Path(name): Path<String>, q: Params) -> 
         Some(p) => {
             let parts = split(p);
             let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
-            parse_fields(table, sample.as_ref(), &parts).map_err(ApiError::bad)?
+            parse_fields(table, sample.as_ref(), &parts).map_err(ApiError::bad)?.to_vec()
         }
     };
     let after = match q.get("after") {

@@ -20,11 +20,15 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use platform::model::CatalogRow;
 use platform::model::{ItemId, Time};
+use rustc_hash::FxHashMap;
 use sinks::{Field, Observer, Schema};
 use tokio::sync::broadcast;
 
-/// An output row, in column order.
-pub type Row = Vec<Field>;
+/// An output row, in column order (shared by the table, its log and its subscribers).
+pub type Row = Arc<[Field]>;
+
+/// A row's key columns.
+type Key = Arc<[Field]>;
 
 /// One time's consolidated changes of a table (sorted by row).
 pub type TimeChanges = (Time, Arc<Vec<(Row, isize)>>);
@@ -53,12 +57,16 @@ pub struct Table {
     subscribers: broadcast::Sender<Update>,
 }
 
+/// A table's rows: point lookups by hash (the sinks apply most changes to keys already
+/// there), and an ordered index of the keys for prefix scans and pages.
 struct TableState {
     /// The number of key columns.
     key: usize,
-    rows: BTreeMap<Row, Row>,
+    rows: FxHashMap<Key, Row>,
     /// Per key changed at a retained time: `(time, the row before that change)`, in time order.
-    undo: BTreeMap<Row, VecDeque<(Time, Option<Row>)>>,
+    undo: FxHashMap<Key, VecDeque<(Time, Option<Row>)>>,
+    /// Every key in `rows` or `undo`, in order.
+    index: BTreeSet<Key>,
     /// The changes at each retained time, in time order.
     log: VecDeque<TimeChanges>,
 }
@@ -79,15 +87,51 @@ impl TableState {
             let (_, changes) = self.log.pop_front().expect("a logged time");
             for (row, _) in changes.iter() {
                 let key = &row[..self.key.min(row.len())];
-                if let Some(list) = self.undo.get_mut(key) {
-                    while list.front().is_some_and(|(t, _)| *t <= horizon) {
-                        list.pop_front();
-                    }
-                    if list.is_empty() {
-                        self.undo.remove(key);
+                let Some(list) = self.undo.get_mut(key) else { continue };
+                while list.front().is_some_and(|(t, _)| *t <= horizon) {
+                    list.pop_front();
+                }
+                if list.is_empty() {
+                    self.undo.remove(key);
+                    if !self.rows.contains_key(key) {
+                        self.index.remove(key);
                     }
                 }
             }
+        }
+    }
+
+    /// Applies one time's changes, sorted by row (so each key's rows are adjacent).
+    fn apply(&mut self, time: Time, rows: &[(Row, isize)]) {
+        let width = self.key;
+        let key_of = |row: &Row| -> std::ops::Range<usize> { 0..width.min(row.len()) };
+        let mut i = 0;
+        while i < rows.len() {
+            let key = &rows[i].0[key_of(&rows[i].0)];
+            // The row of the key that joined at `time`, if any (at most one per key).
+            let mut joined = None;
+            let mut j = i;
+            while j < rows.len() && rows[j].0[key_of(&rows[j].0)] == *key {
+                if rows[j].1 > 0 {
+                    joined = Some(rows[j].0.clone());
+                }
+                j += 1;
+            }
+            let (key, before) = match self.rows.remove_entry(key) {
+                Some((k, row)) => (k, Some(row)),
+                None => {
+                    let k: Key = key.into();
+                    if !self.undo.contains_key(&k) {
+                        self.index.insert(k.clone());
+                    }
+                    (k, None)
+                }
+            };
+            if let Some(row) = joined {
+                self.rows.insert(key.clone(), row);
+            }
+            self.undo.entry(key).or_default().push_back((time, before));
+            i = j;
         }
     }
 }
@@ -98,7 +142,13 @@ impl Table {
             name,
             columns,
             key,
-            state: RwLock::new(TableState { key, rows: BTreeMap::new(), undo: BTreeMap::new(), log: VecDeque::new() }),
+            state: RwLock::new(TableState {
+                key,
+                rows: FxHashMap::default(),
+                undo: FxHashMap::default(),
+                index: BTreeSet::new(),
+                log: VecDeque::new(),
+            }),
             frontier: AtomicU64::new(0),
             subscribers: broadcast::channel(SUBSCRIBER_BUFFER).0,
         }
@@ -123,40 +173,16 @@ impl Table {
     pub fn scan(&self, prefix: &[Field], at: Time, limit: usize, after: Option<&[Field]>) -> Vec<Row> {
         let state = self.read();
         let from = match after {
-            Some(after) if after > prefix => Bound::Excluded(after.to_vec()),
-            _ => Bound::Included(prefix.to_vec()),
+            Some(after) if after > prefix => Bound::Excluded(after),
+            _ => Bound::Included(prefix),
         };
-        let range = (from, Bound::Unbounded);
-        // The keys held now or changed at a retained time, merged in order.
-        let mut now = state.rows.range::<Row, _>(range.clone()).map(|(k, _)| k).take_while(|k| k.starts_with(prefix));
-        let mut past = state.undo.range::<Row, _>(range).map(|(k, _)| k).take_while(|k| k.starts_with(prefix));
-        let (mut a, mut b) = (now.next(), past.next());
-        let mut rows = Vec::new();
-        while rows.len() < limit {
-            let key = match (a, b) {
-                (None, None) => break,
-                (Some(x), Some(y)) if x == y => {
-                    (a, b) = (now.next(), past.next());
-                    x
-                }
-                (Some(x), Some(y)) if x < y => {
-                    a = now.next();
-                    x
-                }
-                (Some(x), None) => {
-                    a = now.next();
-                    x
-                }
-                (_, Some(y)) => {
-                    b = past.next();
-                    y
-                }
-            };
-            if let Some(row) = state.get(key, at) {
-                rows.push(row.clone());
-            }
-        }
-        rows
+        state
+            .index
+            .range::<[Field], _>((from, Bound::Unbounded))
+            .take_while(|k| k.starts_with(prefix))
+            .filter_map(|k| state.get(k, at).cloned())
+            .take(limit)
+            .collect()
     }
 
     /// The number of rows now.
@@ -187,7 +213,8 @@ impl Table {
             Some(since) => state.log.iter().filter(|(t, _)| *t > since).cloned().collect(),
             None => {
                 let at = state.log.back().map(|(t, _)| *t).unwrap_or(0);
-                let rows: Vec<(Row, isize)> = state.rows.values().map(|r| (r.clone(), 1)).collect();
+                let rows: Vec<(Row, isize)> =
+                    state.index.iter().filter_map(|k| state.rows.get(k)).map(|r| (r.clone(), 1)).collect();
                 if rows.is_empty() {
                     Vec::new()
                 } else {
@@ -200,22 +227,7 @@ impl Table {
 
     fn apply(&self, time: Time, rows: Vec<(Row, isize)>, horizon: Option<Time>) {
         let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
-        // Per key: the row that joined, if any (at most one row per key at any time).
-        let mut next: BTreeMap<Row, Option<Row>> = BTreeMap::new();
-        for (row, diff) in &rows {
-            let key = row[..self.key.min(row.len())].to_vec();
-            let slot = next.entry(key).or_insert(None);
-            if *diff > 0 {
-                *slot = Some(row.clone());
-            }
-        }
-        for (key, row) in next {
-            let before = match row {
-                Some(row) => state.rows.insert(key.clone(), row),
-                None => state.rows.remove(&key),
-            };
-            state.undo.entry(key).or_default().push_back((time, before));
-        }
+        state.apply(time, &rows);
         let rows = Arc::new(rows);
         state.log.push_back((time, rows.clone()));
         if let Some(h) = horizon {
@@ -308,12 +320,15 @@ impl Store {
     }
 }
 
-impl Observer for Store {
-    fn changes(&self, output: &'static str, time: Time, rows: Vec<(Vec<Field>, isize)>) {
+impl Store {
+    /// Applies one complete time of `output`.
+    fn apply_changes(&self, output: &'static str, time: Time, rows: Vec<(Row, isize)>) {
         let Some(table) = self.tables.get(output) else { return };
         let horizon = {
             let mut times = self.times.lock().unwrap_or_else(|p| p.into_inner());
-            times.insert(time);
+            if times.insert(time) {
+                self.metrics.epochs.inc();
+            }
             let mut horizon = self.horizon.lock().unwrap_or_else(|p| p.into_inner());
             while times.len() > self.retention {
                 // The oldest retained time becomes the horizon: lookups at it and after
@@ -327,11 +342,52 @@ impl Observer for Store {
         table.apply(time, rows, horizon);
     }
 
-    fn complete(&self, output: &'static str, frontier: Time) {
+    /// Every time of `output` before `frontier` is applied.
+    fn apply_complete(&self, output: &'static str, frontier: Time) {
         let Some(table) = self.tables.get(output) else { return };
         if table.frontier.fetch_max(frontier, Ordering::SeqCst) < frontier {
             let _ = table.subscribers.send(Update::Progress(frontier));
         }
+    }
+
+    /// The observer the sinks hand complete times to: a bounded queue to one thread that
+    /// applies them to `store` in the order they came (each output's times in order, each
+    /// time before the frontier that completes it). The workers only queue; when the
+    /// store falls [`FEED_BUFFER`] messages behind they wait for it, so its memory stays
+    /// bounded.
+    pub fn feeder(store: &Arc<Store>) -> std::io::Result<Feeder> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Message>(FEED_BUFFER);
+        let store = store.clone();
+        std::thread::Builder::new().name("shopflow:store".into()).spawn(move || {
+            for message in rx {
+                match message {
+                    Message::Changes(output, time, rows) => store.apply_changes(output, time, rows),
+                    Message::Complete(output, frontier) => store.apply_complete(output, frontier),
+                }
+            }
+        })?;
+        Ok(Feeder(tx))
+    }
+}
+
+/// How many messages the sinks may queue ahead of the store.
+pub const FEED_BUFFER: usize = 4096;
+
+enum Message {
+    Changes(&'static str, Time, Vec<(Row, isize)>),
+    Complete(&'static str, Time),
+}
+
+/// Queues the sinks' complete times for the store's thread ([`Store::feeder`]).
+pub struct Feeder(std::sync::mpsc::SyncSender<Message>);
+
+impl Observer for Feeder {
+    fn changes(&self, output: &'static str, time: Time, rows: Vec<(Row, isize)>) {
+        let _ = self.0.send(Message::Changes(output, time, rows));
+    }
+
+    fn complete(&self, output: &'static str, frontier: Time) {
+        let _ = self.0.send(Message::Complete(output, frontier));
     }
 }
 

@@ -368,7 +368,7 @@ pub enum SinkFailure {
 /// `--serve`): called on the worker that writes the output, in time order.
 pub trait Observer: Send + Sync {
     /// The consolidated changes of `output` at the complete time `time`, sorted.
-    fn changes(&self, output: &'static str, time: Time, rows: Vec<(Vec<Field>, isize)>);
+    fn changes(&self, output: &'static str, time: Time, rows: Vec<(Arc<[Field]>, isize)>);
     /// Every time of `output` before `frontier` is complete (and handed over).
     fn complete(&self, output: &'static str, frontier: Time);
 }
@@ -512,6 +512,8 @@ impl Sinks {
         let log = self.log.clone();
         let mut pending: BTreeMap<Time, Vec<(D, isize)>> = BTreeMap::new();
         let mut done = false;
+        // The frontier last handed to the observer.
+        let mut observed: Time = 0;
         let latency = log.latency.as_ref().filter(|_| writes).map(|l| l.lock().expect("latency log").add_sink());
         let collection = collection.probe_with(&self.probe);
         collection.inner.sink(Exchange::new(move |_| owner as u64), schema.name, move |(input, frontier)| {
@@ -552,11 +554,15 @@ impl Sinks {
                     wrote |= !rows.is_empty();
                 }
                 if let (Some(o), false) = (&observer, rows.is_empty()) {
-                    o.changes(schema.name, time, rows.iter().map(|(d, r)| ((schema.fields)(d), *r)).collect());
+                    o.changes(schema.name, time, rows.iter().map(|(d, r)| ((schema.fields)(d).into(), *r)).collect());
                 }
             }
             if let Some(o) = &observer {
-                o.complete(schema.name, frontier.frontier().first().copied().unwrap_or(Time::MAX).min(log.cutoff()));
+                let complete = frontier.frontier().first().copied().unwrap_or(Time::MAX).min(log.cutoff());
+                if complete > observed {
+                    observed = complete;
+                    o.complete(schema.name, complete);
+                }
             }
             // Complete times reach the file now, not when a buffer happens to fill
             // (a reader of a live run sees every time as soon as it is complete).
