@@ -23,139 +23,31 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::cases::*;
 use common::*;
 use serde_json::Value;
+use support::server::{encode, Server};
 use support::{finish, scratch, BIN};
 
-/// A `shopflow run --serve 127.0.0.1:0` child, its address, and its stderr lines.
-struct Server {
-    child: Option<Child>,
-    base: String,
-    lines: mpsc::Receiver<String>,
-    agent: ureq::Agent,
-}
-
-impl Server {
-    /// Starts `cmd` (a `shopflow run` without --serve) serving on a free port.
-    fn start(mut cmd: Command) -> Server {
-        cmd.arg("--serve").arg("127.0.0.1:0").stdout(Stdio::null()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("cannot start shopflow");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut server = Server {
-            child: Some(child),
-            base: String::new(),
-            lines,
-            agent: ureq::Agent::config_builder().http_status_as_error(false).build().into(),
-        };
-        let line = server.wait_line("shopflow: serving http://", Duration::from_secs(30));
-        server.base = line.trim_start_matches("shopflow: serving ").to_string();
-        server
-    }
-
-    /// Waits for a stderr line starting with `prefix`.
-    fn wait_line(&self, prefix: &str, limit: Duration) -> String {
-        let deadline = Instant::now() + limit;
-        let mut seen = Vec::new();
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.starts_with(prefix) => return line,
-                Ok(line) => seen.push(line),
-                Err(_) => break,
-            }
+/// Every row of output `name` as of `at`, read in pages of `page` rows, as CSV fields.
+fn state(server: &Server, name: &str, columns: &[&str], at: u64, page: usize) -> OutState {
+    let mut rows = OutState::new();
+    let mut after: Option<String> = None;
+    loop {
+        let cursor = after.as_ref().map(|a| format!("&after={}", encode(a))).unwrap_or_default();
+        let body = server.ok(&format!("/v1/outputs/{name}?as_of={at}&limit={page}{cursor}"));
+        assert_eq!(body["as_of"], at, "{name}: as_of");
+        for row in body["rows"].as_array().unwrap() {
+            rows.insert(csv_fields(row, columns));
         }
-        panic!("no stderr line {prefix:?} within {limit:?}; stderr:\n{}", seen.join("\n"));
-    }
-
-    /// `GET path`: the status and the JSON body.
-    fn get(&self, path: &str) -> (u16, Value) {
-        let mut response = self.agent.get(format!("{}{path}", self.base)).call().expect("a response");
-        let status = response.status().as_u16();
-        let body = response.body_mut().read_to_string().expect("a body");
-        (status, serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: not JSON ({e}): {body}")))
-    }
-
-    /// `GET path`, which must answer 200.
-    fn ok(&self, path: &str) -> Value {
-        let (status, body) = self.get(path);
-        assert_eq!(status, 200, "GET {path}: {body}");
-        body
-    }
-
-    fn post(&self, path: &str, body: &str) -> (u16, Value) {
-        let mut response = self
-            .agent
-            .post(format!("{}{path}", self.base))
-            .header("content-type", "application/json")
-            .send(body)
-            .expect("a response");
-        let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string().expect("a body");
-        (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("POST {path}: not JSON ({e}): {text}")))
-    }
-
-    /// Every row of output `name` as of `at`, read in pages of `page` rows, as CSV fields.
-    fn state(&self, name: &str, columns: &[&str], at: u64, page: usize) -> OutState {
-        let mut rows = OutState::new();
-        let mut after: Option<String> = None;
-        loop {
-            let cursor = after.as_ref().map(|a| format!("&after={}", encode(a))).unwrap_or_default();
-            let body = self.ok(&format!("/v1/outputs/{name}?as_of={at}&limit={page}{cursor}"));
-            assert_eq!(body["as_of"], at, "{name}: as_of");
-            for row in body["rows"].as_array().unwrap() {
-                rows.insert(csv_fields(row, columns));
-            }
-            match body["next"].as_str() {
-                Some(next) => after = Some(next.to_string()),
-                None => return rows,
-            }
+        match body["next"].as_str() {
+            Some(next) => after = Some(next.to_string()),
+            None => return rows,
         }
     }
-
-    /// SIGTERM, then the exit status must be success.
-    fn stop(mut self) -> String {
-        let child = self.child.take().unwrap();
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let (status, _) = finish(child, Duration::from_secs(60));
-        assert!(status.success(), "the serving run exited with {status}");
-        let mut rest = Vec::new();
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(100)) {
-            rest.push(line);
-        }
-        rest.join("\n")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// Percent-encodes a query value (ids, scenes with spaces or non-ASCII).
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.,".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 /// A JSON row as the CSV sink writes its fields: fixed-point numbers with six decimals,
@@ -250,7 +142,7 @@ fn lookups_equal_the_reference_at_many_times() {
         for (o, (name, cols)) in OUTPUTS.iter().enumerate() {
             let want = if k == 0 { OutState::new() } else { platform.states[k - 1][o].clone() };
             let cols: Vec<&str> = cols.split(',').collect();
-            let got = server.state(name, &cols, t, 7);
+            let got = state(&server, name, &cols, t, 7);
             *nonempty.entry(name).or_default() += !want.is_empty() as usize;
             if got != want {
                 failures.push(format!("{name} at {t}:\n{}", state_difference(&cols.join(","), &want, &got)));
@@ -259,7 +151,7 @@ fn lookups_equal_the_reference_at_many_times() {
         for (name, cols) in CASE_OUTPUTS.iter().filter(|(n, _)| *n != "recall_user") {
             let want = cases.state(name, t);
             let cols: Vec<&str> = cols.split(',').collect();
-            let got = server.state(name, &cols, t, 100);
+            let got = state(&server, name, &cols, t, 100);
             *nonempty.entry(name).or_default() += !want.is_empty() as usize;
             if got != want {
                 failures.push(format!("{name} at {t}:\n{}", state_difference(&cols.join(","), &want, &got)));
@@ -334,7 +226,7 @@ fn lookups_equal_the_reference_at_many_times() {
     let end = *checked.last().unwrap();
     for (name, cols) in [("item_stats", OUTPUTS[0].1), ("category_hot_items", CASE_OUTPUTS[2].1)] {
         let cols: Vec<&str> = cols.split(',').collect();
-        let want = server.state(name, &cols, end, 1000);
+        let want = state(&server, name, &cols, end, 1000);
         let key = server.ok("/v1/outputs")["outputs"]
             .as_array()
             .unwrap()
@@ -511,7 +403,7 @@ fn live_run_serves_consistent_times() {
     for (name, cols) in OUTPUTS.iter().chain(CASE_OUTPUTS.iter().filter(|(n, _)| *n != "recall_user")) {
         let want = file_state(&out, name, cols, at);
         let columns: Vec<&str> = cols.split(',').collect();
-        let got = server.state(name, &columns, at, 1000);
+        let got = state(&server, name, &columns, at, 1000);
         assert_eq!(
             got,
             want,
@@ -631,7 +523,7 @@ fn two_processes_serve_from_process_0() {
     for (name, cols) in OUTPUTS.iter().chain(CASE_OUTPUTS.iter().filter(|(n, _)| *n != "recall_user")) {
         let want = file_state(&out, name, cols, at);
         let columns: Vec<&str> = cols.split(',').collect();
-        let got = server.state(name, &columns, at, 1000);
+        let got = state(&server, name, &columns, at, 1000);
         assert_eq!(got, want, "{name} at {at}:\n{}", state_difference(cols, &want, &got));
     }
     server.stop();

@@ -2,6 +2,9 @@
 //! run to end. Each test file declares `mod support;` and uses what it needs.
 #![allow(dead_code)]
 
+pub mod browser;
+pub mod server;
+
 use std::ffi::OsStr;
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -50,6 +50,7 @@ pub fn router(api: Api) -> Router {
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/v1/status", get(status))
         .route("/v1/outputs", get(outputs))
         .route("/v1/outputs/{name}", get(output))
         .route("/v1/outputs/{name}/changes", get(changes))
@@ -60,6 +61,7 @@ pub fn router(api: Api) -> Router {
         .route("/v1/categories/{id}/top", get(category_top))
         .route("/v1/scenes/{scene}/traffic", get(scene_traffic))
         .route("/v1/ads", get(ads))
+        .merge(crate::dashboard::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route".into()) })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(api.clone(), measure))
@@ -296,6 +298,10 @@ async fn readyz(State(api): State<Api>) -> Response {
 async fn metrics(State(api): State<Api>) -> Response {
     let body = api.store.metrics.render(api.store.complete(), api.store.latest());
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+async fn status(State(api): State<Api>) -> Json<Value> {
+    Json(api.store.metrics.status(api.store.complete(), api.store.latest()))
 }
 
 async fn outputs(State(api): State<Api>) -> Answer {

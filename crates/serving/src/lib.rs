@@ -6,8 +6,10 @@
 //! | [`recall`] | `recall_user` merged from its parts (files, or the store) |
 //! | [`store`] | every output of a running job as tables, consistent as of one time |
 //! | [`http`] | the HTTP API of `--serve` over the store |
-//! | [`metrics`] | `/metrics` |
+//! | [`metrics`] | `/metrics` and `/v1/status` |
+//! | [`dashboard`] | the live dashboard at `/` (its assets are in `assets/`) |
 
+pub mod dashboard;
 pub mod http;
 pub mod metrics;
 pub mod recall;

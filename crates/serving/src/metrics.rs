@@ -124,9 +124,9 @@ impl Metrics {
         self.latency.with_label_values(&[route]).observe(took.as_secs_f64());
     }
 
-    /// The text exposition, with the gauges that are read at scrape time: `complete`
-    /// (every time before it is complete in every output).
-    pub fn render(&self, complete: Time, latest: Option<Time>) -> String {
+    /// Sets the gauges that are read at scrape time: `complete` (every time before it is
+    /// complete in every output), the lags and the RSS.
+    fn refresh(&self, complete: Time, latest: Option<Time>) {
         let input = self.input_frontier.get().max(0) as u64;
         if let Some(latest) = latest {
             self.complete.set(latest.min(i64::MAX as u64) as i64);
@@ -139,9 +139,46 @@ impl Metrics {
         drop(history);
         self.lag_wall.set(lag);
         self.rss.set(resident_bytes());
+    }
+
+    /// The text exposition.
+    pub fn render(&self, complete: Time, latest: Option<Time>) -> String {
+        self.refresh(complete, latest);
         let mut out = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// The same figures as one JSON object (`GET /v1/status`, what the dashboard plots):
+    /// input rows per file and outcome, their totals, the frontiers and lags.
+    pub fn status(&self, complete: Time, latest: Option<Time>) -> serde_json::Value {
+        self.refresh(complete, latest);
+        let mut files: std::collections::BTreeMap<String, serde_json::Map<String, serde_json::Value>> =
+            Default::default();
+        let mut totals: std::collections::BTreeMap<String, u64> =
+            ["valid", "late", "rejected"].into_iter().map(|o| (o.to_string(), 0)).collect();
+        for family in self.registry.gather().iter().filter(|f| f.name() == "shopflow_input_rows_total") {
+            for metric in family.get_metric() {
+                let label = |name: &str| {
+                    metric.get_label().iter().find(|l| l.name() == name).map(|l| l.value().to_string())
+                };
+                let (Some(file), Some(outcome)) = (label("file"), label("outcome")) else { continue };
+                let n = metric.get_counter().get_value() as u64;
+                *totals.entry(outcome.clone()).or_default() += n;
+                files.entry(file).or_default().insert(outcome, n.into());
+            }
+        }
+        serde_json::json!({
+            "as_of": latest,
+            "input_rows": totals,
+            "files": files,
+            "epochs": self.epochs.get(),
+            "input_frontier_ms": self.input_frontier.get(),
+            "lag_event_ms": self.lag_event.get(),
+            "lag_wall_seconds": self.lag_wall.get(),
+            "resident_bytes": self.rss.get(),
+            "subscribers": self.subscribers.get(),
+        })
     }
 }
 
