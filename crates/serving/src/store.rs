@@ -443,7 +443,10 @@ impl Table {
     /// A row of the table now or in its retained past: for typing keys given as text.
     pub fn sample(&self) -> Option<Row> {
         let state = self.read();
-        state.rows.values().next().cloned().or_else(|| state.undo.values().flatten().find_map(|(_, r)| r.clone()))
+        // The first keys in order (a hash map's first entry can be a long scan when sparse).
+        state.index.iter().find_map(|k| {
+            state.rows.get(k).cloned().or_else(|| state.undo.get(k)?.iter().find_map(|(_, r)| r.clone()))
+        })
     }
 }
 
