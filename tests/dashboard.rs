@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::browser::Browser;
-use support::server::Server;
 use support::scratch;
+use support::server::Server;
 
 /// What the page shows: per panel its `as of` and its table's cells; the input rows.
 const SNAPSHOT: &str = r##"
@@ -32,8 +32,12 @@ return { items: panel("#top-items"), categories: panel("#top-categories"), scene
 "##;
 
 /// The panels: the element's key in the snapshot, and the output it shows.
-const PANELS: [(&str, &str); 4] =
-    [("items", "category_top_items"), ("categories", "category_stats"), ("scenes", "scene_traffic"), ("ads", "ads_curated")];
+const PANELS: [(&str, &str); 4] = [
+    ("items", "category_top_items"),
+    ("categories", "category_stats"),
+    ("scenes", "scene_traffic"),
+    ("ads", "ads_curated"),
+];
 
 fn money(v: &Value) -> String {
     let cents = v.as_i64().unwrap();
@@ -45,7 +49,11 @@ fn num(v: &Value) -> f64 {
 }
 
 fn share(v: &Value) -> String {
-    if v.is_null() { "–".into() } else { format!("{:.2} %", num(v) * 100.0) }
+    if v.is_null() {
+        "–".into()
+    } else {
+        format!("{:.2} %", num(v) * 100.0)
+    }
 }
 
 fn plain(v: &Value) -> String {
@@ -82,7 +90,9 @@ fn expected(panel: &str, mut rows: Vec<Value>) -> Vec<Vec<String>> {
             rows.sort_by_key(|r| (-by(r, "buys"), -by(r, "gmv_cents"), by(r, "item_id")));
             rows.iter()
                 .take(10)
-                .map(|r| vec![plain(&r["item_id"]), plain(&r["category_id"]), plain(&r["buys"]), money(&r["gmv_cents"])])
+                .map(|r| {
+                    vec![plain(&r["item_id"]), plain(&r["category_id"]), plain(&r["buys"]), money(&r["gmv_cents"])]
+                })
                 .collect()
         }
         "categories" => {
@@ -106,7 +116,12 @@ fn expected(panel: &str, mut rows: Vec<Value>) -> Vec<Vec<String>> {
             });
             rows.iter()
                 .map(|r| {
-                    vec![plain(&r["scene"]), share(&r["impressions_share"]), share(&r["clicks_share"]), share(&r["gmv_share"])]
+                    vec![
+                        plain(&r["scene"]),
+                        share(&r["impressions_share"]),
+                        share(&r["clicks_share"]),
+                        share(&r["gmv_share"]),
+                    ]
                 })
                 .collect()
         }
@@ -180,7 +195,10 @@ fn panels_match(browser: &Browser, server: &Server, after: &[u64; 4], limit: Dur
             times[i] = at;
         }
         if all {
-            assert!(page["input"].as_str().is_some_and(|n| n.parse::<u64>().unwrap() > 0), "no input rows shown: {page}");
+            assert!(
+                page["input"].as_str().is_some_and(|n| n.parse::<u64>().unwrap() > 0),
+                "no input rows shown: {page}"
+            );
             return times;
         }
         std::thread::sleep(Duration::from_millis(250));

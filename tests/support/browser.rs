@@ -22,10 +22,7 @@ fn tool(var: &str, default: &str) -> String {
     if !Path::new(&path).exists() && std::env::var_os(var).is_none() {
         install();
     }
-    assert!(
-        Path::new(&path).exists(),
-        "{path} is missing: `apt-get install chromium chromium-driver`, or set {var}"
-    );
+    assert!(Path::new(&path).exists(), "{path} is missing: `apt-get install chromium chromium-driver`, or set {var}");
     path
 }
 
@@ -42,7 +39,10 @@ fn install() {
     };
     eprintln!("installing chromium and chromium-driver (apt-get) for the dashboard test");
     let _ = apt(&["update", "-qq"]);
-    assert!(apt(&["install", "-y", "-qq", "chromium", "chromium-driver"]), "cannot install chromium and chromium-driver");
+    assert!(
+        apt(&["install", "-y", "-qq", "chromium", "chromium-driver"]),
+        "cannot install chromium and chromium-driver"
+    );
 }
 
 impl Browser {
@@ -71,10 +71,8 @@ impl Browser {
                      "--window-size=1400,1100", format!("--user-data-dir={}", profile.display())],
         }}}});
         let answer = browser.call("POST", "/session", Some(capabilities));
-        browser.session = answer["sessionId"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no browser session: {answer}"))
-            .to_string();
+        browser.session =
+            answer["sessionId"].as_str().unwrap_or_else(|| panic!("no browser session: {answer}")).to_string();
         browser
     }
 

@@ -116,4 +116,3 @@ pub fn encode(s: &str) -> String {
         })
         .collect()
 }
-

@@ -28,7 +28,10 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
 
 async fn asset(Path(file): Path<String>) -> Response {
     match ASSETS.iter().find(|(name, _, _)| *name == file) {
-        Some((_, kind, body)) => ([(header::CONTENT_TYPE, *kind), (header::CACHE_CONTROL, "no-cache")], *body).into_response(),
-        None => (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({"error": format!("no asset {file:?}")}))).into_response(),
+        Some((_, kind, body)) => {
+            ([(header::CONTENT_TYPE, *kind), (header::CACHE_CONTROL, "no-cache")], *body).into_response()
+        }
+        None => (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({"error": format!("no asset {file:?}")})))
+            .into_response(),
     }
 }

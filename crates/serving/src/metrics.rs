@@ -159,9 +159,8 @@ impl Metrics {
             ["valid", "late", "rejected"].into_iter().map(|o| (o.to_string(), 0)).collect();
         for family in self.registry.gather().iter().filter(|f| f.name() == "shopflow_input_rows_total") {
             for metric in family.get_metric() {
-                let label = |name: &str| {
-                    metric.get_label().iter().find(|l| l.name() == name).map(|l| l.value().to_string())
-                };
+                let label =
+                    |name: &str| metric.get_label().iter().find(|l| l.name() == name).map(|l| l.value().to_string());
                 let (Some(file), Some(outcome)) = (label("file"), label("outcome")) else { continue };
                 let n = metric.get_counter().get_value() as u64;
                 *totals.entry(outcome.clone()).or_default() += n;

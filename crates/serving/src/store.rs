@@ -444,9 +444,10 @@ impl Table {
     pub fn sample(&self) -> Option<Row> {
         let state = self.read();
         // The first keys in order (a hash map's first entry can be a long scan when sparse).
-        state.index.iter().find_map(|k| {
-            state.rows.get(k).cloned().or_else(|| state.undo.get(k)?.iter().find_map(|(_, r)| r.clone()))
-        })
+        state
+            .index
+            .iter()
+            .find_map(|k| state.rows.get(k).cloned().or_else(|| state.undo.get(k)?.iter().find_map(|(_, r)| r.clone())))
     }
 }
 
