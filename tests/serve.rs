@@ -29,25 +29,13 @@ use std::time::{Duration, Instant};
 use common::cases::*;
 use common::*;
 use serde_json::Value;
-use support::server::{encode, Server};
+use support::server::Server;
 use support::{finish, scratch, BIN};
 
 /// Every row of output `name` as of `at`, read in pages of `page` rows, as CSV fields.
 fn state(server: &Server, name: &str, columns: &[&str], at: u64, page: usize) -> OutState {
-    let mut rows = OutState::new();
-    let mut after: Option<String> = None;
-    loop {
-        let cursor = after.as_ref().map(|a| format!("&after={}", encode(a))).unwrap_or_default();
-        let body = server.ok(&format!("/v1/outputs/{name}?as_of={at}&limit={page}{cursor}"));
-        assert_eq!(body["as_of"], at, "{name}: as_of");
-        for row in body["rows"].as_array().unwrap() {
-            rows.insert(csv_fields(row, columns));
-        }
-        match body["next"].as_str() {
-            Some(next) => after = Some(next.to_string()),
-            None => return rows,
-        }
-    }
+    let rows = server.rows(name, at, page).unwrap_or_else(|body| panic!("{name} as of {at}: {body}"));
+    rows.iter().map(|row| csv_fields(row, columns)).collect()
 }
 
 /// A JSON row as the CSV sink writes its fields: fixed-point numbers with six decimals,

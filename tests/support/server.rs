@@ -81,6 +81,27 @@ impl Server {
         (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("POST {path}: not JSON ({e}): {text}")))
     }
 
+    /// Every row of output `name` as of `at`, read in pages of `page` rows; `Err(body)`
+    /// when `at` is not complete in every output yet (400 with `latest_as_of`).
+    pub fn rows(&self, name: &str, at: u64, page: usize) -> Result<Vec<Value>, Value> {
+        let mut rows = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let cursor = after.as_ref().map(|a| format!("&after={}", encode(a))).unwrap_or_default();
+            let (status, body) = self.get(&format!("/v1/outputs/{name}?as_of={at}&limit={page}{cursor}"));
+            if status == 400 && body.get("latest_as_of").is_some() {
+                return Err(body);
+            }
+            assert_eq!(status, 200, "{name} as of {at}: {body}");
+            assert_eq!(body["as_of"], at, "{name}: as_of");
+            rows.extend(body["rows"].as_array().unwrap().iter().cloned());
+            match body["next"].as_str() {
+                Some(next) => after = Some(next.to_string()),
+                None => return Ok(rows),
+            }
+        }
+    }
+
     /// SIGTERM, then the exit status must be success.
     pub fn stop(mut self) -> String {
         let child = self.child.take().unwrap();

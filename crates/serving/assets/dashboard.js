@@ -76,9 +76,12 @@ class Subscription {
 
   // Every time before `frontier` is complete: apply what was held back.
   complete(frontier) {
-    const ready = this.pending.filter((batch) => frontier === null || batch.time < frontier);
-    this.pending = this.pending.filter((batch) => !(frontier === null || batch.time < frontier));
-    for (const batch of ready) {
+    const held = [];
+    for (const batch of this.pending) {
+      if (batch.time >= frontier) {
+        held.push(batch);
+        continue;
+      }
       for (const change of batch.changes) {
         const key = JSON.stringify(change.row);
         const count = (this.rows.get(key)?.count || 0) + change.diff;
@@ -88,6 +91,7 @@ class Subscription {
       this.asOf = batch.time;
       if (batch.changes.length > 0 && !batch.snapshot) this.lastBatch = batch;
     }
+    this.pending = held;
     setConnection("live");
     this.onUpdate(this);
   }
@@ -122,7 +126,8 @@ function fill(panel, subscription, rows) {
   );
 }
 
-function byDesc(...fields) {
+// A comparator over `[field, descending]` pairs, the first that differs deciding.
+function order(...fields) {
   return (a, b) => {
     for (const [field, descending] of fields) {
       const d = Number(a[field]) - Number(b[field]);
@@ -135,12 +140,12 @@ function byDesc(...fields) {
 // The top items of all categories: every item in the global top 10 by buys is in its
 // category's top 10, so the per-category lists hold the answer.
 function topItems(s) {
-  const rows = s.list().sort(byDesc(["buys", true], ["gmv_cents", true], ["item_id", false])).slice(0, TOP);
+  const rows = s.list().sort(order(["buys", true], ["gmv_cents", true], ["item_id", false])).slice(0, TOP);
   fill("#top-items", s, rows.map((r) => [r.item_id, r.category_id, r.buys, money(r.gmv_cents)]));
 }
 
 function topCategories(s) {
-  const rows = s.list().sort(byDesc(["gmv_cents", true], ["category_id", false])).slice(0, TOP);
+  const rows = s.list().sort(order(["gmv_cents", true], ["category_id", false])).slice(0, TOP);
   fill("#top-categories", s, rows.map((r) => [r.category_id, r.impressions, r.clicks, r.buys, money(r.gmv_cents), r.uv]));
 }
 
@@ -159,7 +164,7 @@ function sceneTraffic(s) {
 }
 
 function ads(s) {
-  const rows = s.list().sort(byDesc(["rank", false]));
+  const rows = s.list().sort(order(["rank", false]));
   fill("#ads", s, rows.map((r) => [r.rank, r.item_id, r.category_id, money(r.bid_cents), text(r.pctr), text(r.ecpm)]));
   const batch = s.lastBatch;
   if (batch) {
