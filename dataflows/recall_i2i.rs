@@ -6,15 +6,22 @@
 //!   ─ pairs_within gap (per user, among its 20 latest: a ≠ b at most 30 min apart, once per user) ─ (a, b), diff users ─┐
 //! platform.online_category ─ online items ─────────── (broadcast table) ────────────────────────┤
 //! rules ──────────────────────────────────────────── (broadcast) ───────────────────────────────┴─
-//!   top_counts per a (neighbours kept ranked by users; reads a's and its top neighbours' online flags): top n per scene
+//!   top_counts per a (neighbours kept ranked by users; reads a's and its top neighbours' online flags): per scene, a's top n as one row
 //! ```
 //!
 //! Contract (docs/cases-contract.md): users(a, b) = distinct users with a click or buy on
 //! a and one on b, both among the user's 20 latest interactions in the 24-hour window, at
 //! most 30 minutes apart; for each scene
-//! with an `i2i` rule and each online item a: online neighbours b, top `top_n` by users
-//! desc, b asc (rows carry `users`, not the rank). State is bounded by the window:
-//! interactions expire after 24 h; the cap bounds what one interaction costs.
+//! with an `i2i` rule and each online item a with an online neighbour: one row whose
+//! `neighbors` column lists a's online neighbours b, top `top_n` by users desc, b asc, as
+//! space-separated `b:users`. State is bounded by the window: interactions expire after
+//! 24 h; the cap bounds what one interaction costs.
+//!
+//! **Why one row per list.** When one pair's `users` moves inside a list, or a neighbour
+//! enters and pushes out the last, a row per member writes two or four rows; one row per
+//! list writes one changed row per item and time however many members moved (46.9 M →
+//! 14.3 M rows at 10 M events, BENCHMARKS.md), and a list is what a reader fetches whole
+//! (the similar-items lookup, the user merge, a cache keyed by item).
 //!
 //! The pair counts are never arranged: each (a, b) update is one hash-map probe and one
 //! move in a's ranked set, in the operator keyed by a, which reads the online flags from a
@@ -40,10 +47,10 @@ pub const I2I_GAP_MS: u64 = 30 * MINUTE_MS;
 /// below it, and a bot-like burst costs at most this many neighbours per interaction.
 pub const I2I_LATEST: usize = 20;
 
-/// `(scene, neighbor, users)`: a member of the scene's top-n list of an item.
-pub type Neighbor = (Scene, ItemId, i64);
+/// `(scene, [(neighbor, users)])`: the scene's top-n list of an item, ranked.
+pub type Neighbors = (Scene, Vec<(ItemId, i64)>);
 
-pub fn recall_i2i<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (ItemId, Neighbor)> {
+pub fn recall_i2i<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (ItemId, Neighbors)> {
     let epoch_ms = p.params.epoch_ms;
     let interactions = p
         .events
@@ -52,27 +59,51 @@ pub fn recall_i2i<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (ItemId, Neig
     let interactions = interactions.windowed(move |(_, (_, ts))| expiry(*ts, I2I_WINDOW_MS, epoch_ms));
     let co_users = interactions.pairs_within(I2I_GAP_MS, I2I_LATEST, "I2iPairs");
     let online = p.online_category().as_collection(|item, _category| *item);
-    co_users.top_counts(online, p.rules.clone(), "RecallI2i", // Every scene ranks the same way (users desc, b asc): rank once for the longest list.
-        |rules: &[Rule]| i2i_rules(rules).map(|(_, rule)| rule.top_n as usize).max().unwrap_or(0), |_a, top: &[(ItemId, i64)], rules: &[Rule], out| {
-            for (scene, rule) in i2i_rules(rules) {
-                out.extend(top.iter().take(rule.top_n as usize).map(|&(b, users)| (scene, b, users)));
-            }
-        })
+    // Every scene ranks the same way (users desc, b asc): rank once for the longest list.
+    let longest = |rules: &[Rule]| i2i_rules(rules).map(|(_, rule)| rule.top_n as usize).max().unwrap_or(0);
+    co_users.top_counts(online, p.rules.clone(), "RecallI2i", longest, |_a, top: &[(ItemId, i64)], rules: &[Rule], out| {
+        out.extend(i2i_rules(rules).map(|(scene, rule)| (scene, top[..top.len().min(rule.top_n as usize)].to_vec())));
+    })
 }
 
 /// A row in column order (the sink sorts rows within a time by it).
-pub type Row = (Scene, ItemId, ItemId, i64);
+pub type Row = (Scene, ItemId, Vec<(ItemId, i64)>);
 
-pub fn as_row((a, (scene, b, users)): (ItemId, Neighbor)) -> Row {
-    (scene, a, b, users)
+pub fn as_row((a, (scene, list)): (ItemId, Neighbors)) -> Row {
+    (scene, a, list)
+}
+
+/// `b:users b:users …` (the `neighbors` column).
+pub fn format_neighbors(list: &[(ItemId, i64)]) -> String {
+    let mut s = String::with_capacity(list.len() * 10);
+    for (i, (b, users)) in list.iter().enumerate() {
+        if i > 0 {
+            s.push(' ');
+        }
+        s.push_str(itoa::Buffer::new().format(*b));
+        s.push(':');
+        s.push_str(itoa::Buffer::new().format(*users));
+    }
+    s
+}
+
+/// The list of a `neighbors` column as written (`None`: not one).
+pub fn parse_neighbors(s: &str) -> Option<Vec<(ItemId, i64)>> {
+    s.split(' ')
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let (b, users) = w.split_once(':')?;
+            Some((b.parse().ok()?, users.parse().ok()?))
+        })
+        .collect()
 }
 
 pub fn schema() -> Schema<Row> {
     Schema {
         name: "recall_i2i",
-        columns: &["scene", "item_id", "neighbor_id", "users"],
-        key: 3,
-        fields: |(scene, a, b, users)| vec![Field::S(*scene), Field::U(*a), Field::U(*b), Field::I(*users)],
+        columns: &["scene", "item_id", "neighbors"],
+        key: 2,
+        fields: |(scene, a, list)| vec![Field::S(*scene), Field::U(*a), Field::Text(format_neighbors(list))],
     }
 }
 
@@ -84,6 +115,6 @@ mod example {
     /// is the other's neighbour, with one user.
     #[test]
     fn in_the_example_shop() {
-        assert_eq!(rows("recall_i2i", shop(), T + 1000), ["search,1,2,1", "search,2,1,1"]);
+        assert_eq!(rows("recall_i2i", shop(), T + 1000), ["search,1,2:1", "search,2,1:1"]);
     }
 }

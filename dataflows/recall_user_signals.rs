@@ -5,34 +5,39 @@
 //! rules, as of one time.
 //!
 //! ```text
-//! recent events ─ ((item,user), score) ─ arrange ─ join item_category ─ reduce per user: top 3 categories ─┐
-//! recent clicks/buys ─ distinct (user, item) ────────────────────────────────────────────── engaged items ──┼─► (user, Signal)
-//! recent buys ─ distinct (user, item) ─────────────────────────────────────────────────────── bought items ─┘
+//! recent events ─ ((item,user), score) ─ arrange ─ join item_category ─ (user, Category(c)), diff score ─┐
+//! recent clicks/buys ─────────────────────────────────────────────────── (user, Engaged(a)), diff count ──┼─ reduce per user ─► (user, Signals)
+//! recent buys ────────────────────────────────────────────────────────── (user, Bought(b)), diff count ───┘
 //! ```
 //!
-//! Contract (docs/cases-contract.md), at every time t, per user u with clicks, favs, carts or
-//! buys in the 1-hour window: `category c` for each of u's top 3 categories (category at t of
-//! the events' items, by Σ hot score over the window, score > 0, ties: smaller id), `engaged
-//! a` for each item u clicked or bought in the window, `bought b` for each item u bought in
-//! it. A user leaves once their window is empty.
+//! Contract (docs/cases-contract.md), at every time t, one row per user u with clicks, favs,
+//! carts or buys in the 1-hour window: `categories`, u's top 3 categories (category at t of
+//! the events' items, by Σ hot score over the window, score > 0, ties: smaller id) in rank
+//! order; `engaged`, the items u clicked or bought in the window; `bought`, the items u
+//! bought in it (both ascending). Each column is a space-separated list of ids (empty when
+//! none). A user leaves once their window is empty.
 //!
 //! **Why signals, not lists.** A user's merged list moves whenever any hot list of their
 //! top categories or any i2i list of their recent items moves — in a live stream, every
 //! active user's list once per epoch (61 M of the 148 M change rows of a 10 M-event run).
 //! The signals change only with the user's own events (and their items' category moves);
 //! the reader merges the lists it is asked for.
+//!
+//! **Why one row per user.** A click changes the user's engaged set: as a row per signal
+//! that is a row in and, an hour later, a row out per item; as one row per user it is one
+//! changed row per user and time whatever moved (25.3 M → 5.4 M rows at 10 M events,
+//! BENCHMARKS.md) — and a user's signals are what a reader fetches together.
 
 use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 
 use operators::arrange::arrange;
+use operators::rank::top_n_positive;
+use operators::ReduceTotal;
 use platform::model::{Behavior, CategoryId, ItemId, Time, UserId};
-use operators::{ReduceTotal, ThresholdTotalHashed};
-use platform::Platform;
 use platform::output::{Field, Schema};
 use platform::stats::Stats;
-
-use operators::rank::top_n_positive;
+use platform::Platform;
 
 /// Top categories per user that feed the hot candidates.
 pub const TOP_CATEGORIES: usize = 3;
@@ -42,65 +47,109 @@ pub const TOP_CATEGORIES: usize = 3;
 /// rule says `exclude_bought`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Signal {
-    // In the order of their labels: rows within a time are written sorted.
     Bought(ItemId),
     TopCategory(CategoryId),
     Engaged(ItemId),
 }
 
-impl Signal {
-    /// The `signal` column.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Signal::TopCategory(_) => "category",
-            Signal::Engaged(_) => "engaged",
-            Signal::Bought(_) => "bought",
-        }
+/// A user's signals: the row of `recall_user_signals`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Signals {
+    /// Top categories, in rank order.
+    pub categories: Vec<CategoryId>,
+    /// Items clicked or bought in the window, ascending.
+    pub engaged: Vec<ItemId>,
+    /// Items bought in the window, ascending.
+    pub bought: Vec<ItemId>,
+}
+
+impl Signals {
+    /// Every signal, one per id.
+    pub fn iter(&self) -> impl Iterator<Item = Signal> + '_ {
+        let categories = self.categories.iter().map(|&c| Signal::TopCategory(c));
+        let engaged = self.engaged.iter().map(|&a| Signal::Engaged(a));
+        categories.chain(engaged).chain(self.bought.iter().map(|&b| Signal::Bought(b)))
     }
 
-    /// The `id` column: a category id or an item id.
-    pub fn id(&self) -> u64 {
-        match *self {
-            Signal::TopCategory(c) => c,
-            Signal::Engaged(item) | Signal::Bought(item) => item,
-        }
-    }
-
-    /// The signal of a `signal,id` pair as written (`None`: not a signal label).
-    pub fn parse(label: &str, id: u64) -> Option<Signal> {
-        match label {
-            "category" => Some(Signal::TopCategory(id)),
-            "engaged" => Some(Signal::Engaged(id)),
-            "bought" => Some(Signal::Bought(id)),
-            _ => None,
-        }
+    /// The signals of a row's `categories, engaged, bought` columns as written (`None`: a
+    /// column is not a list of ids).
+    pub fn parse(categories: &str, engaged: &str, bought: &str) -> Option<Signals> {
+        Some(Signals { categories: parse_ids(categories)?, engaged: parse_ids(engaged)?, bought: parse_ids(bought)? })
     }
 }
 
-pub fn recall_user_signals<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (UserId, Signal)> {
+/// Space-separated ids (the empty string: none).
+pub fn format_ids(ids: &[u64]) -> String {
+    let mut s = String::with_capacity(ids.len() * 8);
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            s.push(' ');
+        }
+        s.push_str(itoa::Buffer::new().format(*id));
+    }
+    s
+}
+
+/// The ids of a [`format_ids`] column (`None`: not one).
+pub fn parse_ids(s: &str) -> Option<Vec<u64>> {
+    s.split(' ').filter(|w| !w.is_empty()).map(|w| w.parse().ok()).collect()
+}
+
+/// One part of a user's window, accumulated by its difference: a category's score, an
+/// item's clicks and buys, an item's buys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+enum Part {
+    Category(CategoryId),
+    Engaged(ItemId),
+    Bought(ItemId),
+}
+
+pub fn recall_user_signals<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (UserId, Signals)> {
     let recent = p.recent_events();
-    // The user's top categories over the window.
+    // The score per (user, current category of the item).
     let interest = recent.clone().explode(|e| Some(((e.item, e.user), Stats::of(&e).score() as isize)));
     let interest = arrange(interest, "Arrange: RecentInterestByItem")
-        .join_core(p.item_category.clone(), |_item, user, category| Some((*user, *category)));
-    let top_categories = interest.reduce_total("UserRecentTopCategories", |_u, input: &[(CategoryId, isize)], out| {
-        top_n_positive(input.iter().map(|(c, s)| (*c, *s as i64)), TOP_CATEGORIES, out)
+        .join_core(p.item_category.clone(), |_item, user, category| Some((*user, Part::Category(*category))));
+    let items = recent.flat_map(|e| {
+        let engaged = matches!(e.behavior, Behavior::Click | Behavior::Buy).then_some((e.user, Part::Engaged(e.item)));
+        let bought = (e.behavior == Behavior::Buy).then_some((e.user, Part::Bought(e.item)));
+        engaged.into_iter().chain(bought)
     });
-    // The items the user recently clicked or bought (their i2i lists are read), and bought.
-    let engaged = recent.clone().flat_map(|e| matches!(e.behavior, Behavior::Click | Behavior::Buy).then_some((e.user, e.item))).threshold_total_hashed("UserRecentItems", |n: &isize| (*n > 0) as isize);
-    let bought = recent.flat_map(|e| (e.behavior == Behavior::Buy).then_some((e.user, e.item))).threshold_total_hashed("UserRecentBuys", |n: &isize| (*n > 0) as isize);
-    top_categories
-        .map(|(user, (_rank, category, _score))| (user, Signal::TopCategory(category)))
-        .concat(engaged.map(|(user, item)| (user, Signal::Engaged(item))))
-        .concat(bought.map(|(user, item)| (user, Signal::Bought(item))))
+    interest.concat(items).reduce_total("UserSignals", |_u, parts: &[(Part, isize)], out| {
+        let mut signals = Signals::default();
+        let mut scores = Vec::new();
+        for &(part, n) in parts {
+            match part {
+                Part::Category(c) => scores.push((c, n as i64)),
+                Part::Engaged(a) if n > 0 => signals.engaged.push(a),
+                Part::Bought(b) if n > 0 => signals.bought.push(b),
+                _ => {}
+            }
+        }
+        let mut top = Vec::new();
+        top_n_positive(scores.into_iter(), TOP_CATEGORIES, &mut top);
+        signals.categories = top.into_iter().map(|(_rank, c, _score)| c).collect();
+        signals.engaged.sort_unstable();
+        signals.bought.sort_unstable();
+        if signals != Signals::default() {
+            out.push(signals);
+        }
+    })
 }
 
-pub fn schema() -> Schema<(UserId, Signal)> {
+pub fn schema() -> Schema<(UserId, Signals)> {
     Schema {
         name: "recall_user_signals",
-        columns: &["user_id", "signal", "id"],
-        key: 3,
-        fields: |(user, signal)| vec![Field::U(*user), Field::Label(signal.label()), Field::U(signal.id())],
+        columns: &["user_id", "categories", "engaged", "bought"],
+        key: 1,
+        fields: |(user, s)| {
+            vec![
+                Field::U(*user),
+                Field::Text(format_ids(&s.categories)),
+                Field::Text(format_ids(&s.engaged)),
+                Field::Text(format_ids(&s.bought)),
+            ]
+        },
     }
 }
 
@@ -112,6 +161,6 @@ mod example {
     /// items, bought items.
     #[test]
     fn in_the_example_shop() {
-        assert_eq!(rows("recall_user_signals", shop(), T + 1000), ["7,bought,1", "7,category,10", "7,engaged,1", "8,bought,1", "8,category,10", "8,category,20", "8,engaged,1", "8,engaged,2", "9,engaged,4"]);
+        assert_eq!(rows("recall_user_signals", shop(), T + 1000), ["7,10,1,1", "8,10 20,1 2,1", "9,,4,"]);
     }
 }

@@ -30,6 +30,8 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use common::cases::*;
+use dataflows::recall_i2i::format_neighbors;
+use dataflows::recall_user_signals::format_ids;
 use common::*;
 use support::{cutoff, finish};
 
@@ -169,10 +171,10 @@ fn case_reference_self_check() {
         ])
     );
     assert_eq!(r.state("recall_hot", 3000), rows(&["home,7,10,11"]));
-    assert_eq!(r.state("recall_i2i", 3000), rows(&["home,10,11,1", "home,11,10,1"]));
+    assert_eq!(r.state("recall_i2i", 3000), rows(&["home,10,11:1", "home,11,10:1"]));
     assert_eq!(r.state("recall_user", 3000), rows(&["home,1,10,13,hot+i2i", "home,1,11,2,i2i", "home,2,11,2,i2i"]));
     // The i2i window is 24 h; the 1 h window drops user 1's clicks at 3 601 000 / 3 602 000.
-    assert_eq!(r.state("recall_i2i", DAY), rows(&["home,10,11,1", "home,11,10,1"]));
+    assert_eq!(r.state("recall_i2i", DAY), rows(&["home,10,11:1", "home,11,10:1"]));
     assert_eq!(r.state("recall_i2i", DAY + 2000), rows(&[]));
     assert_eq!(r.state("recall_user", HOUR + 1000), rows(&["home,1,10,12,hot+i2i", "home,2,11,2,i2i"]));
     // Only user 2's fav of 11 is left in the 1 h window: hot only (no click or buy for i2i).
@@ -1014,10 +1016,12 @@ fn baseline_rows(b: &batch::CaseOutputs, o: usize) -> OutState {
         "scene_traffic" => b.traffic.iter().map(|r| vec![s(&r.0), opt(&r.1), opt(&r.2), opt(&r.3)]).collect(),
         "rules" => b.rules.iter().map(|r| vec![s(&r.0), s(&r.1), s(&r.2)]).collect(),
         "recall_hot" => b.recall_hot.iter().map(|r| vec![s(&r.0), s(&r.1), s(&r.2), s(&r.3)]).collect(),
-        "recall_i2i" => b.recall_i2i.iter().map(|r| vec![s(&r.0), s(&r.1), s(&r.2), s(&r.3)]).collect(),
-        "recall_user_signals" => {
-            b.recall_user_signals.iter().map(|(u, sig)| vec![s(u), sig.label().to_string(), s(&sig.id())]).collect()
-        }
+        "recall_i2i" => b.recall_i2i.iter().map(|r| vec![s(&r.0), s(&r.1), format_neighbors(&r.2)]).collect(),
+        "recall_user_signals" => b
+            .recall_user_signals
+            .iter()
+            .map(|(u, sig)| vec![s(u), format_ids(&sig.categories), format_ids(&sig.engaged), format_ids(&sig.bought)])
+            .collect(),
         // Merged by the reader, not by the dataflow: no baseline of its own.
         "recall_user" => OutState::new(),
         "ads_curated" => {

@@ -770,8 +770,8 @@ const KEY_COLUMNS: &[(&str, usize)] = &[
     ("scene_traffic", 1),
     ("rules", 2),
     ("recall_hot", 3),
-    ("recall_i2i", 3),
-    ("recall_user_signals", 3),
+    ("recall_i2i", 2),
+    ("recall_user_signals", 1),
     ("ads_curated", 1),
 ];
 

@@ -32,11 +32,11 @@ pub const CASE_OUTPUTS: [(&str, &str); 13] = [
     ("scene_traffic", "scene,impressions_share,clicks_share,gmv_share"),
     ("rules", "scene,strategy,params"),
     ("recall_hot", "scene,category_id,item_id,score"),
-    ("recall_i2i", "scene,item_id,neighbor_id,users"),
+    ("recall_i2i", "scene,item_id,neighbors"),
     ("recall_user", "scene,user_id,item_id,score,strategy"),
     ("ads_curated", "rank,item_id,category_id,bid_cents,pctr,ecpm"),
     ("ctr_cvr_prior", "impressions,clicks,buys,ctr,cvr"),
-    ("recall_user_signals", "user_id,signal,id"),
+    ("recall_user_signals", "user_id,categories,engaged,bought"),
 ];
 
 const O_DISPLAY: usize = 0;
@@ -463,7 +463,8 @@ pub struct CaseRef {
 
 /// What a user's recall list is made from (`recall_user_signals`).
 struct UserSignals {
-    top: BTreeSet<u64>,
+    /// In rank order.
+    top: Vec<u64>,
     interacted: BTreeSet<u64>,
     bought: BTreeSet<u64>,
 }
@@ -877,7 +878,7 @@ impl CaseRef {
             }
             let mut cats: Vec<(u64, u64)> = cat_score.into_iter().filter(|&(_, s)| s > 0).collect();
             cats.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
-            let top: BTreeSet<u64> = cats.iter().take(3).map(|&(c, _)| c).collect();
+            let top: Vec<u64> = cats.iter().take(3).map(|&(c, _)| c).collect();
             let interacted: BTreeSet<u64> =
                 evs.iter().filter(|e| matches!(e.beh, Beh::Click | Beh::Buy)).map(|e| e.item).collect();
             let bought: BTreeSet<u64> = evs.iter().filter(|e| e.beh == Beh::Buy).map(|e| e.item).collect();
@@ -886,14 +887,21 @@ impl CaseRef {
         out
     }
 
-    /// `recall_user_signals` at t: `user_id,signal,id` rows.
+    /// `recall_user_signals` at t: `user_id,categories,engaged,bought` rows, one per user
+    /// with a signal, each column a space-separated list (categories ranked, items ascending).
     fn signal_rows(at: &At) -> OutState {
         let mut rows = OutState::new();
+        let words = |ids: &mut dyn Iterator<Item = &u64>| ids.map(|id| id.to_string()).collect::<Vec<_>>().join(" ");
         for (u, s) in Self::user_signals(at) {
-            let tagged = [("category", &s.top), ("engaged", &s.interacted), ("bought", &s.bought)];
-            for (label, ids) in tagged {
-                rows.extend(ids.iter().map(|id| vec![u.to_string(), label.to_string(), id.to_string()]));
+            if s.top.is_empty() && s.interacted.is_empty() && s.bought.is_empty() {
+                continue;
             }
+            rows.insert(vec![
+                u.to_string(),
+                words(&mut s.top.iter()),
+                words(&mut s.interacted.iter()),
+                words(&mut s.bought.iter()),
+            ]);
         }
         rows
     }
@@ -938,8 +946,11 @@ impl CaseRef {
                     let mut v: Vec<(u64, u64)> =
                         nb.iter().filter(|(b, _)| Self::online(at, **b)).map(|(b, u)| (*u, *b)).collect();
                     v.sort_by(|x, y| y.0.cmp(&x.0).then(x.1.cmp(&y.1)));
+                    let list: Vec<String> = v.iter().take(r.top_n).map(|(users, b)| format!("{b}:{users}")).collect();
+                    if !list.is_empty() {
+                        i2i_out.insert(vec![scene.clone(), a.to_string(), list.join(" ")]);
+                    }
                     for (users, b) in v.into_iter().take(r.top_n) {
-                        i2i_out.insert(vec![scene.clone(), a.to_string(), b.to_string(), users.to_string()]);
                         i2i_of.entry(*a).or_default().insert(b, users);
                     }
                 }

@@ -22,7 +22,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use dataflows::category_hot_items::TOP_N as CATEGORY_HOT_TOP;
 use dataflows::item_display_stats::{DISPLAY_PERIOD_MS as DISPLAY_PERIOD, DISPLAY_WINDOW_MS as DISPLAY_WINDOW};
 use dataflows::recall_i2i::{I2I_GAP_MS as I2I_GAP, I2I_LATEST, I2I_WINDOW_MS as I2I_WINDOW};
-use dataflows::recall_user_signals::{Signal, TOP_CATEGORIES};
+use dataflows::recall_user_signals::{Signals, TOP_CATEGORIES};
 use platform::{PRIOR_PERIOD_MS as PRIOR_PERIOD, RECENT_WINDOW_MS as RECENT_WINDOW};
 
 // =====================================================================================
@@ -150,10 +150,10 @@ pub struct CaseOutputs {
     pub rules: Vec<(Scene, &'static str, String)>,
     /// scene, category, item, score.
     pub recall_hot: Vec<(Scene, CategoryId, ItemId, u64)>,
-    /// scene, item, neighbour, users.
-    pub recall_i2i: Vec<(Scene, ItemId, ItemId, u64)>,
-    /// user, signal.
-    pub recall_user_signals: Vec<(UserId, Signal)>,
+    /// scene, item, its neighbours ranked as (neighbour, users).
+    pub recall_i2i: Vec<(Scene, ItemId, Vec<(ItemId, i64)>)>,
+    /// user, signals.
+    pub recall_user_signals: Vec<(UserId, Signals)>,
     /// rank, item, category, bid, pctr, ecpm (micro-units).
     pub ads: Vec<(usize, ItemId, CategoryId, u64, u128, u128)>,
     /// The prior: impressions, clicks, buys, ctr, cvr (no row while all counts are 0).
@@ -391,7 +391,6 @@ pub fn cases(input: &CaseInput) -> CaseOutputs {
     out.recall_hot.sort_unstable();
     out.recall_i2i.sort_unstable();
     out.recall_user_signals.sort_unstable();
-    out.recall_user_signals.dedup();
     out
 }
 
@@ -474,7 +473,9 @@ fn recall(
             Strategy::I2i(r) => {
                 for (a, v) in &neighbours {
                     let n = v.len().min(r.top_n as usize);
-                    out.recall_i2i.extend(v[..n].iter().map(|&(users, b)| (scene, *a, b, users)));
+                    if n > 0 {
+                        out.recall_i2i.push((scene, *a, v[..n].iter().map(|&(users, b)| (b, users as i64)).collect()));
+                    }
                 }
             }
             Strategy::User(_) => {}
@@ -495,15 +496,21 @@ fn recall(
         let mut cats: Vec<(u64, CategoryId)> =
             category_score.into_iter().filter(|&(_, s)| s > 0).map(|(c, s)| (s, c)).collect();
         top(&mut cats, TOP_CATEGORIES);
-        let signals = &mut out.recall_user_signals;
-        signals.extend(cats.iter().map(|&(_, c)| (*user, Signal::TopCategory(c))));
+        let mut signals = Signals { categories: cats.iter().map(|&(_, c)| c).collect(), ..Signals::default() };
         for (item, b) in evs {
             if matches!(b, Behavior::Click | Behavior::Buy) {
-                signals.push((*user, Signal::Engaged(*item)));
+                signals.engaged.push(*item);
             }
             if *b == Behavior::Buy {
-                signals.push((*user, Signal::Bought(*item)));
+                signals.bought.push(*item);
             }
+        }
+        for items in [&mut signals.engaged, &mut signals.bought] {
+            items.sort_unstable();
+            items.dedup();
+        }
+        if signals != Signals::default() {
+            out.recall_user_signals.push((*user, signals));
         }
     }
 }

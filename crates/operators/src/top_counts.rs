@@ -83,13 +83,15 @@ where
         let mut top: Vec<(K, i64)> = Vec::new();
         let mut looked: Vec<K> = Vec::new();
         let mut fresh: Vec<O> = Vec::new();
+        // The list length of the last time: how long a key's ranked list needs to be.
+        let mut n = 0usize;
         let name = name.to_string();
         let mut negatives = 0u64;
         by_complete_time(updates, &name.clone(), Pipeline, move |_time, updates, out| {
             for (update, ()) in updates.drain(..) {
                 match update {
                     Keyed::Data(k, v, r) => {
-                        state.entry(k).or_default().add(v, r as i64, &mut negatives);
+                        state.entry(k).or_default().add(v, r as i64, n, &mut negatives);
                         touched.push(k);
                     }
                     Keyed::Config(c, r) => config.update(c, r),
@@ -114,7 +116,7 @@ where
                 touched.clear();
                 touched.extend(state.keys().copied());
             }
-            let n = limit(&config.current);
+            n = limit(&config.current);
             touched.sort_unstable();
             touched.dedup();
             for k in touched.drain(..) {
@@ -164,8 +166,9 @@ impl<K, O> Default for Ranked<K, O> {
 
 impl<K: Hash + Eq + Ord + Copy, O> Ranked<K, O> {
     /// Adds `r` to `v`'s count; counts the update in `negatives` if that leaves the count
-    /// below zero (the value then ranks nowhere until its count is back).
-    fn add(&mut self, v: K, r: i64, negatives: &mut u64) {
+    /// below zero (the value then ranks nowhere until its count is back). `n`: the list
+    /// length the key was last ranked for (`best` is kept short for it).
+    fn add(&mut self, v: K, r: i64, n: usize, negatives: &mut u64) {
         let count = self.counts.entry(v).or_default();
         let old = *count;
         *count += r;
@@ -185,17 +188,23 @@ impl<K: Hash + Eq + Ord + Copy, O> Ranked<K, O> {
         if new > 0 && self.floor.is_none_or(|floor| key < floor) {
             let i = self.best.binary_search(&key).unwrap_or_else(|i| i);
             self.best.insert(i, key);
+            self.shorten(n);
+        }
+    }
+
+    /// Keeps `best` short for lists of `n`: past `4n + 8` members, what ranks after the
+    /// first `2n` goes below a raised floor (still ranked after every member kept).
+    fn shorten(&mut self, n: usize) {
+        if self.best.len() > 4 * n + 8 {
+            self.floor = Some(self.best[2 * n]);
+            self.best.truncate(2 * n);
         }
     }
 
     /// The first `n` allowed values as `(value, count)` into `top`, and every value looked
     /// at on the way (in rank order) into `looked`.
     fn top(&mut self, n: usize, allowed: impl Fn(&K) -> bool, top: &mut Vec<(K, i64)>, looked: &mut Vec<K>) {
-        // Keep `best` short: what is beyond twice n goes below a raised floor.
-        if self.best.len() > 4 * n + 8 {
-            self.floor = Some(self.best[2 * n]);
-            self.best.truncate(2 * n);
-        }
+        self.shorten(n);
         if !self.scan(n, &allowed, top, looked) && self.floor.is_some() {
             let mut all: Vec<(Reverse<i64>, K)> =
                 self.counts.iter().filter(|(_, c)| **c > 0).map(|(v, c)| (Reverse(*c), *v)).collect();

@@ -25,7 +25,8 @@ use serde_json::{json, Map, Value};
 
 use crate::recall::{self, List};
 use crate::store::{parse_fields, parse_key, AsOf, Row, Store, Table, Update};
-use dataflows::recall_user_signals::Signal;
+use dataflows::recall_i2i::parse_neighbors;
+use dataflows::recall_user_signals::{Signal, Signals};
 use platform::model::{Scene, Time};
 use platform::rates::{format_micro, smoothed_ctr, smoothed_cvr, Micro};
 use platform::stats::Stats;
@@ -251,6 +252,14 @@ fn int(f: &Field) -> i64 {
     }
 }
 
+/// The members of a `recall_i2i` row's `neighbors` field, ranked.
+fn neighbors(f: &Field) -> Vec<(u64, i64)> {
+    match f {
+        Field::Text(t) => parse_neighbors(t).unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
 /// A fixed-point value as a JSON number with its six decimals (null when empty).
 fn micro(m: Option<Micro>) -> Value {
     let Some(m) = m else { return Value::Null };
@@ -394,19 +403,17 @@ async fn similar(State(api): State<Api>, Path(item): Path<String>, q: Params) ->
     let at = api.at(&q)?;
     let table = api.table("recall_i2i")?;
     let mut by_scene: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    // Keys are (scene, item, neighbour): per scene, the item's list.
+    // Keys are (scene, item): per scene, the item's list in one row, ranked.
     let scenes: Vec<Scene> = match wanted {
         Some(s) => vec![s],
         None => scenes_of(&api, at),
     };
     for s in scenes {
-        let rows = table.scan(&[Field::S(s), Field::U(item)], at, MAX_ITEMS, None);
-        let mut list: Vec<(i64, u64)> = rows.iter().map(|r| (int(&r[3]), int(&r[2]) as u64)).collect();
-        list.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        if !list.is_empty() {
+        for row in table.scan(&[Field::S(s), Field::U(item)], at, 1, None) {
+            let list = neighbors(&row[2]);
             by_scene.insert(
                 s.as_str().to_string(),
-                list.into_iter().map(|(users, n)| json!({"item_id": n, "users": users})).collect(),
+                list.into_iter().map(|(n, users)| json!({"item_id": n, "users": users})).collect(),
             );
         }
     }
@@ -439,13 +446,15 @@ async fn user(State(api): State<Api>, Path(user): Path<String>, q: Params) -> An
     let stats = api.row("user_stats", &key, at);
     let top = api.rows_json("user_top_categories", &key, at, MAX_ITEMS);
     let signals: Vec<Signal> = api
-        .rows("recall_user_signals", &key, at, usize::MAX)
-        .iter()
-        .filter_map(|r| match &r[1] {
-            Field::Label(l) => Signal::parse(l, int(&r[2]) as u64),
+        .store
+        .table("recall_user_signals")
+        .and_then(|t| t.get(&key, at))
+        .and_then(|r| match (&r[1], &r[2], &r[3]) {
+            (Field::Text(c), Field::Text(e), Field::Text(b)) => Signals::parse(c, e, b),
             _ => None,
         })
-        .collect();
+        .map(|s| s.iter().collect())
+        .unwrap_or_default();
     if stats.is_none() && signals.is_empty() && top.as_ref().is_none_or(|t| t.as_array().is_some_and(Vec::is_empty)) {
         return Err(ApiError::not_found(format!("no user {user} as of {at}")));
     }
@@ -473,10 +482,13 @@ async fn user(State(api): State<Api>, Path(user): Path<String>, q: Params) -> An
                 };
                 let list = lists.entry(owner).or_default();
                 for r in api.rows(table, &[Field::S(*s), Field::U(owner)], at, usize::MAX) {
-                    list.insert(int(&r[2]) as u64, int(&r[3]));
+                    match table {
+                        "recall_hot" => _ = list.insert(int(&r[2]) as u64, int(&r[3])),
+                        _ => list.extend(neighbors(&r[2])),
+                    }
                 }
             }
-            let merged = recall::merge(&rule, signals.iter(), |c| hot.get(&c), |a| i2i.get(&a));
+            let merged = recall::merge(&rule, signals.iter().copied(), |c| hot.get(&c), |a| i2i.get(&a));
             let list: Vec<Value> = merged
                 .into_iter()
                 .map(|(item, score, source)| json!({"item_id": item, "score": score, "strategy": source.label()}))

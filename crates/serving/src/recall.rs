@@ -18,7 +18,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
-use dataflows::recall_user_signals::Signal;
+use dataflows::recall_i2i::parse_neighbors;
+use dataflows::recall_user_signals::{Signal, Signals};
 use operators::rank::top_n_positive;
 use platform::model::{CategoryId, ItemId, Scene, Time, UserId};
 use platform::rules::UserRule;
@@ -70,7 +71,7 @@ pub type List = BTreeMap<ItemId, i64>;
 /// ranked (score desc, item asc), from the user's signals and the scene's lists.
 pub fn merge<'a>(
     rule: &UserRule,
-    signals: impl Iterator<Item = &'a Signal>,
+    signals: impl Iterator<Item = Signal>,
     hot: impl Fn(CategoryId) -> Option<&'a List>,
     i2i: impl Fn(ItemId) -> Option<&'a List>,
 ) -> Vec<(ItemId, i64, Source)> {
@@ -78,7 +79,7 @@ pub fn merge<'a>(
     let mut scores: BTreeMap<ItemId, (i64, i64)> = BTreeMap::new();
     let mut bought: BTreeSet<ItemId> = BTreeSet::new();
     for signal in signals {
-        match *signal {
+        match signal {
             Signal::TopCategory(c) => {
                 for (&item, &score) in hot(c).into_iter().flatten() {
                     let e = &mut scores.entry(item).or_default().0;
@@ -119,7 +120,7 @@ pub fn merge<'a>(
 /// The parts of `recall_user` as of one time, with the users each list is read by.
 #[derive(Default)]
 pub struct RecallState {
-    signals: BTreeMap<UserId, BTreeSet<Signal>>,
+    signals: BTreeMap<UserId, Signals>,
     hot: HashMap<(Scene, CategoryId), List>,
     i2i: HashMap<(Scene, ItemId), List>,
     rules: BTreeMap<Scene, UserRule>,
@@ -129,53 +130,73 @@ pub struct RecallState {
     by_item: HashMap<ItemId, BTreeSet<UserId>>,
 }
 
-/// Sets or (with a negative `diff`) removes `member`'s score in `list`; a removal of a
-/// score the list no longer holds is the replaced row's retraction, already superseded.
-fn update_list(list: &mut List, member: ItemId, score: i64, diff: isize) {
+/// Applies a change of a keyed row to `slot`: a row joins (`diff` > 0) and replaces what
+/// was there, or leaves (`diff` < 0) — a retraction of a row no longer held is the
+/// replaced row's, already superseded. Returns the value that left, if any.
+fn apply_row<V: PartialEq>(slot: &mut Option<V>, value: V, diff: isize) -> Option<V> {
     if diff > 0 {
-        list.insert(member, score);
-    } else if list.get(&member) == Some(&score) {
-        list.remove(&member);
+        slot.replace(value)
+    } else if slot.as_ref() == Some(&value) {
+        slot.take()
+    } else {
+        None
     }
 }
 
 impl RecallState {
-    /// Applies one change of a user's signals; `touched` gains the user.
-    pub fn update_signal(&mut self, user: UserId, signal: Signal, diff: isize, touched: &mut BTreeSet<UserId>) {
-        let readers = match signal {
-            Signal::TopCategory(c) => Some(self.by_category.entry(c).or_default()),
-            Signal::Engaged(a) => Some(self.by_item.entry(a).or_default()),
-            Signal::Bought(_) => None,
-        };
-        let signals = self.signals.entry(user).or_default();
-        if diff > 0 {
-            signals.insert(signal);
-            readers.map(|r| r.insert(user));
-        } else {
-            signals.remove(&signal);
-            if signals.is_empty() {
-                self.signals.remove(&user);
+    /// Applies one change of a user's signals row; `touched` gains the user.
+    pub fn update_signals(&mut self, user: UserId, signals: Signals, diff: isize, touched: &mut BTreeSet<UserId>) {
+        let mut slot = self.signals.remove(&user);
+        let added = (diff > 0).then(|| signals.clone());
+        if let Some(left) = apply_row(&mut slot, signals, diff) {
+            for c in &left.categories {
+                self.by_category.get_mut(c).map(|users| users.remove(&user));
             }
-            readers.map(|r| r.remove(&user));
+            for a in &left.engaged {
+                self.by_item.get_mut(a).map(|users| users.remove(&user));
+            }
+        }
+        for c in added.iter().flat_map(|s| &s.categories) {
+            self.by_category.entry(*c).or_default().insert(user);
+        }
+        for a in added.iter().flat_map(|s| &s.engaged) {
+            self.by_item.entry(*a).or_default().insert(user);
+        }
+        if let Some(signals) = slot {
+            self.signals.insert(user, signals);
         }
         touched.insert(user);
     }
 
-    /// Applies one change of a list — member and score — of `recall_hot` (`hot`: keyed by
-    /// scene and category) or `recall_i2i` (keyed by scene and item); `touched` gains the
-    /// users who read it.
-    pub fn update_list(
+    /// Applies one change of a `recall_hot` row (a member and its score in the list of a
+    /// scene and category); `touched` gains the users who read the list.
+    pub fn update_hot(
         &mut self,
-        hot: bool,
-        (scene, owner): (Scene, u64),
+        (scene, category): (Scene, CategoryId),
         member: ItemId,
         score: i64,
         diff: isize,
         touched: &mut BTreeSet<UserId>,
     ) {
-        let (lists, readers) = if hot { (&mut self.hot, &self.by_category) } else { (&mut self.i2i, &self.by_item) };
-        update_list(lists.entry((scene, owner)).or_default(), member, score, diff);
-        touched.extend(readers.get(&owner).into_iter().flatten());
+        let list = self.hot.entry((scene, category)).or_default();
+        let mut slot = list.get(&member).copied();
+        apply_row(&mut slot, score, diff);
+        match slot {
+            Some(score) => list.insert(member, score),
+            None => list.remove(&member),
+        };
+        touched.extend(self.by_category.get(&category).into_iter().flatten());
+    }
+
+    /// Applies one change of a `recall_i2i` row (the whole list of a scene and item);
+    /// `touched` gains the users who read it.
+    pub fn update_i2i(&mut self, key: (Scene, ItemId), list: List, diff: isize, touched: &mut BTreeSet<UserId>) {
+        let mut slot = self.i2i.remove(&key);
+        apply_row(&mut slot, list, diff);
+        if let Some(list) = slot {
+            self.i2i.insert(key, list);
+        }
+        touched.extend(self.by_item.get(&key.1).into_iter().flatten());
     }
 
     /// Applies one change of the `user` rules; every user is touched.
@@ -232,9 +253,9 @@ impl RecallFiles {
             ChangeFile::open(&path, columns, key)
         };
         let files = RecallFiles {
-            signals: open("recall_user_signals", &["user_id", "signal", "id"], 3)?,
+            signals: open("recall_user_signals", &["user_id", "categories", "engaged", "bought"], 1)?,
             hot: open("recall_hot", &["scene", "category_id", "item_id", "score"], 3)?,
-            i2i: open("recall_i2i", &["scene", "item_id", "neighbor_id", "users"], 3)?,
+            i2i: open("recall_i2i", &["scene", "item_id", "neighbors"], 2)?,
             rules: open("rules", &["scene", "strategy", "params"], 2)?,
         };
         let envelopes = [&files.signals, &files.hot, &files.i2i, &files.rules].map(|f| f.envelope());
@@ -270,22 +291,28 @@ impl RecallFiles {
         }
         self.signals.take(time, &mut rows)?;
         for (row, diff) in rows.drain(..) {
-            let (user, id) = (row[0].parse().ok(), row[2].parse().ok());
-            let Some((user, signal)) = user.zip(id.and_then(|id| Signal::parse(&row[1], id))) else {
+            let user = row[0].parse().ok();
+            let Some((user, signals)) = user.zip(Signals::parse(&row[1], &row[2], &row[3])) else {
                 return Err(bad("recall_user_signals", &row));
             };
-            state.update_signal(user, signal, diff, &mut touched);
+            state.update_signals(user, signals, diff, &mut touched);
         }
-        for (name, file) in [("recall_hot", &mut self.hot), ("recall_i2i", &mut self.i2i)] {
-            file.take(time, &mut rows)?;
-            for (row, diff) in rows.drain(..) {
-                let scene = Scene::new(row[0].as_bytes()).ok();
-                let ids = (row[1].parse().ok(), row[2].parse().ok(), row[3].parse().ok());
-                let (Some(scene), (Some(list), Some(member), Some(score))) = (scene, ids) else {
-                    return Err(bad(name, &row));
-                };
-                state.update_list(name == "recall_hot", (scene, list), member, score, diff, &mut touched);
-            }
+        self.hot.take(time, &mut rows)?;
+        for (row, diff) in rows.drain(..) {
+            let scene = Scene::new(row[0].as_bytes()).ok();
+            let ids = (row[1].parse().ok(), row[2].parse().ok(), row[3].parse().ok());
+            let (Some(scene), (Some(category), Some(member), Some(score))) = (scene, ids) else {
+                return Err(bad("recall_hot", &row));
+            };
+            state.update_hot((scene, category), member, score, diff, &mut touched);
+        }
+        self.i2i.take(time, &mut rows)?;
+        for (row, diff) in rows.drain(..) {
+            let scene = Scene::new(row[0].as_bytes()).ok();
+            let (Some(scene), Some(item), Some(list)) = (scene, row[1].parse().ok(), parse_neighbors(&row[2])) else {
+                return Err(bad("recall_i2i", &row));
+            };
+            state.update_i2i((scene, item), list.into_iter().collect(), diff, &mut touched);
         }
         Ok(touched)
     }
