@@ -88,7 +88,7 @@ outputs! {
     rules, false, |p| rules::rules(p);
     recall_hot, true, |p| recall_hot::recall_hot(p).map(recall_hot::as_row);
     recall_i2i, true, |p| recall_i2i::recall_i2i(p).map(recall_i2i::as_row);
-    recall_user_signals, true, |p| recall_user_signals::recall_user_signals(p);
+    recall_user_signals, true, |p| recall_user_signals::recall_user_signals(p).map(recall_user_signals::as_row);
     ads_curated, true, |p| ads_curated::ads_curated(p).map(ads_curated::as_row);
 }
 

@@ -66,11 +66,12 @@ pub fn recall_i2i<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (ItemId, Neig
     })
 }
 
-/// A row in column order (the sink sorts rows within a time by it).
-pub type Row = (Scene, ItemId, Vec<(ItemId, i64)>);
+/// A row in column order, the list as written (the sink sorts rows within a time by it:
+/// the list column as text, as a reader of the file compares it).
+pub type Row = (Scene, ItemId, String);
 
 pub fn as_row((a, (scene, list)): (ItemId, Neighbors)) -> Row {
-    (scene, a, list)
+    (scene, a, format_neighbors(&list))
 }
 
 /// `b:users b:users …` (the `neighbors` column).
@@ -103,7 +104,7 @@ pub fn schema() -> Schema<Row> {
         name: "recall_i2i",
         columns: &["scene", "item_id", "neighbors"],
         key: 2,
-        fields: |(scene, a, list)| vec![Field::S(*scene), Field::U(*a), Field::Text(format_neighbors(list))],
+        fields: |(scene, a, list)| vec![Field::S(*scene), Field::U(*a), Field::Text(list.clone())],
     }
 }
 

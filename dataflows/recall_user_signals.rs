@@ -137,18 +137,21 @@ pub fn recall_user_signals<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (Use
     })
 }
 
-pub fn schema() -> Schema<(UserId, Signals)> {
+/// A row in column order, the lists as written (the sink sorts rows within a time by it:
+/// the list columns as text, as a reader of the file compares them).
+pub type Row = (UserId, String, String, String);
+
+pub fn as_row((user, s): (UserId, Signals)) -> Row {
+    (user, format_ids(&s.categories), format_ids(&s.engaged), format_ids(&s.bought))
+}
+
+pub fn schema() -> Schema<Row> {
     Schema {
         name: "recall_user_signals",
         columns: &["user_id", "categories", "engaged", "bought"],
         key: 1,
-        fields: |(user, s)| {
-            vec![
-                Field::U(*user),
-                Field::Text(format_ids(&s.categories)),
-                Field::Text(format_ids(&s.engaged)),
-                Field::Text(format_ids(&s.bought)),
-            ]
+        fields: |(user, categories, engaged, bought)| {
+            vec![Field::U(*user), Field::Text(categories.clone()), Field::Text(engaged.clone()), Field::Text(bought.clone())]
         },
     }
 }

@@ -49,14 +49,18 @@ pub fn decimal(s: &str) -> Option<(u128, u128)> {
     Some((i.parse().ok()?, frac))
 }
 
-/// Typed row order: every column but `scene` is an integer (or a fixed-point decimal, or
-/// empty: an absent value, before any number) and compares numerically
-/// (`string_col` = index of the scene column, if any); other text compares as bytes.
-pub fn typed_cmp(a: &[String], b: &[String], string_col: Option<usize>) -> std::cmp::Ordering {
+/// The text columns: a scene label, and the lists of `recall_i2i` and `recall_user_signals`
+/// (space-separated, so a one-member list looks like a number but is text).
+const TEXT_COLUMNS: [&str; 5] = ["scene", "neighbors", "categories", "engaged", "bought"];
+
+/// Typed row order: every column but the text ones (`text`: their indexes) is an integer
+/// (or a fixed-point decimal, or empty: an absent value, before any number) and compares
+/// numerically; text compares as bytes.
+pub fn typed_cmp(a: &[String], b: &[String], text: &[usize]) -> std::cmp::Ordering {
     for (k, (x, y)) in a.iter().zip(b).enumerate() {
         let numeric = |s: &str| pu64(s).map(|v| (v as u128, 0u128)).or_else(|| decimal(s));
         let o = match (numeric(x), numeric(y)) {
-            _ if string_col == Some(k) => x.as_bytes().cmp(y.as_bytes()),
+            _ if text.contains(&k) => x.as_bytes().cmp(y.as_bytes()),
             (Some(p), Some(q)) => p.cmp(&q),
             (None, Some(_)) if x.is_empty() => std::cmp::Ordering::Less,
             (Some(_), None) if y.is_empty() => std::cmp::Ordering::Greater,
@@ -86,7 +90,8 @@ pub fn parse_change_stream_with(path: &Path, columns: &str, check_order: bool) -
         return Err(format!("{}: header {:?}, expected {:?}", path.display(), lines.first(), header));
     }
     let ncols = columns.split(',').count();
-    let scene_col = columns.split(',').position(|c| c == "scene");
+    let text: Vec<usize> =
+        columns.split(',').enumerate().filter(|(_, c)| TEXT_COLUMNS.contains(c)).map(|(k, _)| k).collect();
     let mut out: Vec<Change> = Vec::new();
     let mut seen_at_time: BTreeSet<Vec<String>> = BTreeSet::new();
     let mut errs = Vec::new();
@@ -115,7 +120,7 @@ pub fn parse_change_stream_with(path: &Path, columns: &str, check_order: bool) -
             }
             if time != prev.0 {
                 seen_at_time.clear();
-            } else if check_order && typed_cmp(&prev.2, &f[2..], scene_col) != std::cmp::Ordering::Less {
+            } else if check_order && typed_cmp(&prev.2, &f[2..], &text) != std::cmp::Ordering::Less {
                 errs.push(format!("line {}: rows of time {time} not sorted by row: {line:?}", k + 1));
             }
         }
