@@ -6,7 +6,7 @@
 //! Command: `cargo bench --bench incremental`
 //! (env: `SHOPFLOW_BENCH_EVENTS`, default `1000000,10000000`; `SHOPFLOW_BENCH_WORKERS`,
 //! default `1,2`; `SHOPFLOW_BENCH_SETS`, default `platform,all`, where a set may also be
-//! output names joined by `+`, e.g. `item_ctr_cvr+recall_i2i`, timed without a batch
+//! output names joined by `+`, e.g. `item_rank_features+recall_i2i`, timed without a batch
 //! baseline; `SHOPFLOW_BENCH_EPOCH_MS`, default 3 600 000: the epoch — issue #12's target
 //! is stated for 60 000, where an epoch passing expires a minute of the windows, not an
 //! hour).

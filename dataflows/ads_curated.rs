@@ -10,8 +10,8 @@
 //! ```
 //!
 //! Contract (docs/cases-contract.md): on refresh boundaries; items online, `is_ad`,
-//! `ad_bid_cents > 0`, all-time impressions ≥ `--ad-min-impressions`, smoothed pCTR (as in
-//! `item_ctr_cvr`, six decimals) ≥ `--ad-min-pctr`; eCPM = bid · pCTR · 1000 from the
+//! `ad_bid_cents > 0`, all-time impressions ≥ `--ad-min-impressions`, smoothed pCTR (an item's
+//! all-time counters with the prior, six decimals) ≥ `--ad-min-pctr`; eCPM = bid · pCTR · 1000 from the
 //! six-decimal pCTR; top `--ad-set-size` by eCPM desc, item asc. Top-K is staged: each
 //! of `SHARDS` hash shards keeps its own top N, so a refresh recomputes only the shards
 //! whose items changed, and the final ranking sees at most `SHARDS × N` candidates.

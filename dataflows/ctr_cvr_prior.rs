@@ -7,8 +7,8 @@
 //! Contract (docs/cases-contract.md): at t, the impressions I, clicks C and buys B of
 //! all events up to the last whole hour ≤ t, with the global ctr = C/I and cvr = B/C
 //! (six decimals; empty when the denominator is 0); no row before the first hour
-//! boundary with such events. A reader smooths a counter row of `item_ctr_cvr` or
-//! `scene_category_ctr_cvr` (i impressions, c clicks, b buys) with it:
+//! boundary with such events. A reader smooths an item's counters (its `item_stats` row) or
+//! a `scene_category_ctr_cvr` row (i impressions, c clicks, b buys) with it:
 //! ctr = (c + β·C/I) / (i + β), cvr = (b + β·B/C) / (c + β), β = 100, computed exactly
 //! as `rates::smoothed_ctr` / `rates::smoothed_cvr` do.
 

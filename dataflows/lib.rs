@@ -81,7 +81,6 @@ outputs! {
     item_display_stats, false, |p| item_display_stats::item_display_stats(p);
     item_rank_features, true, |p| item_rank_features::item_rank_features(p);
     category_hot_items, true, |p| category_hot_items::category_hot_items(p);
-    item_ctr_cvr, false, |p| item_ctr_cvr::item_ctr_cvr(p);
     ctr_cvr_prior, false, |p| ctr_cvr_prior::ctr_cvr_prior(p);
     scene_category_ctr_cvr, true, |p| scene_category_ctr_cvr::scene_category_ctr_cvr(p);
     scene_traffic, false, |p| scene_traffic::scene_traffic(p);

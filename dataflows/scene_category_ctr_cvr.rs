@@ -1,6 +1,6 @@
 //! `scene_category_ctr_cvr` (case 1): the counters behind CTR and CVR per scene and
 //! current category — what traffic allocation compares across scenes, smoothed by the
-//! reader with `ctr_cvr_prior` like `item_ctr_cvr`.
+//! reader with `ctr_cvr_prior` like an item's counters in `item_stats`.
 //!
 //! ```text
 //! events ─ explode ((item,scene), funnel) ─ arrange by item ─ join_core item_category ─ count_total_hashed

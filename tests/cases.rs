@@ -30,9 +30,9 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use common::cases::*;
+use common::*;
 use dataflows::recall_i2i::format_neighbors;
 use dataflows::recall_user_signals::format_ids;
-use common::*;
 use support::{cutoff, finish};
 
 const HOUR: u64 = 3_600_000;
@@ -144,13 +144,9 @@ fn case_reference_self_check() {
 
     assert_eq!(r.state("item_rank_features", 3000), rows(&["10,1,1,0,0,1,1.000000,11", "11,0,1,1,0,0,,4"]));
     assert_eq!(r.state("category_hot_items", 3000), rows(&["7,1,10,11", "7,2,11,4"]));
-    // No prior before the first hour boundary.
-    assert_eq!(r.state("item_ctr_cvr", 3000), rows(&["10,1,1,1", "11,0,1,0"]));
     // No prior before the first hour boundary; then (I, C, B) = (1, 2, 1) with C/I, B/C.
     assert_eq!(r.state("ctr_cvr_prior", 3000), rows(&[]));
     assert_eq!(r.state("ctr_cvr_prior", HOUR), rows(&["1,2,1,2.000000,0.500000"]));
-    // The counters do not move with the prior.
-    assert_eq!(r.state("item_ctr_cvr", HOUR), rows(&["10,1,1,1", "11,0,1,0"]));
     assert_eq!(r.state("scene_category_ctr_cvr", HOUR), rows(&["home,7,1,2,0", "search,7,0,0,1"]));
     assert_eq!(
         r.state("scene_traffic", 3000),
@@ -1008,7 +1004,6 @@ fn baseline_rows(b: &batch::CaseOutputs, o: usize) -> OutState {
             })
             .collect(),
         "category_hot_items" => b.category_hot.iter().map(|r| vec![s(&r.0), s(&r.1), s(&r.2), s(&r.3)]).collect(),
-        "item_ctr_cvr" => b.item_rates.iter().map(|r| vec![s(&r.0), s(&r.1), s(&r.2), s(&r.3)]).collect(),
         "ctr_cvr_prior" => b.prior.iter().map(|r| vec![s(&r.0), s(&r.1), s(&r.2), opt(&r.3), opt(&r.4)]).collect(),
         "scene_category_ctr_cvr" => {
             b.scene_category_rates.iter().map(|r| vec![s(&r.0), s(&r.1), s(&r.2), s(&r.3), s(&r.4)]).collect()

@@ -764,7 +764,6 @@ const KEY_COLUMNS: &[(&str, usize)] = &[
     ("item_display_stats", 1),
     ("item_rank_features", 1),
     ("category_hot_items", 2),
-    ("item_ctr_cvr", 1),
     ("ctr_cvr_prior", 0),
     ("scene_category_ctr_cvr", 2),
     ("scene_traffic", 1),

@@ -166,7 +166,10 @@ fn lookups_equal_the_reference_at_many_times() {
         }
         // Items: CTR/CVR smoothed at read time with the prior at t (the contract's formula).
         let prior = cases.state("ctr_cvr_prior", t).into_iter().next();
-        let counters = cases.state("item_ctr_cvr", t);
+        // The counters: the reference's item_stats (impressions, clicks, …, buys).
+        let stats = if k == 0 { OutState::new() } else { platform.states[k - 1][0].clone() };
+        let counters: Vec<Vec<String>> =
+            stats.iter().map(|r| vec![r[0].clone(), r[1].clone(), r[2].clone(), r[5].clone()]).collect();
         let ids: Vec<&String> = counters.iter().map(|r| &r[0]).take(15).collect();
         for row in &counters {
             if !ids.contains(&&row[0]) {
@@ -334,10 +337,12 @@ fn live_run_serves_consistent_times() {
     let mut slow = TcpStream::connect(&addr).unwrap();
     write!(slow, "GET /v1/outputs/item_stats/changes HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
 
-    // Append the rest in a few slices, with a rules edit in between; check responses
-    // meanwhile: two outputs that count the same impressions agree in every response.
+    // Append the rest in a few slices, with a rules edit in between; keep the responses
+    // meanwhile: each must hold two outputs as of its one `as_of` (checked against the
+    // files below).
     let busy = ["45", "541", "510"];
     let mut seen_times = BTreeSet::new();
+    let mut responses: Vec<(u64, serde_json::Value)> = Vec::new();
     let mut appended = head.len();
     for (k, slice) in tail.chunks(tail.len() / 3 + 1).enumerate() {
         let mut f = std::fs::OpenOptions::new().append(true).open(&file).unwrap();
@@ -356,15 +361,9 @@ fn live_run_serves_consistent_times() {
                 if status != 200 {
                     continue;
                 }
-                seen_times.insert(body["as_of"].as_u64().unwrap());
-                let item = &body["item"];
-                if !item["stats"].is_null() || !item["ctr_cvr"].is_null() {
-                    assert_eq!(
-                        item["stats"]["impressions"], item["ctr_cvr"]["impressions"],
-                        "item {id} at {}: item_stats and item_ctr_cvr from different times: {item}",
-                        body["as_of"]
-                    );
-                }
+                let as_of = body["as_of"].as_u64().unwrap();
+                seen_times.insert(as_of);
+                responses.push((as_of, body["item"].clone()));
             }
         }
     }
@@ -398,6 +397,21 @@ fn live_run_serves_consistent_times() {
             "{name} at {at}: served state differs from the file:\n{}",
             state_difference(cols, &want, &got)
         );
+    }
+
+    // Each response's all-time stats and 1-hour rank features are the files' rows as of its
+    // `as_of`: two outputs read at one time, while the run moved on.
+    for (name, part) in [("item_stats", "stats"), ("item_rank_features", "rank_features")] {
+        let mut all = OUTPUTS.iter().chain(CASE_OUTPUTS.iter());
+        let cols: Vec<&str> = all.find(|(n, _)| *n == name).map(|(_, c)| c.split(',').collect()).unwrap();
+        let mut files: BTreeMap<u64, OutState> = BTreeMap::new();
+        for (as_of, item) in &responses {
+            let state = files.entry(*as_of).or_insert_with(|| file_state(&out, name, &cols.join(","), *as_of));
+            let id = item["item_id"].to_string();
+            let want = state.iter().find(|r| r[0] == id);
+            let got = (!item[part].is_null()).then(|| csv_fields(&item[part], &cols));
+            assert_eq!(got.as_ref(), want, "item {id} as of {as_of}: {part} is not {name} at that time: {item}");
+        }
     }
 
     // The slow subscriber was dropped with a clear final event, and counted.

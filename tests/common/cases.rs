@@ -23,11 +23,10 @@ use super::{
 };
 
 /// The case outputs and their columns (after `time,diff`).
-pub const CASE_OUTPUTS: [(&str, &str); 13] = [
+pub const CASE_OUTPUTS: [(&str, &str); 12] = [
     ("item_display_stats", "item_id,sales_30d,units_30d,gmv_30d_cents,buyers_30d"),
     ("item_rank_features", "item_id,impressions_1h,clicks_1h,favs_1h,carts_1h,buys_1h,ctr_1h,hot_score"),
     ("category_hot_items", "category_id,rank,item_id,hot_score"),
-    ("item_ctr_cvr", "item_id,impressions,clicks,buys"),
     ("scene_category_ctr_cvr", "scene,category_id,impressions,clicks,buys"),
     ("scene_traffic", "scene,impressions_share,clicks_share,gmv_share"),
     ("rules", "scene,strategy,params"),
@@ -42,16 +41,15 @@ pub const CASE_OUTPUTS: [(&str, &str); 13] = [
 const O_DISPLAY: usize = 0;
 const O_RANK: usize = 1;
 const O_CAT_HOT: usize = 2;
-const O_ITEM_RATES: usize = 3;
-const O_SCENE_CAT_RATES: usize = 4;
-const O_TRAFFIC: usize = 5;
-const O_RULES: usize = 6;
-const O_RECALL_HOT: usize = 7;
-const O_RECALL_I2I: usize = 8;
-const O_RECALL_USER: usize = 9;
-const O_ADS: usize = 10;
-const O_PRIOR: usize = 11;
-const O_SIGNALS: usize = 12;
+const O_SCENE_CAT_RATES: usize = 3;
+const O_TRAFFIC: usize = 4;
+const O_RULES: usize = 5;
+const O_RECALL_HOT: usize = 6;
+const O_RECALL_I2I: usize = 7;
+const O_RECALL_USER: usize = 8;
+const O_ADS: usize = 9;
+const O_PRIOR: usize = 10;
+const O_SIGNALS: usize = 11;
 
 pub const DISPLAY_WINDOW: u64 = 2_592_000_000;
 pub const RECENT_WINDOW: u64 = 3_600_000;
@@ -655,9 +653,6 @@ impl CaseRef {
             out[O_RANK] = rank;
             out[O_CAT_HOT] = cat_hot;
         }
-        if want[O_ITEM_RATES] {
-            out[O_ITEM_RATES] = self.item_rates(&at);
-        }
         if want[O_PRIOR] {
             out[O_PRIOR] = prior_rows(at.prior);
         }
@@ -769,7 +764,7 @@ impl CaseRef {
         (rank, cat_hot)
     }
 
-    // ---- item_ctr_cvr, scene_category_ctr_cvr --------------------------------------
+    // ---- scene_category_ctr_cvr ----------------------------------------------------
 
     /// The counters of a CTR/CVR (the reader smooths them with `ctr_cvr_prior`).
     fn rate_row(key: Vec<String>, c: &Funnel) -> Option<Vec<String>> {
@@ -781,14 +776,6 @@ impl CaseRef {
         row.push(c[1].to_string());
         row.push(c[4].to_string());
         Some(row)
-    }
-
-    fn item_rates(&self, at: &At) -> OutState {
-        let mut m: BTreeMap<u64, Funnel> = BTreeMap::new();
-        for e in at.all {
-            m.entry(e.item).or_default()[bidx(e.beh)] += 1;
-        }
-        m.iter().filter_map(|(item, c)| Self::rate_row(vec![item.to_string()], c)).collect()
     }
 
     fn scene_category_rates(&self, at: &At) -> OutState {

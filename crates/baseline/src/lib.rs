@@ -140,8 +140,6 @@ pub struct CaseOutputs {
     pub rank: Vec<(ItemId, Funnel, Option<u128>, u64)>,
     /// category, rank, item, hot score.
     pub category_hot: Vec<(CategoryId, usize, ItemId, u64)>,
-    /// item, impressions, clicks, buys.
-    pub item_rates: Vec<(ItemId, u64, u64, u64)>,
     /// scene, category, impressions, clicks, buys.
     pub scene_category_rates: Vec<(Scene, CategoryId, u64, u64, u64)>,
     /// scene, impressions share, clicks share, gmv share.
@@ -165,7 +163,6 @@ impl CaseOutputs {
         self.display.len()
             + self.rank.len()
             + self.category_hot.len()
-            + self.item_rates.len()
             + self.scene_category_rates.len()
             + self.traffic.len()
             + self.rules.len()
@@ -261,7 +258,6 @@ pub fn cases(input: &CaseInput) -> CaseOutputs {
     let mut ads_prior = Prior::default();
     // Impressions and clicks of the ad items up to `ads_t`.
     let mut ad_counts: FxHashMap<ItemId, (u64, u64)> = FxHashMap::default();
-    let mut all_time: FxHashMap<ItemId, Funnel> = FxHashMap::default();
     let mut scene_category: FxHashMap<(Scene, CategoryId), Funnel> = FxHashMap::default();
     let mut display: FxHashMap<ItemId, (u64, u64, u64)> = FxHashMap::default();
     let mut buyers: FxHashSet<(ItemId, UserId)> = FxHashSet::default();
@@ -284,7 +280,6 @@ pub fn cases(input: &CaseInput) -> CaseOutputs {
                 _ => {}
             }
         }
-        all_time.entry(ev.item).or_default()[b] += 1;
         if let Some(row) = input.catalog.get(&ev.item) {
             scene_category.entry((ev.scene, row.category)).or_default()[b] += 1;
         }
@@ -335,9 +330,8 @@ pub fn cases(input: &CaseInput) -> CaseOutputs {
         out.category_hot.extend(v.iter().enumerate().map(|(k, &(hot, item))| (*c, k + 1, item, hot)));
     }
 
-    // item_ctr_cvr, scene_category_ctr_cvr
+    // scene_category_ctr_cvr
     let rated = |f: &Funnel| f[0] > 0 || f[1] > 0 || f[4] > 0;
-    out.item_rates = all_time.iter().filter(|(_, f)| rated(f)).map(|(&i, f)| (i, f[0], f[1], f[4])).collect();
     out.scene_category_rates =
         scene_category.iter().filter(|(_, f)| rated(f)).map(|(&(s, c), f)| (s, c, f[0], f[1], f[4])).collect();
     if (prior.impressions, prior.clicks, prior.buys) != (0, 0, 0) {
@@ -384,7 +378,6 @@ pub fn cases(input: &CaseInput) -> CaseOutputs {
     out.display.sort_unstable();
     out.rank.sort_unstable();
     out.category_hot.sort_unstable();
-    out.item_rates.sort_unstable();
     out.scene_category_rates.sort_unstable();
     out.traffic.sort_unstable();
     out.rules.sort_unstable();

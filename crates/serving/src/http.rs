@@ -205,9 +205,10 @@ impl Api {
     fn item_json(&self, item: u64, at: Time) -> Option<Value> {
         let key = [Field::U(item)];
         let catalog = self.row("catalog", &key, at);
-        let counters = self.store.table("item_ctr_cvr").and_then(|t| t.get(&key, at));
+        // The counters are item_stats' (`impressions, clicks, …, buys` after the id).
+        let counters = self.store.table("item_stats").and_then(|t| t.get(&key, at));
         let ctr_cvr = counters.as_ref().map(|row| {
-            let s = Stats { impressions: int(&row[1]), clicks: int(&row[2]), buys: int(&row[3]), ..Stats::default() };
+            let s = Stats { impressions: int(&row[1]), clicks: int(&row[2]), buys: int(&row[5]), ..Stats::default() };
             let prior = self.prior(at);
             json!({
                 "impressions": s.impressions, "clicks": s.clicks, "buys": s.buys,
