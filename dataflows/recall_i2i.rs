@@ -20,7 +20,7 @@
 //! **Why one row per list.** When one pair's `users` moves inside a list, or a neighbour
 //! enters and pushes out the last, a row per member writes two or four rows; one row per
 //! list writes one changed row per item and time however many members moved (46.9 M →
-//! 14.3 M rows at 10 M events, BENCHMARKS.md), and a list is what a reader fetches whole
+//! 13.5 M rows at 10 M events, BENCHMARKS.md), and a list is what a reader fetches whole
 //! (the similar-items lookup, the user merge, a cache keyed by item).
 //!
 //! The pair counts are never arranged: each (a, b) update is one hash-map probe and one

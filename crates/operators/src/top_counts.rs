@@ -83,6 +83,7 @@ where
         let mut top: Vec<(K, i64)> = Vec::new();
         let mut looked: Vec<K> = Vec::new();
         let mut fresh: Vec<O> = Vec::new();
+        let mut data: Vec<(K, K, i64)> = Vec::new();
         // The list length of the last time: how long a key's ranked list needs to be.
         let mut n = 0usize;
         let name = name.to_string();
@@ -90,10 +91,7 @@ where
         by_complete_time(updates, &name.clone(), Pipeline, move |_time, updates, out| {
             for (update, ()) in updates.drain(..) {
                 match update {
-                    Keyed::Data(k, v, r) => {
-                        state.entry(k).or_default().add(v, r as i64, n, &mut negatives);
-                        touched.push(k);
-                    }
+                    Keyed::Data(k, v, r) => data.push((k, v, r as i64)),
                     Keyed::Config(c, r) => config.update(c, r),
                     Keyed::Table(k, r) => {
                         let count = allowed.entry(k).or_default();
@@ -102,6 +100,17 @@ where
                     }
                 }
             }
+            // One key at a time: its state is found once, and its counts stay in cache
+            // while its updates of this time are applied (a large state is cache misses).
+            data.sort_unstable_by(|(k1, v1, _), (k2, v2, _)| (k1, v1).cmp(&(k2, v2)));
+            for run in data.chunk_by(|(k1, _, _), (k2, _, _)| k1 == k2) {
+                let ranked = state.entry(run[0].0).or_default();
+                for &(_, v, r) in run {
+                    ranked.add(v, r, n, &mut negatives);
+                }
+                touched.push(run[0].0);
+            }
+            data.clear();
             for (k, was) in flipped.drain() {
                 let now = allowed.get(&k).is_some_and(|r| *r > 0);
                 if allowed.get(&k) == Some(&0) {
