@@ -4,15 +4,17 @@
 //! ```text
 //! platform.recent_online ─ explode ((category,item), Stats) ─┐
 //! rules ─────────────────────────────── (broadcast) ─────────┴─ reduce_total_with per category:
-//!                                                               top n per scene with a `hot` rule
+//!                                                               per scene with a `hot` rule, its top n as one row
 //! ```
 //!
 //! Contract (docs/cases-contract.md): for each scene S with a `hot` rule and each category
-//! c: the online items of c, score = w.click·clicks + w.fav·favs + w.cart·carts +
-//! w.buy·buys over the 1-hour window (all scenes' events), score > 0, top `top_n` by score
-//! desc, item asc. An edit of S's rule recomputes every category but changes only S's rows.
-//! Rows carry the score, not the rank (a reader ranks by score desc, item asc): a score
-//! change then moves one row, not every row below it.
+//! c with a hot online item: one row whose `items` column lists c's online items, score =
+//! w.click·clicks + w.fav·favs + w.cart·carts + w.buy·buys over the 1-hour window (all
+//! scenes' events), score > 0, top `top_n` by score desc, item asc, as space-separated
+//! `item:score` ([`format_scored`]). An edit of S's rule recomputes every category but
+//! changes only S's rows. One row per list, as `recall_i2i`: a list's change is one changed
+//! row however many members moved (2.73 M → 0.43 M rows at 10 M events, BENCHMARKS.md), and
+//! the user merge reads a category's list whole.
 
 use differential_dataflow::VecCollection;
 
@@ -20,13 +22,13 @@ use platform::model::{CategoryId, ItemId, Scene, Time};
 use operators::ReduceTotal;
 use platform::Platform;
 use platform::rules::{hot_rules, HotRule, Rule};
-use platform::output::{Field, Schema};
+use platform::output::{format_scored, Field, Schema};
 use platform::stats::Stats;
 
 use operators::rank::top_n_positive;
 
-/// `(scene, item, score)`: a member of the scene's top-n list of a category.
-pub type Hot = (Scene, ItemId, i64);
+/// `(scene, [(item, score)])`: the scene's top-n list of a category, ranked.
+pub type Hot = (Scene, Vec<(ItemId, i64)>);
 
 pub fn recall_hot<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (CategoryId, Hot)> {
     let counts = p.recent_online().explode(|(item, (category, s))| Some(((category, item), s)));
@@ -35,7 +37,9 @@ pub fn recall_hot<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (CategoryId, 
             for (scene, rule) in hot_rules(rules) {
                 ranked.clear();
                 top_n_positive(items.iter().map(|(item, s)| (*item, score(&rule, s))), rule.top_n as usize, &mut ranked);
-                out.extend(ranked.iter().map(|&(_rank, item, score)| (scene, item, score)));
+                if !ranked.is_empty() {
+                    out.push((scene, ranked.iter().map(|&(_rank, item, score)| (item, score)).collect()));
+                }
             }
         })
 }
@@ -45,19 +49,20 @@ pub fn score(rule: &HotRule, s: &Stats) -> i64 {
     rule.click as i64 * s.clicks + rule.fav as i64 * s.favs + rule.cart as i64 * s.carts + rule.buy as i64 * s.buys
 }
 
-/// A row in column order (the sink sorts rows within a time by it).
-pub type Row = (Scene, CategoryId, ItemId, i64);
+/// A row in column order, the list as written (the sink sorts rows within a time by it:
+/// the list column as text, as a reader of the file compares it).
+pub type Row = (Scene, CategoryId, String);
 
-pub fn as_row((c, (scene, item, score)): (CategoryId, Hot)) -> Row {
-    (scene, c, item, score)
+pub fn as_row((c, (scene, list)): (CategoryId, Hot)) -> Row {
+    (scene, c, format_scored(&list))
 }
 
 pub fn schema() -> Schema<Row> {
     Schema {
         name: "recall_hot",
-        columns: &["scene", "category_id", "item_id", "score"],
-        key: 3,
-        fields: |(scene, c, item, score)| vec![Field::S(*scene), Field::U(*c), Field::U(*item), Field::I(*score)],
+        columns: &["scene", "category_id", "items"],
+        key: 2,
+        fields: |(scene, c, list)| vec![Field::S(*scene), Field::U(*c), Field::Text(list.clone())],
     }
 }
 
@@ -69,6 +74,6 @@ mod example {
     /// the last hour (all scenes' events).
     #[test]
     fn in_the_example_shop() {
-        assert_eq!(rows("recall_hot", shop(), T + 1000), ["search,10,1,22", "search,10,2,1", "search,20,3,3"]);
+        assert_eq!(rows("recall_hot", shop(), T + 1000), ["search,10,1:22 2:1", "search,20,3:3"]);
     }
 }

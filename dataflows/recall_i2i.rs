@@ -14,7 +14,7 @@
 //! most 30 minutes apart; for each scene
 //! with an `i2i` rule and each online item a with an online neighbour: one row whose
 //! `neighbors` column lists a's online neighbours b, top `top_n` by users desc, b asc, as
-//! space-separated `b:users`. State is bounded by the window: interactions expire after
+//! space-separated `b:users` ([`format_scored`]). State is bounded by the window: interactions expire after
 //! 24 h; the cap bounds what one interaction costs.
 //!
 //! **Why one row per list.** When one pair's `users` moves inside a list, or a neighbour
@@ -35,7 +35,7 @@ use platform::model::{Behavior, ItemId, Scene, Time};
 use operators::{PairsWithin, TopCounts};
 use platform::Platform;
 use platform::rules::{i2i_rules, Rule};
-use platform::output::{Field, Schema};
+use platform::output::{format_scored, Field, Schema};
 use operators::Windowed;
 use operators::windows::{expiry, DAY_MS, MINUTE_MS};
 
@@ -71,32 +71,7 @@ pub fn recall_i2i<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (ItemId, Neig
 pub type Row = (Scene, ItemId, String);
 
 pub fn as_row((a, (scene, list)): (ItemId, Neighbors)) -> Row {
-    (scene, a, format_neighbors(&list))
-}
-
-/// `b:users b:users …` (the `neighbors` column).
-pub fn format_neighbors(list: &[(ItemId, i64)]) -> String {
-    let mut s = String::with_capacity(list.len() * 10);
-    for (i, (b, users)) in list.iter().enumerate() {
-        if i > 0 {
-            s.push(' ');
-        }
-        s.push_str(itoa::Buffer::new().format(*b));
-        s.push(':');
-        s.push_str(itoa::Buffer::new().format(*users));
-    }
-    s
-}
-
-/// The list of a `neighbors` column as written (`None`: not one).
-pub fn parse_neighbors(s: &str) -> Option<Vec<(ItemId, i64)>> {
-    s.split(' ')
-        .filter(|w| !w.is_empty())
-        .map(|w| {
-            let (b, users) = w.split_once(':')?;
-            Some((b.parse().ok()?, users.parse().ok()?))
-        })
-        .collect()
+    (scene, a, format_scored(&list))
 }
 
 pub fn schema() -> Schema<Row> {

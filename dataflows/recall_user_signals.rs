@@ -35,7 +35,7 @@ use operators::arrange::arrange;
 use operators::rank::top_n_positive;
 use operators::ReduceTotal;
 use platform::model::{Behavior, CategoryId, ItemId, Time, UserId};
-use platform::output::{Field, Schema};
+use platform::output::{format_ids, parse_ids, Field, Schema};
 use platform::stats::Stats;
 use platform::Platform;
 
@@ -76,23 +76,6 @@ impl Signals {
     pub fn parse(categories: &str, engaged: &str, bought: &str) -> Option<Signals> {
         Some(Signals { categories: parse_ids(categories)?, engaged: parse_ids(engaged)?, bought: parse_ids(bought)? })
     }
-}
-
-/// Space-separated ids (the empty string: none).
-pub fn format_ids(ids: &[u64]) -> String {
-    let mut s = String::with_capacity(ids.len() * 8);
-    for (i, id) in ids.iter().enumerate() {
-        if i > 0 {
-            s.push(' ');
-        }
-        s.push_str(itoa::Buffer::new().format(*id));
-    }
-    s
-}
-
-/// The ids of a [`format_ids`] column (`None`: not one).
-pub fn parse_ids(s: &str) -> Option<Vec<u64>> {
-    s.split(' ').filter(|w| !w.is_empty()).map(|w| w.parse().ok()).collect()
 }
 
 /// One part of a user's window, accumulated by its difference: a category's score, an

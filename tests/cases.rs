@@ -31,8 +31,7 @@ use std::time::{Duration, Instant};
 
 use common::cases::*;
 use common::*;
-use dataflows::recall_i2i::format_neighbors;
-use dataflows::recall_user_signals::format_ids;
+use platform::output::{format_ids, format_scored};
 use support::{cutoff, finish};
 
 const HOUR: u64 = 3_600_000;
@@ -166,7 +165,7 @@ fn case_reference_self_check() {
             "home,user,top_k=5 hot_weight=1 i2i_weight=2 exclude_bought=true"
         ])
     );
-    assert_eq!(r.state("recall_hot", 3000), rows(&["home,7,10,11"]));
+    assert_eq!(r.state("recall_hot", 3000), rows(&["home,7,10:11"]));
     assert_eq!(r.state("recall_i2i", 3000), rows(&["home,10,11:1", "home,11,10:1"]));
     assert_eq!(r.state("recall_user", 3000), rows(&["home,1,10,13,hot+i2i", "home,1,11,2,i2i", "home,2,11,2,i2i"]));
     // The i2i window is 24 h; the 1 h window drops user 1's clicks at 3 601 000 / 3 602 000.
@@ -1010,8 +1009,8 @@ fn baseline_rows(b: &batch::CaseOutputs, o: usize) -> OutState {
         }
         "scene_traffic" => b.traffic.iter().map(|r| vec![s(&r.0), opt(&r.1), opt(&r.2), opt(&r.3)]).collect(),
         "rules" => b.rules.iter().map(|r| vec![s(&r.0), s(&r.1), s(&r.2)]).collect(),
-        "recall_hot" => b.recall_hot.iter().map(|r| vec![s(&r.0), s(&r.1), s(&r.2), s(&r.3)]).collect(),
-        "recall_i2i" => b.recall_i2i.iter().map(|r| vec![s(&r.0), s(&r.1), format_neighbors(&r.2)]).collect(),
+        "recall_hot" => b.recall_hot.iter().map(|r| vec![s(&r.0), s(&r.1), format_scored(&r.2)]).collect(),
+        "recall_i2i" => b.recall_i2i.iter().map(|r| vec![s(&r.0), s(&r.1), format_scored(&r.2)]).collect(),
         "recall_user_signals" => b
             .recall_user_signals
             .iter()

@@ -768,7 +768,7 @@ const KEY_COLUMNS: &[(&str, usize)] = &[
     ("scene_category_ctr_cvr", 2),
     ("scene_traffic", 1),
     ("rules", 2),
-    ("recall_hot", 3),
+    ("recall_hot", 2),
     ("recall_i2i", 2),
     ("recall_user_signals", 1),
     ("ads_curated", 1),

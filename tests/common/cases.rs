@@ -30,7 +30,7 @@ pub const CASE_OUTPUTS: [(&str, &str); 12] = [
     ("scene_category_ctr_cvr", "scene,category_id,impressions,clicks,buys"),
     ("scene_traffic", "scene,impressions_share,clicks_share,gmv_share"),
     ("rules", "scene,strategy,params"),
-    ("recall_hot", "scene,category_id,item_id,score"),
+    ("recall_hot", "scene,category_id,items"),
     ("recall_i2i", "scene,item_id,neighbors"),
     ("recall_user", "scene,user_id,item_id,score,strategy"),
     ("ads_curated", "rank,item_id,category_id,bid_cents,pctr,ecpm"),
@@ -917,8 +917,12 @@ impl CaseRef {
                 }
                 for (c, mut v) in per_cat {
                     v.sort_by(|x, y| y.0.cmp(&x.0).then(x.1.cmp(&y.1)));
+                    let list: Vec<String> =
+                        v.iter().take(h.top_n).map(|(score, item)| format!("{item}:{score}")).collect();
+                    if !list.is_empty() {
+                        hot_out.insert(vec![scene.clone(), c.to_string(), list.join(" ")]);
+                    }
                     for (score, item) in v.into_iter().take(h.top_n) {
-                        hot_out.insert(vec![scene.clone(), c.to_string(), item.to_string(), score.to_string()]);
                         hot_of.insert(item, (c, score));
                     }
                 }

@@ -49,9 +49,9 @@ pub fn decimal(s: &str) -> Option<(u128, u128)> {
     Some((i.parse().ok()?, frac))
 }
 
-/// The text columns: a scene label, and the lists of `recall_i2i` and `recall_user_signals`
+/// The text columns: a scene label, and the lists of `recall_hot`, `recall_i2i` and `recall_user_signals`
 /// (space-separated, so a one-member list looks like a number but is text).
-const TEXT_COLUMNS: [&str; 5] = ["scene", "neighbors", "categories", "engaged", "bought"];
+const TEXT_COLUMNS: [&str; 6] = ["scene", "items", "neighbors", "categories", "engaged", "bought"];
 
 /// Typed row order: every column but the text ones (`text`: their indexes) is an integer
 /// (or a fixed-point decimal, or empty: an absent value, before any number) and compares

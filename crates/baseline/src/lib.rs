@@ -146,8 +146,8 @@ pub struct CaseOutputs {
     pub traffic: Vec<(Scene, Option<u128>, Option<u128>, Option<u128>)>,
     /// scene, strategy, params.
     pub rules: Vec<(Scene, &'static str, String)>,
-    /// scene, category, item, score.
-    pub recall_hot: Vec<(Scene, CategoryId, ItemId, u64)>,
+    /// scene, category, its hot items ranked as (item, score).
+    pub recall_hot: Vec<(Scene, CategoryId, Vec<(ItemId, i64)>)>,
     /// scene, item, its neighbours ranked as (neighbour, users).
     pub recall_i2i: Vec<(Scene, ItemId, Vec<(ItemId, i64)>)>,
     /// user, signals.
@@ -460,7 +460,9 @@ fn recall(
                 }
                 for (c, v) in &mut per_category {
                     top(v, h.top_n as usize);
-                    out.recall_hot.extend(v.iter().map(|&(score, item)| (scene, *c, item, score)));
+                    if !v.is_empty() {
+                        out.recall_hot.push((scene, *c, v.iter().map(|&(score, item)| (item, score as i64)).collect()));
+                    }
                 }
             }
             Strategy::I2i(r) => {

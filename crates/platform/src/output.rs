@@ -23,6 +23,49 @@ pub enum Field {
     Text(String),
 }
 
+/// A ranked list column (`recall_hot`, `recall_i2i`): space-separated `id:score`, in rank
+/// order (e.g. `512:3 87:1`).
+pub fn format_scored(list: &[(u64, i64)]) -> String {
+    let mut s = String::with_capacity(list.len() * 12);
+    for (i, (id, score)) in list.iter().enumerate() {
+        if i > 0 {
+            s.push(' ');
+        }
+        s.push_str(itoa::Buffer::new().format(*id));
+        s.push(':');
+        s.push_str(itoa::Buffer::new().format(*score));
+    }
+    s
+}
+
+/// The list of a [`format_scored`] column (`None`: not one).
+pub fn parse_scored(s: &str) -> Option<Vec<(u64, i64)>> {
+    s.split(' ')
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let (id, score) = w.split_once(':')?;
+            Some((id.parse().ok()?, score.parse().ok()?))
+        })
+        .collect()
+}
+
+/// An id list column (`recall_user_signals`): space-separated ids, empty for none.
+pub fn format_ids(ids: &[u64]) -> String {
+    let mut s = String::with_capacity(ids.len() * 8);
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            s.push(' ');
+        }
+        s.push_str(itoa::Buffer::new().format(*id));
+    }
+    s
+}
+
+/// The ids of a [`format_ids`] column (`None`: not one).
+pub fn parse_ids(s: &str) -> Option<Vec<u64>> {
+    s.split(' ').filter(|w| !w.is_empty()).map(|w| w.parse().ok()).collect()
+}
+
 /// How an output's rows become columns: its column names, how many of the first columns
 /// are its key (at any time at most one row per key), and a formatter.
 pub struct Schema<D> {

@@ -25,9 +25,9 @@ use serde_json::{json, Map, Value};
 
 use crate::recall::{self, List};
 use crate::store::{parse_fields, parse_key, AsOf, Row, Store, Table, Update};
-use dataflows::recall_i2i::parse_neighbors;
 use dataflows::recall_user_signals::{Signal, Signals};
 use platform::model::{Scene, Time};
+use platform::output::parse_scored;
 use platform::rates::{format_micro, smoothed_ctr, smoothed_cvr, Micro};
 use platform::stats::Stats;
 use sinks::Field;
@@ -253,10 +253,10 @@ fn int(f: &Field) -> i64 {
     }
 }
 
-/// The members of a `recall_i2i` row's `neighbors` field, ranked.
-fn neighbors(f: &Field) -> Vec<(u64, i64)> {
+/// The members of a ranked list field (`recall_hot`'s `items`, `recall_i2i`'s `neighbors`).
+fn scored(f: &Field) -> Vec<(u64, i64)> {
     match f {
-        Field::Text(t) => parse_neighbors(t).unwrap_or_default(),
+        Field::Text(t) => parse_scored(t).unwrap_or_default(),
         _ => Vec::new(),
     }
 }
@@ -411,7 +411,7 @@ async fn similar(State(api): State<Api>, Path(item): Path<String>, q: Params) ->
     };
     for s in scenes {
         for row in table.scan(&[Field::S(s), Field::U(item)], at, 1, None) {
-            let list = neighbors(&row[2]);
+            let list = scored(&row[2]);
             by_scene.insert(
                 s.as_str().to_string(),
                 list.into_iter().map(|(n, users)| json!({"item_id": n, "users": users})).collect(),
@@ -483,10 +483,7 @@ async fn user(State(api): State<Api>, Path(user): Path<String>, q: Params) -> An
                 };
                 let list = lists.entry(owner).or_default();
                 for r in api.rows(table, &[Field::S(*s), Field::U(owner)], at, usize::MAX) {
-                    match table {
-                        "recall_hot" => _ = list.insert(int(&r[2]) as u64, int(&r[3])),
-                        _ => list.extend(neighbors(&r[2])),
-                    }
+                    list.extend(scored(&r[2]));
                 }
             }
             let merged = recall::merge(&rule, signals.iter().copied(), |c| hot.get(&c), |a| i2i.get(&a));

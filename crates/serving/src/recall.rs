@@ -18,10 +18,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
-use dataflows::recall_i2i::parse_neighbors;
 use dataflows::recall_user_signals::{Signal, Signals};
 use operators::rank::top_n_positive;
 use platform::model::{CategoryId, ItemId, Scene, Time, UserId};
+use platform::output::parse_scored;
 use platform::rules::UserRule;
 use sinks::changelog::ChangeFile;
 use sinks::{self, Envelope, Field, Schema, SinkKind};
@@ -168,35 +168,23 @@ impl RecallState {
         touched.insert(user);
     }
 
-    /// Applies one change of a `recall_hot` row (a member and its score in the list of a
-    /// scene and category); `touched` gains the users who read the list.
-    pub fn update_hot(
+    /// Applies one change of a `recall_hot` row (the whole list of a scene and category)
+    /// or a `recall_i2i` row (of a scene and item); `touched` gains the users who read it.
+    pub fn update_list(
         &mut self,
-        (scene, category): (Scene, CategoryId),
-        member: ItemId,
-        score: i64,
+        hot: bool,
+        key: (Scene, u64),
+        list: List,
         diff: isize,
         touched: &mut BTreeSet<UserId>,
     ) {
-        let list = self.hot.entry((scene, category)).or_default();
-        let mut slot = list.get(&member).copied();
-        apply_row(&mut slot, score, diff);
-        match slot {
-            Some(score) => list.insert(member, score),
-            None => list.remove(&member),
-        };
-        touched.extend(self.by_category.get(&category).into_iter().flatten());
-    }
-
-    /// Applies one change of a `recall_i2i` row (the whole list of a scene and item);
-    /// `touched` gains the users who read it.
-    pub fn update_i2i(&mut self, key: (Scene, ItemId), list: List, diff: isize, touched: &mut BTreeSet<UserId>) {
-        let mut slot = self.i2i.remove(&key);
+        let (lists, readers) = if hot { (&mut self.hot, &self.by_category) } else { (&mut self.i2i, &self.by_item) };
+        let mut slot = lists.remove(&key);
         apply_row(&mut slot, list, diff);
         if let Some(list) = slot {
-            self.i2i.insert(key, list);
+            lists.insert(key, list);
         }
-        touched.extend(self.by_item.get(&key.1).into_iter().flatten());
+        touched.extend(readers.get(&key.1).into_iter().flatten());
     }
 
     /// Applies one change of the `user` rules; every user is touched.
@@ -254,7 +242,7 @@ impl RecallFiles {
         };
         let files = RecallFiles {
             signals: open("recall_user_signals", &["user_id", "categories", "engaged", "bought"], 1)?,
-            hot: open("recall_hot", &["scene", "category_id", "item_id", "score"], 3)?,
+            hot: open("recall_hot", &["scene", "category_id", "items"], 2)?,
             i2i: open("recall_i2i", &["scene", "item_id", "neighbors"], 2)?,
             rules: open("rules", &["scene", "strategy", "params"], 2)?,
         };
@@ -297,22 +285,15 @@ impl RecallFiles {
             };
             state.update_signals(user, signals, diff, &mut touched);
         }
-        self.hot.take(time, &mut rows)?;
-        for (row, diff) in rows.drain(..) {
-            let scene = Scene::new(row[0].as_bytes()).ok();
-            let ids = (row[1].parse().ok(), row[2].parse().ok(), row[3].parse().ok());
-            let (Some(scene), (Some(category), Some(member), Some(score))) = (scene, ids) else {
-                return Err(bad("recall_hot", &row));
-            };
-            state.update_hot((scene, category), member, score, diff, &mut touched);
-        }
-        self.i2i.take(time, &mut rows)?;
-        for (row, diff) in rows.drain(..) {
-            let scene = Scene::new(row[0].as_bytes()).ok();
-            let (Some(scene), Some(item), Some(list)) = (scene, row[1].parse().ok(), parse_neighbors(&row[2])) else {
-                return Err(bad("recall_i2i", &row));
-            };
-            state.update_i2i((scene, item), list.into_iter().collect(), diff, &mut touched);
+        for (name, file) in [("recall_hot", &mut self.hot), ("recall_i2i", &mut self.i2i)] {
+            file.take(time, &mut rows)?;
+            for (row, diff) in rows.drain(..) {
+                let scene = Scene::new(row[0].as_bytes()).ok();
+                let (Some(scene), Some(owner), Some(list)) = (scene, row[1].parse().ok(), parse_scored(&row[2])) else {
+                    return Err(bad(name, &row));
+                };
+                state.update_list(name == "recall_hot", (scene, owner), list.into_iter().collect(), diff, &mut touched);
+            }
         }
         Ok(touched)
     }
