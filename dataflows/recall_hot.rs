@@ -13,7 +13,7 @@
 //! scenes' events), score > 0, top `top_n` by score desc, item asc, as space-separated
 //! `item:score` ([`format_scored`]). An edit of S's rule recomputes every category but
 //! changes only S's rows. One row per list, as `recall_i2i`: a list's change is one changed
-//! row however many members moved (2.73 M → 0.43 M rows at 10 M events, BENCHMARKS.md), and
+//! row however many members moved (2.73 M → 0.41 M rows at 10 M events, BENCHMARKS.md), and
 //! the user merge reads a category's list whole.
 
 use differential_dataflow::VecCollection;
