@@ -418,8 +418,8 @@ pub fn parse_fields(table: &Table, sample: Option<&Row>, parts: &[&str]) -> Resu
         .collect()
 }
 
-/// Every label an output's column can hold (signals, strategies, recall sources, status).
-const LABELS: [&str; 9] = ["bought", "category", "engaged", "hot", "i2i", "user", "hot+i2i", "online", "offline"];
+/// Every label an output's column can hold (strategies, recall sources, status).
+const LABELS: [&str; 6] = ["hot", "i2i", "user", "hot+i2i", "online", "offline"];
 
 /// A key field from text, typed like `like` (a field of the same column), or by the
 /// column's name when the table is empty.
