@@ -481,10 +481,9 @@ async fn user(State(api): State<Api>, Path(user): Path<String>, q: Params) -> An
                     Signal::Engaged(a) => ("recall_i2i", a, &mut i2i),
                     Signal::Bought(_) => continue,
                 };
-                let list = lists.entry(owner).or_default();
-                for r in api.rows(table, &[Field::S(*s), Field::U(owner)], at, usize::MAX) {
-                    list.extend(scored(&r[2]));
-                }
+                // One row per (scene, owner): the whole list.
+                let row = api.store.table(table).and_then(|t| t.get(&[Field::S(*s), Field::U(owner)], at));
+                lists.entry(owner).or_default().extend(row.iter().flat_map(|r| scored(&r[2])));
             }
             let merged = recall::merge(&rule, signals.iter().copied(), |c| hot.get(&c), |a| i2i.get(&a));
             let list: Vec<Value> = merged

@@ -147,7 +147,6 @@ impl RecallState {
     /// Applies one change of a user's signals row; `touched` gains the user.
     pub fn update_signals(&mut self, user: UserId, signals: Signals, diff: isize, touched: &mut BTreeSet<UserId>) {
         let mut slot = self.signals.remove(&user);
-        let added = (diff > 0).then(|| signals.clone());
         if let Some(left) = apply_row(&mut slot, signals, diff) {
             for c in &left.categories {
                 self.by_category.get_mut(c).map(|users| users.remove(&user));
@@ -156,11 +155,14 @@ impl RecallState {
                 self.by_item.get_mut(a).map(|users| users.remove(&user));
             }
         }
-        for c in added.iter().flat_map(|s| &s.categories) {
-            self.by_category.entry(*c).or_default().insert(user);
-        }
-        for a in added.iter().flat_map(|s| &s.engaged) {
-            self.by_item.entry(*a).or_default().insert(user);
+        // A row that joined is the one held now: its lists gain the user as a reader.
+        if let Some(joined) = slot.as_ref().filter(|_| diff > 0) {
+            for c in &joined.categories {
+                self.by_category.entry(*c).or_default().insert(user);
+            }
+            for a in &joined.engaged {
+                self.by_item.entry(*a).or_default().insert(user);
+            }
         }
         if let Some(signals) = slot {
             self.signals.insert(user, signals);
