@@ -14,6 +14,8 @@
 //! Only the category takes part in tagging, so price or status changes cost nothing
 //! downstream.
 
+use std::collections::hash_map::Entry;
+
 use rustc_hash::FxHashMap;
 
 use crate::model::{CatalogRow, CategoryId, ItemId, Time};
@@ -33,7 +35,24 @@ pub fn file_row_priority(line: u64) -> u64 {
 /// is not sent.
 #[derive(Default)]
 pub struct DerivedCatalog {
-    sent: FxHashMap<ItemId, Vec<(Time, u64)>>,
+    sent: FxHashMap<ItemId, Sent>,
+}
+
+/// An item's sent (time, sequence) pairs: nearly always one (rows in time order), held in
+/// the map entry itself, so the check every event makes costs one probe and no pointer
+/// chase (6 % of a worker's samples with a `Vec` per item, 10 M events).
+enum Sent {
+    One((Time, u64)),
+    Many(Vec<(Time, u64)>),
+}
+
+impl Sent {
+    fn pairs(&self) -> &[(Time, u64)] {
+        match self {
+            Sent::One(pair) => std::slice::from_ref(pair),
+            Sent::Many(pairs) => pairs,
+        }
+    }
 }
 
 impl DerivedCatalog {
@@ -48,13 +67,53 @@ impl DerivedCatalog {
         line: u64,
     ) -> Option<CatalogChange> {
         let seq = ((file as u64) << 40) | line;
-        let sent = self.sent.entry(item).or_default();
-        if sent.iter().any(|&(t, s)| t <= time && s <= seq) {
-            return None;
+        match self.sent.entry(item) {
+            Entry::Vacant(entry) => {
+                entry.insert(Sent::One((time, seq)));
+            }
+            Entry::Occupied(mut entry) => {
+                let sent = entry.get_mut();
+                if sent.pairs().iter().any(|&(t, s)| t <= time && s <= seq) {
+                    return None;
+                }
+                let mut kept: Vec<(Time, u64)> =
+                    sent.pairs().iter().copied().filter(|&(t, s)| !(time <= t && seq <= s)).collect();
+                kept.push((time, seq));
+                *sent = if kept.len() == 1 { Sent::One(kept[0]) } else { Sent::Many(kept) };
+            }
         }
-        sent.retain(|&(t, s)| !(time <= t && seq <= s));
-        sent.push((time, seq));
         let row = CatalogRow { category, seller: 0, price_cents: 0, online: true, is_ad: false, ad_bid_cents: 0 };
         Some((item, u64::MAX - seq, Some(row)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::{RngExt, SeedableRng};
+    use rand_pcg::Pcg64Mcg;
+
+    use super::DerivedCatalog;
+
+    /// Against the rule stated plainly: a row is sent unless a row sent before it for the
+    /// same item has an earlier-or-equal time and sequence; rows out of time order, items
+    /// seen many times, several files.
+    #[test]
+    fn sends_exactly_the_rows_no_sent_row_dominates() {
+        let mut rng = Pcg64Mcg::seed_from_u64(3);
+        let mut derived = DerivedCatalog::default();
+        let mut sent: Vec<(u64, u64, u64)> = Vec::new();
+        for line in 1..5_000u64 {
+            let item = rng.random_range(0..40u64);
+            let time = 1_000 * (line / 50) + if rng.random_bool(0.2) { 0 } else { 1_000 * rng.random_range(0..20u64) };
+            let file = rng.random_range(0..2u32);
+            let seq = ((file as u64) << 40) | line;
+            let want = !sent.iter().any(|&(i, t, s)| i == item && t <= time && s <= seq);
+            let got = derived.row(item, 7, time, file, line);
+            assert_eq!(got.is_some(), want, "item {item} at {time}, line {line} of file {file}");
+            if let Some((i, priority, row)) = got {
+                assert_eq!((i, priority, row.map(|r| r.category)), (item, u64::MAX - seq, Some(7)));
+                sent.push((item, time, seq));
+            }
+        }
     }
 }
