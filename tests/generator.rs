@@ -718,3 +718,23 @@ fn sale_hour_spike() {
     assert!(cuts as f64 > 0.1 * cfg.items as f64, "price cuts {cuts}");
     assert!(new_in_sale as f64 > 0.03 * cfg.items as f64, "new items {new_in_sale}");
 }
+
+/// A span that ends inside a minute (`--days` for 30 s, the live shape of the latency
+/// bench): the events spread evenly over the seconds it covers; the last second holds no
+/// more than any other (it used to hold every event of the minute's uncovered part).
+#[test]
+fn a_partial_last_minute_spreads_its_events() {
+    let dir = TempDir::new("live");
+    let mut cfg = GenConfig::default_with(60_000, 5, dir.path());
+    cfg.format = GenFormat::UserBehavior;
+    cfg.late_fraction = 0.0;
+    cfg.days = 30.0 / 86_400.0;
+    generate(&cfg).unwrap();
+    let mut per_second: BTreeMap<u64, u64> = BTreeMap::new();
+    for l in lines(&dir.path().join("UserBehavior.csv")) {
+        *per_second.entry(parse_ub(&l).expect("a valid row").ts_s).or_default() += 1;
+    }
+    assert_eq!(per_second.len(), 30, "{per_second:?}");
+    let (min, max) = (per_second.values().min().unwrap(), per_second.values().max().unwrap());
+    assert!(*max < 2_400 && *min > 1_600, "events per second from {min} to {max}: {per_second:?}");
+}

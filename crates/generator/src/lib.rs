@@ -588,6 +588,14 @@ impl<'a> Gen<'a> {
 
     // ---------------------------------------------------------------- time helpers
 
+    /// How much of minute `m` the span covers (ms): 60 000 but for a last, partial minute,
+    /// whose events spread over that part only (its weight is scaled down by as much).
+    /// Spreading them over the whole minute put every event past the span's end on its
+    /// last millisecond: with `--days` for 30 s, half the events in its last second.
+    fn minute_ms(&self, m: usize) -> u64 {
+        (self.span_ms - m as u64 * 60_000).min(60_000)
+    }
+
     /// A time drawn from the traffic intensity (ms offset from start).
     fn sample_time_offset(&mut self) -> u64 {
         let total = *self.cum.last().unwrap();
@@ -595,7 +603,7 @@ impl<'a> Gen<'a> {
         let m = self.cum.partition_point(|&c| c <= target).saturating_sub(1);
         let m = m.min(self.minute_w.len() - 1);
         let fr = if self.minute_w[m] > 0.0 { ((target - self.cum[m]) / self.minute_w[m]).clamp(0.0, 1.0) } else { 0.0 };
-        let off = m as u64 * 60_000 + (fr * 60_000.0) as u64;
+        let off = m as u64 * 60_000 + (fr * self.minute_ms(m) as f64) as u64;
         off.min(self.span_ms - 1)
     }
 
@@ -1283,7 +1291,7 @@ impl<'a> Gen<'a> {
             }
             let w = self.minute_w[minute];
             let fr = if w > 0.0 { ((target - self.cum[minute]) / w).clamp(0.0, 1.0) } else { 0.0 };
-            let mut ts = self.start + minute as u64 * 60_000 + (fr * 60_000.0) as u64;
+            let mut ts = self.start + minute as u64 * 60_000 + (fr * self.minute_ms(minute) as f64) as u64;
             ts = ts.clamp(prev_ts, end - 1);
             prev_ts = ts;
 
