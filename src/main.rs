@@ -25,12 +25,30 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// events, paired 3+3: wall A/B 0.89 (0.88–0.97), system time 5.0 vs 11.4 s, peak 3.15 vs
 /// 3.08 GiB (BENCHMARKS.md).
 fn keep_freed_pages() {
-    use libmimalloc_sys as mi;
-    // `mi_option_purge_delay` (ms; -1: never purge) is not among the crate's constants;
-    // in mimalloc.h it directly precedes `mi_option_use_numa_nodes`.
-    const PURGE_DELAY: mi::mi_option_t = mi::mi_option_use_numa_nodes - 1;
     // SAFETY: sets an allocator option; any thread may, at any time.
-    unsafe { mi::mi_option_set(PURGE_DELAY, -1) };
+    unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, -1) };
+}
+
+/// `mi_option_purge_delay` (ms; -1: never purge) is not among the crate's constants; in
+/// mimalloc.h it directly precedes `mi_option_use_numa_nodes` (checked by the test below).
+const PURGE_DELAY: libmimalloc_sys::mi_option_t = libmimalloc_sys::mi_option_use_numa_nodes - 1;
+
+#[cfg(test)]
+mod tests {
+    /// `PURGE_DELAY` names the purge delay: its value before `keep_freed_pages` is the
+    /// bundled mimalloc's default for that option (1 000 ms; no neighbouring option has
+    /// it), and -1 after.
+    #[test]
+    fn the_purge_delay_option_is_the_one_set() {
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+            return;
+        }
+        // SAFETY: reads an allocator option.
+        let get = || unsafe { libmimalloc_sys::mi_option_get(super::PURGE_DELAY) };
+        assert_eq!(get(), 1_000);
+        super::keep_freed_pages();
+        assert_eq!(get(), -1);
+    }
 }
 
 fn main() -> ExitCode {

@@ -26,16 +26,11 @@ pub enum Field {
 /// A ranked list column (`recall_hot`, `recall_i2i`): space-separated `id:score`, in rank
 /// order (e.g. `512:3 87:1`).
 pub fn format_scored(list: &[(u64, i64)]) -> String {
-    let mut s = String::with_capacity(list.len() * 12);
-    for (i, (id, score)) in list.iter().enumerate() {
-        if i > 0 {
-            s.push(' ');
-        }
+    join(list, 12, |s, (id, score)| {
         s.push_str(itoa::Buffer::new().format(*id));
         s.push(':');
         s.push_str(itoa::Buffer::new().format(*score));
-    }
-    s
+    })
 }
 
 /// The list of a [`format_scored`] column (`None`: not one).
@@ -51,12 +46,18 @@ pub fn parse_scored(s: &str) -> Option<Vec<(u64, i64)>> {
 
 /// An id list column (`recall_user_signals`): space-separated ids, empty for none.
 pub fn format_ids(ids: &[u64]) -> String {
-    let mut s = String::with_capacity(ids.len() * 8);
-    for (i, id) in ids.iter().enumerate() {
+    join(ids, 8, |s, id| s.push_str(itoa::Buffer::new().format(*id)))
+}
+
+/// `items` written one after another by `write`, separated by spaces (`width`: the bytes
+/// one usually takes).
+fn join<T>(items: &[T], width: usize, write: impl Fn(&mut String, &T)) -> String {
+    let mut s = String::with_capacity(items.len() * width);
+    for (i, item) in items.iter().enumerate() {
         if i > 0 {
             s.push(' ');
         }
-        s.push_str(itoa::Buffer::new().format(*id));
+        write(&mut s, item);
     }
     s
 }
