@@ -18,7 +18,8 @@
 //! All but the first two are built on [`complete::by_complete_time`], which buffers
 //! updates until their time is complete and hands them over one time at a time, in order.
 //! [`rank`] is the one ranking rule (score desc, key asc) the top-k logics share;
-//! [`arrange`] arranges with its size accounted; [`negative`] is where an operator that
+//! [`arrange`] arranges with its size accounted; [`small_map`] holds the many small
+//! per-key tables of a large state; [`negative`] is where an operator that
 //! requires non-negative multiplicities reports one it met.
 //!
 //! Every operator has randomized unit tests against a plain computation or differential's
@@ -34,6 +35,7 @@ pub mod negative;
 pub mod pairs;
 pub mod rank;
 pub mod reduce;
+pub mod small_map;
 pub mod top_counts;
 pub mod windows;
 

@@ -5,7 +5,7 @@ use std::cmp::Reverse;
 use std::hash::Hash;
 
 use differential_dataflow::{AsCollection, ExchangeData, Hashable, VecCollection};
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::vec::{Broadcast, Map};
 use timely::dataflow::operators::{Concat, Exchange as _};
@@ -13,6 +13,7 @@ use timely::dataflow::operators::{Concat, Exchange as _};
 use crate::complete::by_complete_time;
 use crate::keyed::{only_in, replace_output, Config, Keyed};
 use crate::negative;
+use crate::small_map::SmallMap;
 use crate::TotalTime;
 
 /// Per key, its values ranked by accumulated count, kept ranked as counts change: the top
@@ -142,8 +143,7 @@ where
                 looked.sort_unstable();
                 readers.update(&k, &mut ranked.looked, &mut looked);
                 replace_output(&k, &mut ranked.out, &mut fresh, out);
-                // No counts: nothing ranked, so nothing looked at either.
-                if ranked.counts.is_empty() {
+                if ranked.is_empty() {
                     state.remove(&k);
                 }
             }
@@ -152,24 +152,33 @@ where
     }
 }
 
-/// The state of a key of [`TopCounts`]: its counts, and its best values kept ranked.
+/// The state of a key of [`TopCounts`]: its best values kept ranked, and when it has
+/// more values than that, all its counts.
 ///
-/// `best` holds values by `(count desc, value asc)`, every one ranked before `floor`, and
-/// every value not in `best` ranks at or after `floor` (`None`: `best` holds them all). An
-/// update keeps that true with one probe and one move in the short `best`: a value rising
-/// above the floor joins, a member falling to or below it leaves. Only when `best` has too
-/// few allowed values for a list are all counts ranked again.
+/// `best` holds values by `(count desc, value asc)`. Without `rest`, it holds every value
+/// with a nonzero count, all positive: most keys (an item's few neighbours) need nothing
+/// else, and an update is a scan of at most `4n + 8` entries. With `rest`, `best` holds
+/// every value ranked before `rest.floor` and every value not in `best` ranks at or after
+/// it (`None`: `best` holds every positive count); an update keeps that true with one
+/// probe and one move in the short `best`: a value rising above the floor joins, a member
+/// falling to or below it leaves. Only when `best` has too few allowed values for a list
+/// are all counts ranked again.
 struct Ranked<K, O> {
-    counts: FxHashMap<K, i64>,
     best: Vec<(Reverse<i64>, K)>,
-    floor: Option<(Reverse<i64>, K)>,
+    rest: Option<Box<Rest<K>>>,
     out: Vec<O>,
     looked: Vec<K>,
 }
 
+/// Every count of a key that has more values than its `best` keeps (or a negative count).
+struct Rest<K> {
+    counts: FxHashMap<K, i64>,
+    floor: Option<(Reverse<i64>, K)>,
+}
+
 impl<K, O> Default for Ranked<K, O> {
     fn default() -> Self {
-        Ranked { counts: FxHashMap::default(), best: Vec::new(), floor: None, out: Vec::new(), looked: Vec::new() }
+        Ranked { best: Vec::new(), rest: None, out: Vec::new(), looked: Vec::new() }
     }
 }
 
@@ -178,12 +187,31 @@ impl<K: Hash + Eq + Ord + Copy, O> Ranked<K, O> {
     /// below zero (the value then ranks nowhere until its count is back). `n`: the list
     /// length the key was last ranked for (`best` is kept short for it).
     fn add(&mut self, v: K, r: i64, n: usize, negatives: &mut u64) {
-        let count = self.counts.entry(v).or_default();
+        if self.rest.is_none() {
+            let at = self.best.iter().position(|(_, w)| *w == v);
+            let old = at.map_or(0, |i| self.best[i].0 .0);
+            let new = old + r;
+            if new >= 0 {
+                if let Some(i) = at {
+                    self.best.remove(i);
+                }
+                if new > 0 {
+                    let key = (Reverse(new), v);
+                    let i = self.best.binary_search(&key).unwrap_or_else(|i| i);
+                    self.best.insert(i, key);
+                    self.shorten(n);
+                }
+                return;
+            }
+            self.spill();
+        }
+        let rest = self.rest.as_mut().expect("spilled");
+        let count = rest.counts.entry(v).or_default();
         let old = *count;
         *count += r;
         let new = *count;
         if new == 0 {
-            self.counts.remove(&v);
+            rest.counts.remove(&v);
         }
         if new < 0 {
             *negatives += 1;
@@ -194,18 +222,28 @@ impl<K: Hash + Eq + Ord + Copy, O> Ranked<K, O> {
             }
         }
         let key = (Reverse(new), v);
-        if new > 0 && self.floor.is_none_or(|floor| key < floor) {
+        if new > 0 && rest.floor.is_none_or(|floor| key < floor) {
             let i = self.best.binary_search(&key).unwrap_or_else(|i| i);
             self.best.insert(i, key);
             self.shorten(n);
         }
     }
 
+    /// Keeps every count in `rest` from now on (with no floor yet).
+    fn spill(&mut self) {
+        let counts = self.best.iter().map(|&(Reverse(c), v)| (v, c)).collect();
+        self.rest = Some(Box::new(Rest { counts, floor: None }));
+    }
+
     /// Keeps `best` short for lists of `n`: past `4n + 8` members, what ranks after the
     /// first `2n` goes below a raised floor (still ranked after every member kept).
     fn shorten(&mut self, n: usize) {
         if self.best.len() > 4 * n + 8 {
-            self.floor = Some(self.best[2 * n]);
+            if self.rest.is_none() {
+                self.spill();
+            }
+            let rest = self.rest.as_mut().expect("spilled");
+            rest.floor = Some(self.best[2 * n]);
             self.best.truncate(2 * n);
         }
     }
@@ -214,24 +252,38 @@ impl<K: Hash + Eq + Ord + Copy, O> Ranked<K, O> {
     /// at on the way (in rank order) into `looked`.
     fn top(&mut self, n: usize, allowed: impl Fn(&K) -> bool, top: &mut Vec<(K, i64)>, looked: &mut Vec<K>) {
         self.shorten(n);
-        if !self.scan(n, &allowed, top, looked) && self.floor.is_some() {
+        let Some(rest) = self.rest.as_mut() else {
+            Self::scan_best(&self.best, n, &allowed, top, looked);
+            return;
+        };
+        if !Self::scan_best(&self.best, n, &allowed, top, looked) && rest.floor.is_some() {
             let mut all: Vec<(Reverse<i64>, K)> =
-                self.counts.iter().filter(|(_, c)| **c > 0).map(|(v, c)| (Reverse(*c), *v)).collect();
+                rest.counts.iter().filter(|(_, c)| **c > 0).map(|(v, c)| (Reverse(*c), *v)).collect();
             all.sort_unstable();
             let nth = all.iter().enumerate().filter(|(_, (_, v))| allowed(v)).nth(n.saturating_sub(1));
             let keep = nth.map_or(all.len(), |(i, _)| (i + 1).max(2 * n)).min(all.len());
-            self.floor = all.get(keep).copied();
+            rest.floor = all.get(keep).copied();
             all.truncate(keep);
             self.best = all;
             top.clear();
             looked.clear();
-            self.scan(n, &allowed, top, looked);
+            Self::scan_best(&self.best, n, &allowed, top, looked);
+        }
+        // Back to `best` alone once it holds every count again, all positive.
+        if rest.floor.is_none() && rest.counts.len() == self.best.len() && self.best.len() <= 4 * n + 8 {
+            self.rest = None;
         }
     }
 
     /// Reads `best` in rank order until `n` allowed values; whether it found them.
-    fn scan(&self, n: usize, allowed: &impl Fn(&K) -> bool, top: &mut Vec<(K, i64)>, looked: &mut Vec<K>) -> bool {
-        for &(Reverse(count), v) in &self.best {
+    fn scan_best(
+        best: &[(Reverse<i64>, K)],
+        n: usize,
+        allowed: &impl Fn(&K) -> bool,
+        top: &mut Vec<(K, i64)>,
+        looked: &mut Vec<K>,
+    ) -> bool {
+        for &(Reverse(count), v) in best {
             if top.len() == n {
                 break;
             }
@@ -242,12 +294,17 @@ impl<K: Hash + Eq + Ord + Copy, O> Ranked<K, O> {
         }
         top.len() == n
     }
+
+    /// No count left: nothing ranked, so nothing looked at either.
+    fn is_empty(&self) -> bool {
+        self.best.is_empty() && self.rest.as_ref().is_none_or(|rest| rest.counts.is_empty())
+    }
 }
 
 /// Per table entry (a list, an online flag), the local keys whose last computation read it:
 /// what [`TopCounts`] recomputes when that entry changes.
 struct Readers<LK, K> {
-    of: FxHashMap<LK, FxHashSet<K>>,
+    of: FxHashMap<LK, SmallMap<K, ()>>,
 }
 
 impl<LK, K> Default for Readers<LK, K> {
@@ -256,10 +313,10 @@ impl<LK, K> Default for Readers<LK, K> {
     }
 }
 
-impl<LK: Hash + Eq + Ord + Clone, K: Hash + Eq + Clone> Readers<LK, K> {
+impl<LK: Hash + Eq + Ord + Clone, K: Hash + Ord + Copy> Readers<LK, K> {
     /// The keys whose last computation read `lk`.
     fn of<'a>(&'a self, lk: &LK) -> impl Iterator<Item = &'a K> + 'a {
-        self.of.get(lk).into_iter().flatten()
+        self.of.get(lk).into_iter().flat_map(|keys| keys.iter().map(|(k, ())| k))
     }
 
     /// Key `k` now reads `new` instead of `old` (both sorted); `old` becomes `new`.
@@ -276,7 +333,7 @@ impl<LK: Hash + Eq + Ord + Clone, K: Hash + Eq + Clone> Readers<LK, K> {
             }
         }
         for lk in only_in(new, old) {
-            self.of.entry(lk.clone()).or_default().insert(k.clone());
+            self.of.entry(lk.clone()).or_default().insert(*k, ());
         }
         std::mem::swap(old, new);
     }
@@ -327,19 +384,21 @@ mod tests {
                     (pairs_in, allowed_in, limit_in)
                 });
                 let mut counts: BTreeMap<(u32, u32), isize> = BTreeMap::new();
-                let mut on = [false; 12];
+                // Values range wider than keys: a key's values outgrow `best` (4n + 8) and
+                // come back under it, so both of `Ranked`'s forms are taken.
+                let mut on = [false; 40];
                 let mut n = 3usize;
                 limit.insert(n);
                 for t in 1..60u64 {
-                    for _ in 0..rng.random_range(0..40) {
-                        let pair = (rng.random_range(0..12u32), rng.random_range(0..12u32));
+                    for _ in 0..rng.random_range(0..80) {
+                        let pair = (rng.random_range(0..12u32), rng.random_range(0..40u32));
                         let c = counts.entry(pair).or_default();
                         let r = if *c > 0 && rng.random_bool(0.4) { -1 } else { 1 };
                         *c += r;
                         pairs.update(pair, r);
                     }
-                    for _ in 0..rng.random_range(0..3) {
-                        let k = rng.random_range(0..12usize);
+                    for _ in 0..rng.random_range(0..6) {
+                        let k = rng.random_range(0..40usize);
                         on[k] = !on[k];
                         allowed.update(k as u32, if on[k] { 1 } else { -1 });
                     }

@@ -25,6 +25,7 @@
 pub mod base;
 pub mod catalog;
 pub mod config_inputs;
+pub mod counts;
 pub mod model;
 pub mod output;
 pub mod rates;

@@ -35,6 +35,7 @@ use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::vec::{Map, Partition};
 
+use crate::counts::{Counts, CountsTable};
 use crate::model::{CategoryId, Event, ItemId, Time, UserId};
 use crate::stats::Stats;
 use operators::complete::by_complete_time;
@@ -63,49 +64,24 @@ enum Tag {
     Total(ItemId),
 }
 
-/// A user's behaviour counts on one item: impressions, clicks, favs, carts, buys.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Counts(pub(crate) [i64; 5]);
-
-impl Counts {
-    pub(crate) fn of(s: &Stats) -> Counts {
-        Counts([s.impressions, s.clicks, s.favs, s.carts, s.buys])
-    }
-
-    pub(crate) fn add(&mut self, o: &Counts) {
-        self.0.iter_mut().zip(o.0).for_each(|(a, b)| *a += b);
-    }
-
-    pub(crate) fn is_zero(&self) -> bool {
-        self.0 == [0; 5]
-    }
-
-    pub(crate) fn stats(&self) -> Stats {
-        let [impressions, clicks, favs, carts, buys] = self.0;
-        Stats { impressions, clicks, favs, carts, buys, ..Stats::default() }
-    }
-
-    pub(crate) fn reach(&self) -> Stats {
-        Stats::reach(self.0.iter().sum::<i64>() != 0, self.0[4] != 0)
-    }
-}
-
-/// One item's state.
+/// One item's state (boxed in the stage's map: millions of items at the full Taobao
+/// shape, and a map's free slots then cost a pointer each, not a state).
 #[derive(Default)]
 struct ItemState {
     /// Categories with their multiplicity (one category at a complete time).
     categories: Vec<(CategoryId, isize)>,
     total: Stats,
     /// Σ reach over the users: uv and buyers.
-    reach: Stats,
-    users: FxHashMap<UserId, Counts>,
+    reach: (i64, i64),
+    users: CountsTable,
 }
 
 impl ItemState {
     /// The item's `totals` row: counters, uv and buyers.
     fn row(&self) -> Stats {
         let mut row = self.total;
-        row.plus_equals(&self.reach);
+        row.uv += self.reach.0;
+        row.buyers += self.reach.1;
         row
     }
 }
@@ -118,7 +94,7 @@ pub fn tag_by_item<'s>(
     let changes = events
         .map(|e| (e.item, ItemChange::Event(e.user, Stats::of(&e))))
         .concat(item_category.map(|(item, category)| (item, ItemChange::Category(category))));
-    let mut items: FxHashMap<ItemId, ItemState> = FxHashMap::default();
+    let mut items: FxHashMap<ItemId, Box<ItemState>> = FxHashMap::default();
     let mut touched: Vec<(UserId, Stats)> = Vec::new();
     let tags = by_complete_time(
         changes,
@@ -149,15 +125,11 @@ pub fn tag_by_item<'s>(
                 for &(user, delta) in &touched {
                     item_delta.plus_equals(&delta);
                     let counts = Counts::of(&delta);
-                    let slot = state.users.entry(user).or_default();
-                    let before = slot.reach();
-                    slot.add(&counts);
-                    let mut reach = slot.reach();
-                    if slot.is_zero() {
-                        state.users.remove(&user);
-                    }
-                    reach.plus_equals(&before.multiply(&-1));
-                    state.reach.plus_equals(&reach);
+                    let (before, after) = state.users.add(user, &counts);
+                    let mut reach = after.reach();
+                    reach.plus_equals(&before.reach().multiply(&-1));
+                    state.reach.0 += reach.uv;
+                    state.reach.1 += reach.buyers;
                     push(out, Tag::Reach(item, user), reach);
                     for &(c, m) in &state.categories {
                         push(out, Tag::User(c, user), counts.stats().multiply(&m));
@@ -222,7 +194,7 @@ pub fn tag_by_item<'s>(
 /// far follow.
 fn move_category(state: &mut ItemState, item: ItemId, c: CategoryId, r: isize, out: &mut Vec<((Tag, Stats), isize)>) {
     push(out, Tag::Item(c, item), state.total.multiply(&r));
-    for (&user, counts) in &state.users {
+    for (user, counts) in state.users.iter() {
         push(out, Tag::User(c, user), counts.stats().multiply(&r));
     }
     match state.categories.iter_mut().find(|(k, _)| *k == c) {

@@ -32,9 +32,9 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::vec::{Map, Partition};
 use timely::dataflow::operators::Concat;
 
+use crate::counts::{Counts, CountsTable};
 use crate::model::{Behavior, CategoryId, Event, ItemId, Time, UserId};
 use crate::stats::Stats;
-use crate::tagging::Counts;
 use operators::complete::by_complete_time;
 use operators::rank::top_n_positive;
 
@@ -69,11 +69,11 @@ enum UserOut {
     Reach(CategoryId, i64, i64),
 }
 
-/// One user's state.
+/// One user's state (boxed in the stage's map, like tagging's item states).
 #[derive(Default)]
 struct UserState {
     total: Stats,
-    categories: FxHashMap<CategoryId, Counts>,
+    categories: CountsTable,
     top: Vec<RankedCategory>,
 }
 
@@ -90,7 +90,7 @@ pub fn by_user<'s>(
     let categories =
         tagged_users.inner.map(|((c, user), t, s)| ((user, UserChange::Category(c, Counts::of(&s).0)), t, 1));
     let changes = events.concat(items).concat(categories).as_collection();
-    let mut users: FxHashMap<UserId, UserState> = FxHashMap::default();
+    let mut users: FxHashMap<UserId, Box<UserState>> = FxHashMap::default();
     let mut ranked: Vec<RankedCategory> = Vec::new();
     let outs = by_complete_time(
         changes,
@@ -111,13 +111,8 @@ pub fn by_user<'s>(
                         UserChange::Items(d) => state.total.uv += d * r as i64,
                         UserChange::Category(c, counts) => {
                             let delta = Counts(counts.map(|n| n * r as i64));
-                            let slot = state.categories.entry(c).or_default();
-                            let before = slot.reach();
-                            slot.add(&delta);
-                            let after = slot.reach();
-                            if slot.is_zero() {
-                                state.categories.remove(&c);
-                            }
+                            let (before, after) = state.categories.add(c, &delta);
+                            let (before, after) = (before.reach(), after.reach());
                             let (uv, buyers) = (after.uv - before.uv, after.buyers - before.buyers);
                             if uv != 0 || buyers != 0 {
                                 out.push((UserOut::Reach(c, uv, buyers), 1));
@@ -136,7 +131,7 @@ pub fn by_user<'s>(
                 }
                 if rescore {
                     ranked.clear();
-                    let scores = state.categories.iter().map(|(c, counts)| (*c, counts.stats().score()));
+                    let scores = state.categories.iter().map(|(c, counts)| (c, counts.stats().score()));
                     top_n_positive(scores, top, &mut ranked);
                     if ranked != state.top {
                         out.extend(
