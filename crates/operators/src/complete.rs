@@ -9,11 +9,20 @@ use timely::dataflow::operators::Capability;
 
 use crate::TotalTime;
 
+/// Updates one activation of [`by_complete_time`] emits before it yields (it finishes
+/// the time it is in).
+pub const STEP_OUTPUT: usize = 1 << 20;
+
 /// Buffers updates (delivered by `pact`) until their time is complete, and calls
 /// `apply(time, updates, output)` for each complete time in increasing order, with all of
 /// that time's updates (in no particular order). What `apply` pushes is emitted at that
 /// time. Pending updates are kept by time, so updates far in the future (a window's
 /// retractions) cost nothing until their time comes.
+///
+/// One activation applies complete times until it has emitted [`STEP_OUTPUT`] updates,
+/// then asks to be scheduled again: when many times complete at once (the end of a
+/// finite input releases a window's whole future of retractions), downstream operators
+/// consume one step's output before the next is made, instead of all of it queueing.
 pub fn by_complete_time<'s, T, D, R, D2, R2, P, F>(
     input: VecCollection<'s, T, D, R>,
     name: &str,
@@ -29,9 +38,11 @@ where
     P: ParallelizationContract<T, Vec<(D, T, R)>>,
     F: FnMut(&T, &mut Vec<(D, R)>, &mut Vec<(D2, R2)>) + 'static,
 {
+    let scope = input.inner.scope();
     input
         .inner
-        .unary_frontier(pact, name, move |_, _| {
+        .unary_frontier(pact, name, move |_, info| {
+            let activator = scope.activator_for(info.address);
             let mut pending: BTreeMap<T, Vec<(D, R)>> = BTreeMap::new();
             let mut held: Option<Capability<T>> = None;
             let mut out: Vec<(D2, R2)> = Vec::new();
@@ -64,12 +75,18 @@ where
                 // message per time: a replay with thousands of times per step would
                 // otherwise queue a mostly empty buffer per time between operators.
                 let mut session = output.session(&*cap);
+                let mut emitted = 0;
                 while let Some(entry) = pending.first_entry() {
                     if frontier.less_equal(entry.key()) {
                         break;
                     }
+                    if emitted >= STEP_OUTPUT {
+                        activator.activate();
+                        break;
+                    }
                     let (time, mut batch) = entry.remove_entry();
                     apply(&time, &mut batch, &mut out);
+                    emitted += out.len();
                     session.give_iterator(out.drain(..).map(|(d, r)| (d, time.clone(), r)));
                 }
                 drop(session);

@@ -1,7 +1,7 @@
 //! [`PairsWithin`]: per key, the co-occurring pairs among its latest records (the i2i
 //! pairs: items engaged by one user within a session gap).
 
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 use std::hash::Hash;
 
 use differential_dataflow::{ExchangeData, Hashable, VecCollection};
@@ -13,14 +13,15 @@ use crate::negative;
 use crate::TotalTime;
 
 /// Co-occurrence within a distance among each key's latest records: for records
-/// `(key, (value, position))`, the pairs of distinct values `(a, b)` (both orders) that
-/// some key holds at positions at most `gap` apart among its `latest` latest records,
-/// each counted once per key.
+/// `(key, (value, position))`, the pairs of distinct values `(a, b)`, `a < b` (each
+/// unordered pair once: a consumer that wants both orders mirrors it), that some key holds
+/// at positions at most `gap` apart among its `latest` latest records, each counted once
+/// per key.
 ///
 /// Contract: a key's records at t are the distinct `(position, value)` with a positive
 /// accumulated multiplicity (time ≤ t); only its `latest` greatest by (position, value)
 /// take part. At time t, the difference of `(a, b)` accumulates to the number of keys
-/// holding `a` at p and `b` at q among those, with a ≠ b and `|p − q| ≤ gap`. The input
+/// holding `a` at p and `b` at q among those, with a < b and `|p − q| ≤ gap`. The input
 /// must not accumulate to negative multiplicities (a windowed set of records does not): a
 /// record that does is left out and reported to [`negative`].
 ///
@@ -61,7 +62,7 @@ where
                             negatives += recent.update((pos, v), r, gap, latest, &mut scratch, &mut deltas);
                         }
                     }
-                    if recent.len == 0 {
+                    if recent.records.is_empty() {
                         state.remove(k);
                     }
                 }
@@ -73,18 +74,18 @@ where
     }
 }
 
-/// One key's records for [`PairsWithin`]: `records[position]` holds the values at that
-/// position with their multiplicities, sorted by value; those at or above `cut` (the
-/// least of the `latest` greatest) take part.
+/// One key's records for [`PairsWithin`]: `(position, value, multiplicity)`, all
+/// positive, sorted by (position, value), in a ring buffer (records mostly arrive at the
+/// back and expire at the front, so either end moves nothing; 24 bytes a record); those at
+/// or above `cut` (the least of the `latest` greatest) take part.
 struct Recent<V> {
-    records: BTreeMap<u64, Vec<(V, isize)>>,
-    len: usize,
+    records: VecDeque<(u64, V, isize)>,
     cut: Option<(u64, V)>,
 }
 
 impl<V> Default for Recent<V> {
     fn default() -> Self {
-        Recent { records: BTreeMap::new(), len: 0, cut: None }
+        Recent { records: VecDeque::new(), cut: None }
     }
 }
 
@@ -101,37 +102,23 @@ impl<V> Default for Scratch<V> {
 }
 
 impl<V: Ord + Copy + Hash> Recent<V> {
+    /// The index of the first record at or after `key` (`after`: after it).
+    fn index(&self, key: (u64, V), after: bool) -> usize {
+        self.records.partition_point(|&(p, v, _)| if after { (p, v) <= key } else { (p, v) < key })
+    }
+
+    fn key(&self, i: usize) -> Option<(u64, V)> {
+        self.records.get(i).map(|&(p, v, _)| (p, v))
+    }
+
     fn takes_part(&self, key: (u64, V)) -> bool {
         self.cut.is_some_and(|cut| key >= cut)
     }
 
     /// The records that take part, in (position, value) order.
     fn taking_part(&self) -> impl Iterator<Item = (u64, V)> + '_ {
-        let from = self.cut.map_or(0, |(p, _)| p);
-        self.records
-            .range(from..)
-            .flat_map(|(&p, vs)| vs.iter().map(move |&(v, _)| (p, v)))
-            .filter(|&key| self.takes_part(key))
-    }
-
-    fn first(&self) -> Option<(u64, V)> {
-        self.records.iter().next().map(|(&p, vs)| (p, vs[0].0))
-    }
-
-    /// The least record above `key`.
-    fn after(&self, (p, v): (u64, V)) -> Option<(u64, V)> {
-        if let Some(&(w, _)) = self.records.get(&p).and_then(|vs| vs.iter().find(|(w, _)| *w > v)) {
-            return Some((p, w));
-        }
-        self.records.range(p + 1..).next().map(|(&q, vs)| (q, vs[0].0))
-    }
-
-    /// The greatest record below `key`.
-    fn before(&self, (p, v): (u64, V)) -> Option<(u64, V)> {
-        if let Some(&(w, _)) = self.records.get(&p).and_then(|vs| vs.iter().rev().find(|(w, _)| *w < v)) {
-            return Some((p, w));
-        }
-        self.records.range(..p).next_back().map(|(&q, vs)| (q, vs[vs.len() - 1].0))
+        let from = self.cut.map_or(self.records.len(), |cut| self.index(cut, false));
+        self.records.range(from..).map(|&(p, v, _)| (p, v))
     }
 
     /// Adds `r` to the multiplicity of `key`; when that makes the record appear or vanish,
@@ -146,31 +133,27 @@ impl<V: Ord + Copy + Hash> Recent<V> {
         scratch: &mut Scratch<V>,
         deltas: &mut FxHashMap<(V, V), isize>,
     ) -> u64 {
-        let (pos, v) = key;
-        let values = self.records.entry(pos).or_default();
-        let (old, new) = match values.binary_search_by(|(w, _)| w.cmp(&v)) {
-            Ok(i) => {
-                let old = values[i].1;
-                values[i].1 += r;
-                if values[i].1 <= 0 {
-                    values.remove(i);
+        let at = self.index(key, false);
+        let (old, new) = match self.records.get_mut(at) {
+            Some(record) if (record.0, record.1) == key => {
+                let old = record.2;
+                record.2 += r;
+                if record.2 <= 0 {
+                    self.records.remove(at);
                 }
                 (old, old + r)
             }
-            Err(i) => {
+            _ => {
                 if r > 0 {
-                    values.insert(i, (v, r));
+                    self.records.insert(at, (key.0, key.1, r));
                 }
                 (0, r)
             }
         };
-        if values.is_empty() {
-            self.records.remove(&pos);
-        }
+        let len = self.records.len();
         match (old > 0, new > 0) {
             (false, true) => {
-                self.len += 1;
-                if self.len <= latest {
+                if len <= latest {
                     // Everything takes part; the new record too.
                     self.cut = Some(self.cut.map_or(key, |c| c.min(key)));
                     self.pair_deltas(key, 1, gap, scratch, deltas);
@@ -178,23 +161,21 @@ impl<V: Ord + Copy + Hash> Recent<V> {
                     // The new record takes part and pushes out the least one.
                     self.pair_deltas(key, 1, gap, scratch, deltas);
                     let out = self.cut.expect("a cut with records");
-                    self.cut = self.after(out);
+                    self.cut = self.key(self.index(out, true));
                     self.pair_deltas(out, -1, gap, scratch, deltas);
                 }
             }
             (true, false) => {
-                let took_part = self.takes_part(key);
-                self.len -= 1;
-                if took_part {
+                if self.takes_part(key) {
                     self.pair_deltas(key, -1, gap, scratch, deltas);
-                    if self.len >= latest {
+                    if len >= latest {
                         // The greatest record left out comes in.
                         let cut = self.cut.expect("a cut with records");
-                        let back = self.before(cut).expect("a record left out");
+                        let back = self.key(self.index(cut, false) - 1).expect("a record left out");
                         self.cut = Some(back);
                         self.pair_deltas(back, 1, gap, scratch, deltas);
                     } else {
-                        self.cut = self.first();
+                        self.cut = self.key(0);
                     }
                 }
             }
@@ -204,8 +185,9 @@ impl<V: Ord + Copy + Hash> Recent<V> {
     }
 
     /// The pair changes of `x` joining (`sign` 1) or leaving (−1) the taking-part records,
-    /// the others being those taking part now apart from `x`: a pair `(v, w)` with a
-    /// record of w near x changes unless another record of v is near one of w.
+    /// the others being those taking part now apart from `x`: a pair `{v, w}` with a
+    /// record of w near x changes unless another record of v is near one of w. Each pair
+    /// is added once, as `(less, greater)`.
     fn pair_deltas(
         &self,
         x: (u64, V),
@@ -217,9 +199,14 @@ impl<V: Ord + Copy + Hash> Recent<V> {
         let (p, v) = x;
         let Scratch { near, mine } = scratch;
         near.clear();
-        for (&q, vs) in self.records.range(p.saturating_sub(gap)..=p.saturating_add(gap)) {
-            near.extend(vs.iter().map(|&(w, _)| w).filter(|&w| w != v && self.takes_part((q, w))));
-        }
+        let from = self.records.partition_point(|&(q, _, _)| q < p.saturating_sub(gap));
+        near.extend(
+            self.records
+                .range(from..)
+                .take_while(|&&(q, _, _)| q <= p.saturating_add(gap))
+                .filter(|&&(q, w, _)| w != v && self.takes_part((q, w)))
+                .map(|&(_, w, _)| w),
+        );
         if near.is_empty() {
             return;
         }
@@ -231,8 +218,7 @@ impl<V: Ord + Copy + Hash> Recent<V> {
             let held_elsewhere = !mine.is_empty()
                 && self.taking_part().any(|(q, u)| u == w && mine.iter().any(|&m| m.abs_diff(q) <= gap));
             if !held_elsewhere {
-                *deltas.entry((v, w)).or_default() += sign;
-                *deltas.entry((w, v)).or_default() += sign;
+                *deltas.entry((v.min(w), v.max(w))).or_default() += sign;
             }
         }
     }
@@ -300,7 +286,7 @@ mod tests {
                         let mut pairs: Vec<(u32, u32)> = Vec::new();
                         for &(p, a) in mine {
                             for &(q, b) in mine {
-                                if a != b && p.abs_diff(q) <= 3 {
+                                if a < b && p.abs_diff(q) <= 3 {
                                     pairs.push((a, b));
                                 }
                             }
