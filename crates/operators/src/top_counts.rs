@@ -141,7 +141,7 @@ where
                     emit(&k, &top, &config.current, &mut fresh);
                 }
                 looked.sort_unstable();
-                readers.update(&k, &mut ranked.looked, &mut looked);
+                readers.update(&k, &mut ranked.looked, &looked);
                 replace_output(&k, &mut ranked.out, &mut fresh, out);
                 if ranked.is_empty() {
                     state.remove(&k);
@@ -196,9 +196,7 @@ impl<K: Hash + Eq + Ord + Copy, O> Ranked<K, O> {
                     self.best.remove(i);
                 }
                 if new > 0 {
-                    let key = (Reverse(new), v);
-                    let i = self.best.binary_search(&key).unwrap_or_else(|i| i);
-                    self.best.insert(i, key);
+                    self.insert((Reverse(new), v));
                     self.shorten(n);
                 }
                 return;
@@ -223,10 +221,19 @@ impl<K: Hash + Eq + Ord + Copy, O> Ranked<K, O> {
         }
         let key = (Reverse(new), v);
         if new > 0 && rest.floor.is_none_or(|floor| key < floor) {
-            let i = self.best.binary_search(&key).unwrap_or_else(|i| i);
-            self.best.insert(i, key);
+            self.insert(key);
             self.shorten(n);
         }
+    }
+
+    /// Inserts `key` into `best` in rank order, growing it by half (not double: millions
+    /// of keys hold a few values each).
+    fn insert(&mut self, key: (Reverse<i64>, K)) {
+        let i = self.best.binary_search(&key).unwrap_or_else(|i| i);
+        if self.best.len() == self.best.capacity() {
+            self.best.reserve_exact((self.best.len() / 2).max(1));
+        }
+        self.best.insert(i, key);
     }
 
     /// Keeps every count in `rest` from now on (with no floor yet).
@@ -320,7 +327,7 @@ impl<LK: Hash + Eq + Ord + Clone, K: Hash + Ord + Copy> Readers<LK, K> {
     }
 
     /// Key `k` now reads `new` instead of `old` (both sorted); `old` becomes `new`.
-    fn update(&mut self, k: &K, old: &mut Vec<LK>, new: &mut Vec<LK>) {
+    fn update(&mut self, k: &K, old: &mut Vec<LK>, new: &[LK]) {
         if old == new {
             return;
         }
@@ -335,7 +342,10 @@ impl<LK: Hash + Eq + Ord + Clone, K: Hash + Ord + Copy> Readers<LK, K> {
         for lk in only_in(new, old) {
             self.of.entry(lk.clone()).or_default().insert(*k, ());
         }
-        std::mem::swap(old, new);
+        // Copied, not swapped: `new` is a buffer reused for every key, and its capacity
+        // (the longest list any key looked at) would stay with each of millions of keys.
+        old.clear();
+        old.extend_from_slice(new);
     }
 }
 
