@@ -2,8 +2,8 @@
 //! items most often clicked or bought by the same users within a session gap.
 //!
 //! ```text
-//! events ─ filter click|buy ─ (user, (item, ts)) ─ windowed 24 h
-//!   ─ pairs_within gap (per user, among its 20 latest: a < b at most 30 min apart, once per user) ─ (a, b) and (b, a), diff users ─┐
+//! events ─ filter click|buy ─ (user, (item, ts))
+//!   ─ pairs_within 24 h window, gap (per user, among its 20 latest: a < b at most 30 min apart, once per user) ─ (a, b) and (b, a), diff users ─┐
 //! platform.online_category ─ online items ─────────── (broadcast table) ────────────────────────┤
 //! rules ──────────────────────────────────────────── (broadcast) ───────────────────────────────┴─
 //!   top_counts per a (neighbours kept ranked by users; reads a's and its top neighbours' online flags): per scene, a's top n as one row
@@ -36,7 +36,6 @@ use operators::{PairsWithin, TopCounts};
 use platform::Platform;
 use platform::rules::{i2i_rules, Rule};
 use platform::output::{format_scored, Field, Schema};
-use operators::Windowed;
 use operators::windows::{expiry, DAY_MS, MINUTE_MS};
 
 /// Interactions count for 24 hours.
@@ -56,9 +55,11 @@ pub fn recall_i2i<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (ItemId, Neig
         .events
         .clone()
         .flat_map(|e| matches!(e.behavior, Behavior::Click | Behavior::Buy).then_some((e.user, (e.item, e.ts_ms))));
-    let interactions = interactions.windowed(move |(_, (_, ts))| expiry(*ts, I2I_WINDOW_MS, epoch_ms));
-    // Each pair once out of `pairs_within`, then as a neighbour of either item.
-    let co_users = interactions.pairs_within(I2I_GAP_MS, I2I_LATEST, "I2iPairs").flat_map(|(a, b)| [(a, b), (b, a)]);
+    // Each pair once out of `pairs_within`, then as a neighbour of either item; the
+    // window's expiry happens inside it.
+    let co_users = interactions
+        .pairs_within(I2I_GAP_MS, I2I_LATEST, move |ts| expiry(ts, I2I_WINDOW_MS, epoch_ms), "I2iPairs")
+        .flat_map(|(a, b)| [(a, b), (b, a)]);
     let online = p.online_category().as_collection(|item, _category| *item);
     // Every scene ranks the same way (users desc, b asc): rank once for the longest list.
     let longest = |rules: &[Rule]| i2i_rules(rules).map(|(_, rule)| rule.top_n as usize).max().unwrap_or(0);

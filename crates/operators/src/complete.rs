@@ -38,6 +38,31 @@ where
     P: ParallelizationContract<T, Vec<(D, T, R)>>,
     F: FnMut(&T, &mut Vec<(D, R)>, &mut Vec<(D2, R2)>) + 'static,
 {
+    by_complete_time_waking(input, name, pact, move |time, updates, out| {
+        apply(time, updates, out);
+        None
+    })
+}
+
+/// [`by_complete_time`] for an operator whose state changes by itself at a later time (a
+/// record it holds expires): `apply` returns the next time it must be called at even if
+/// no update arrives for it (`None`: none; a time not after the current one is ignored).
+/// The operator holds that time like a pending update's.
+pub fn by_complete_time_waking<'s, T, D, R, D2, R2, P, F>(
+    input: VecCollection<'s, T, D, R>,
+    name: &str,
+    pact: P,
+    mut apply: F,
+) -> VecCollection<'s, T, D2, R2>
+where
+    T: TotalTime,
+    D: Clone + 'static,
+    R: Clone + 'static,
+    D2: Clone + 'static,
+    R2: Clone + 'static,
+    P: ParallelizationContract<T, Vec<(D, T, R)>>,
+    F: FnMut(&T, &mut Vec<(D, R)>, &mut Vec<(D2, R2)>) -> Option<T> + 'static,
+{
     let scope = input.inner.scope();
     input
         .inner
@@ -85,7 +110,9 @@ where
                         break;
                     }
                     let (time, mut batch) = entry.remove_entry();
-                    apply(&time, &mut batch, &mut out);
+                    if let Some(wake) = apply(&time, &mut batch, &mut out).filter(|wake| *wake > time) {
+                        pending.entry(wake).or_default();
+                    }
                     emitted += out.len();
                     session.give_iterator(out.drain(..).map(|(d, r)| (d, time.clone(), r)));
                 }

@@ -1,36 +1,45 @@
 //! [`PairsWithin`]: per key, the co-occurring pairs among its latest records (the i2i
 //! pairs: items engaged by one user within a session gap).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::hash::Hash;
 
 use differential_dataflow::{ExchangeData, Hashable, VecCollection};
 use rustc_hash::FxHashMap;
 use timely::dataflow::channels::pact::Exchange;
 
-use crate::complete::by_complete_time;
+use crate::complete::by_complete_time_waking;
 use crate::negative;
 use crate::TotalTime;
 
-/// Co-occurrence within a distance among each key's latest records: for records
-/// `(key, (value, position))`, the pairs of distinct values `(a, b)`, `a < b` (each
-/// unordered pair once: a consumer that wants both orders mirrors it), that some key holds
-/// at positions at most `gap` apart among its `latest` latest records, each counted once
-/// per key.
+/// Co-occurrence within a distance among each key's latest records in a sliding window:
+/// for records `(key, (value, position))`, the pairs of distinct values `(a, b)`, `a < b`
+/// (each unordered pair once: a consumer that wants both orders mirrors it), that some key
+/// holds at positions at most `gap` apart among its `latest` latest records, each counted
+/// once per key.
 ///
-/// Contract: a key's records at t are the distinct `(position, value)` with a positive
-/// accumulated multiplicity (time ≤ t); only its `latest` greatest by (position, value)
+/// Contract: a record counts from its time until `expires(position)` (an update at or
+/// after that time counts not at all), as if windowed by
+/// [`Windowed::windowed`](crate::Windowed::windowed). A key's records at t are the
+/// distinct `(position, value)` with a positive accumulated multiplicity (updates at
+/// times ≤ t) and `expires(position) > t`; only its `latest` greatest by (position, value)
 /// take part. At time t, the difference of `(a, b)` accumulates to the number of keys
-/// holding `a` at p and `b` at q among those, with a < b and `|p − q| ≤ gap`. The input
-/// must not accumulate to negative multiplicities (a windowed set of records does not): a
-/// record that does is left out and reported to [`negative`].
+/// holding `a` at p and `b` at q among those, with a < b and `|p − q| ≤ gap`. `expires`
+/// must not decrease with the position. The input must not accumulate to negative
+/// multiplicities: a record that does is left out and reported to [`negative`].
 ///
 /// Cost: an update touches only the key's taking-part records within `gap` of its
 /// position (at most `latest`), so a key's work per record is bounded however many
 /// records it has; no per-key pair counts are kept (whether a pair is still held is
 /// re-checked among at most `latest` records, and only for a value the key holds twice).
+/// Expiry comes from a queue of (time, key) — the key's oldest records leave at their
+/// time — instead of a retraction per record sent through the dataflow and held until
+/// then: a record costs one exchange and 24 bytes while it is held, plus a queue entry
+/// per key and expiry time.
 pub trait PairsWithin<'s, T: TotalTime, K, V> {
-    fn pairs_within(self, gap: u64, latest: usize, name: &str) -> VecCollection<'s, T, (V, V)>;
+    fn pairs_within<E>(self, gap: u64, latest: usize, expires: E, name: &str) -> VecCollection<'s, T, (V, V)>
+    where
+        E: Fn(u64) -> T + 'static;
 }
 
 impl<'s, T, K, V> PairsWithin<'s, T, K, V> for VecCollection<'s, T, (K, (V, u64))>
@@ -39,18 +48,46 @@ where
     K: ExchangeData + Hash,
     V: ExchangeData + Hash + Copy,
 {
-    fn pairs_within(self, gap: u64, latest: usize, name: &str) -> VecCollection<'s, T, (V, V)> {
+    fn pairs_within<E>(self, gap: u64, latest: usize, expires: E, name: &str) -> VecCollection<'s, T, (V, V)>
+    where
+        E: Fn(u64) -> T + 'static,
+    {
         let mut state: FxHashMap<K, Recent<V>> = FxHashMap::default();
+        // Per expiry time, the keys holding a record that expires then.
+        let mut queue: BTreeMap<T, Vec<K>> = BTreeMap::new();
         let mut deltas: FxHashMap<(V, V), isize> = FxHashMap::default();
         let mut scratch = Scratch::default();
+        let mut expired: Vec<(u64, V, isize)> = Vec::new();
         let name_owned = name.to_string();
-        by_complete_time(
+        by_complete_time_waking(
             self,
             name,
             Exchange::new(|((k, _), _, _): &((K, (V, u64)), T, isize)| k.hashed()),
-            move |_time, updates, out| {
+            move |time, updates, out| {
                 let mut negatives = 0u64;
-                // Net change per record, one key at a time (so no record is seen half-updated).
+                // What expires by now leaves first: each key's oldest records.
+                while let Some(entry) = queue.first_entry() {
+                    if entry.key() > time {
+                        break;
+                    }
+                    let mut keys = entry.remove();
+                    keys.sort_unstable();
+                    keys.dedup();
+                    for k in keys {
+                        let Some(recent) = state.get_mut(&k) else { continue };
+                        expired.clear();
+                        expired.extend(recent.records.iter().take_while(|(p, _, _)| expires(*p) <= *time).copied());
+                        for &(pos, v, m) in &expired {
+                            negatives += recent.update((pos, v), -m, gap, latest, &mut scratch, &mut deltas);
+                        }
+                        if recent.records.is_empty() {
+                            state.remove(&k);
+                        }
+                    }
+                }
+                // Net change per record, one key at a time (so no record is seen
+                // half-updated); an update of a record already expired counts not at all.
+                updates.retain(|((_, (_, pos)), _)| expires(*pos) > *time);
                 updates.sort_unstable_by(|((k1, (v1, p1)), _), ((k2, (v2, p2)), _)| (k1, p1, v1).cmp(&(k2, p2, v2)));
                 for run in updates.chunk_by(|((k1, _), _), ((k2, _), _)| k1 == k2) {
                     let k = &run[0].0 .0;
@@ -59,7 +96,14 @@ where
                         let (v, pos) = same[0].0 .1;
                         let r: isize = same.iter().map(|(_, r)| r).sum();
                         if r != 0 {
+                            let held = recent.records.len();
                             negatives += recent.update((pos, v), r, gap, latest, &mut scratch, &mut deltas);
+                            if recent.records.len() > held {
+                                let keys = queue.entry(expires(pos)).or_default();
+                                if keys.last() != Some(k) {
+                                    keys.push(k.clone());
+                                }
+                            }
                         }
                     }
                     if recent.records.is_empty() {
@@ -69,6 +113,7 @@ where
                 updates.clear();
                 negative::report(&name_owned, std::mem::take(&mut negatives));
                 out.extend(deltas.drain().filter(|(_, r)| *r != 0));
+                queue.keys().next().cloned()
             },
         )
     }
@@ -240,12 +285,14 @@ mod tests {
     use super::PairsWithin;
 
     /// `pairs_within` against a plain count over each key's latest records, at every time,
-    /// with records coming and going (duplicates too), late positions, and keys that hold
-    /// more records than take part.
+    /// with records coming and going (duplicates too), late positions, keys that hold
+    /// more records than take part, and (even seeds) records expiring 25 after their
+    /// position, updates after that counting not at all.
     #[test]
     fn pairs_within_matches_plain_count() {
-        for seed in 0..12u64 {
+        for seed in 0..16u64 {
             let latest = 1 + seed as usize % 5;
+            let expires = move |p: u64| if seed % 2 == 0 { p + 25 } else { u64::MAX };
             timely::execute_directly(move |worker| {
                 let mut rng = Pcg64Mcg::seed_from_u64(seed);
                 let got: Rc<RefCell<BTreeMap<(u32, u32), isize>>> = Rc::default();
@@ -254,7 +301,7 @@ mod tests {
                     let (input, records) = scope.new_collection::<(u8, (u32, u64)), isize>();
                     let sink = got.clone();
                     records
-                        .pairs_within(3, latest, "PairsWithin")
+                        .pairs_within(3, latest, expires, "PairsWithin")
                         .inner
                         .inspect(move |(pair, _t, r)| *sink.borrow_mut().entry(*pair).or_default() += r)
                         .as_collection()
@@ -262,13 +309,19 @@ mod tests {
                     input
                 });
                 let mut held: BTreeMap<(u8, (u32, u64)), isize> = BTreeMap::new();
+                // What counts: the updates before the record's expiry.
+                let mut counted: BTreeMap<(u8, (u32, u64)), isize> = BTreeMap::new();
                 for t in 1..50u64 {
+                    let now = t - 1;
                     for _ in 0..rng.random_range(0..25) {
                         let record =
                             (rng.random_range(0..4u8), (rng.random_range(0..6u32), rng.random_range(0..20u64)));
                         let n = held.entry(record).or_default();
                         let r = if *n > 0 && rng.random_bool(0.45) { -1 } else { 1 };
                         *n += r;
+                        if now < expires(record.1 .1) {
+                            *counted.entry(record).or_default() += r;
+                        }
                         input.update(record, r);
                     }
                     input.advance_to(t);
@@ -276,9 +329,9 @@ mod tests {
                     worker.step_while(|| probe.less_than(&t));
                     let mut want: BTreeMap<(u32, u32), isize> = BTreeMap::new();
                     for key in 0..4u8 {
-                        let mut mine: Vec<(u64, u32)> = held
+                        let mut mine: Vec<(u64, u32)> = counted
                             .iter()
-                            .filter(|((k, _), n)| *k == key && **n > 0)
+                            .filter(|((k, (_, p)), n)| *k == key && **n > 0 && expires(*p) > now)
                             .map(|((_, (v, p)), _)| (*p, *v))
                             .collect();
                         mine.sort();
