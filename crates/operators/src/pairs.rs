@@ -210,18 +210,16 @@ impl<V: Ord + Copy + Hash> Recent<V> {
                     self.pair_deltas(out, -1, gap, scratch, deltas);
                 }
             }
-            (true, false) => {
-                if self.takes_part(key) {
-                    self.pair_deltas(key, -1, gap, scratch, deltas);
-                    if len >= latest {
-                        // The greatest record left out comes in.
-                        let cut = self.cut.expect("a cut with records");
-                        let back = self.key(self.index(cut, false) - 1).expect("a record left out");
-                        self.cut = Some(back);
-                        self.pair_deltas(back, 1, gap, scratch, deltas);
-                    } else {
-                        self.cut = self.key(0);
-                    }
+            (true, false) if self.takes_part(key) => {
+                self.pair_deltas(key, -1, gap, scratch, deltas);
+                if len >= latest {
+                    // The greatest record left out comes in.
+                    let cut = self.cut.expect("a cut with records");
+                    let back = self.key(self.index(cut, false) - 1).expect("a record left out");
+                    self.cut = Some(back);
+                    self.pair_deltas(back, 1, gap, scratch, deltas);
+                } else {
+                    self.cut = self.key(0);
                 }
             }
             _ => {}
