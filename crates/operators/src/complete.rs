@@ -9,6 +9,23 @@ use timely::dataflow::operators::Capability;
 
 use crate::TotalTime;
 
+/// What `apply` of [`by_complete_time`] returns: `()`, or the next time to be called at.
+pub trait Wake<T> {
+    fn wake(self) -> Option<T>;
+}
+
+impl<T> Wake<T> for () {
+    fn wake(self) -> Option<T> {
+        None
+    }
+}
+
+impl<T> Wake<T> for Option<T> {
+    fn wake(self) -> Option<T> {
+        self
+    }
+}
+
 /// Updates one activation of [`by_complete_time`] emits before it yields (it finishes
 /// the time it is in).
 pub const STEP_OUTPUT: usize = 1 << 20;
@@ -23,7 +40,12 @@ pub const STEP_OUTPUT: usize = 1 << 20;
 /// then asks to be scheduled again: when many times complete at once (the end of a
 /// finite input releases a window's whole future of retractions), downstream operators
 /// consume one step's output before the next is made, instead of all of it queueing.
-pub fn by_complete_time<'s, T, D, R, D2, R2, P, F>(
+///
+/// An operator whose state changes by itself at a later time (a record it holds expires)
+/// returns `Some` of the next time it must be called at even if no update arrives for it
+/// (a time not after the current one is ignored); it holds that time like a pending
+/// update's. The others return `()`.
+pub fn by_complete_time<'s, T, D, R, D2, R2, P, F, W>(
     input: VecCollection<'s, T, D, R>,
     name: &str,
     pact: P,
@@ -36,32 +58,8 @@ where
     D2: Clone + 'static,
     R2: Clone + 'static,
     P: ParallelizationContract<T, Vec<(D, T, R)>>,
-    F: FnMut(&T, &mut Vec<(D, R)>, &mut Vec<(D2, R2)>) + 'static,
-{
-    by_complete_time_waking(input, name, pact, move |time, updates, out| {
-        apply(time, updates, out);
-        None
-    })
-}
-
-/// [`by_complete_time`] for an operator whose state changes by itself at a later time (a
-/// record it holds expires): `apply` returns the next time it must be called at even if
-/// no update arrives for it (`None`: none; a time not after the current one is ignored).
-/// The operator holds that time like a pending update's.
-pub fn by_complete_time_waking<'s, T, D, R, D2, R2, P, F>(
-    input: VecCollection<'s, T, D, R>,
-    name: &str,
-    pact: P,
-    mut apply: F,
-) -> VecCollection<'s, T, D2, R2>
-where
-    T: TotalTime,
-    D: Clone + 'static,
-    R: Clone + 'static,
-    D2: Clone + 'static,
-    R2: Clone + 'static,
-    P: ParallelizationContract<T, Vec<(D, T, R)>>,
-    F: FnMut(&T, &mut Vec<(D, R)>, &mut Vec<(D2, R2)>) -> Option<T> + 'static,
+    F: FnMut(&T, &mut Vec<(D, R)>, &mut Vec<(D2, R2)>) -> W + 'static,
+    W: Wake<T>,
 {
     let scope = input.inner.scope();
     input
@@ -110,7 +108,7 @@ where
                         break;
                     }
                     let (time, mut batch) = entry.remove_entry();
-                    if let Some(wake) = apply(&time, &mut batch, &mut out).filter(|wake| *wake > time) {
+                    if let Some(wake) = apply(&time, &mut batch, &mut out).wake().filter(|wake| *wake > time) {
                         pending.entry(wake).or_default();
                     }
                     emitted += out.len();

@@ -8,7 +8,7 @@ use differential_dataflow::{ExchangeData, Hashable, VecCollection};
 use rustc_hash::FxHashMap;
 use timely::dataflow::channels::pact::Exchange;
 
-use crate::complete::by_complete_time_waking;
+use crate::complete::by_complete_time;
 use crate::negative;
 use crate::TotalTime;
 
@@ -59,7 +59,7 @@ where
         let mut scratch = Scratch::default();
         let mut expired: Vec<(u64, V, isize)> = Vec::new();
         let name_owned = name.to_string();
-        by_complete_time_waking(
+        by_complete_time(
             self,
             name,
             Exchange::new(|((k, _), _, _): &((K, (V, u64)), T, isize)| k.hashed()),
