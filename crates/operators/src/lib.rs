@@ -12,7 +12,7 @@
 //! | [`ReduceTotal`] | [`reduce`] | per key its accumulation and last output (small groups: top-k) |
 //! | [`TopCounts`] | [`top_counts`] | per key its counts and a short ranked list (neighbour lists) |
 //! | [`CountTotalHashed`], [`ThresholdTotalHashed`] | [`count`] | per key its accumulation in a hash map |
-//! | [`PairsWithin`] | [`pairs`] | per key its latest records (co-occurrence pairs) |
+//! | [`PairsWithin`] | [`pairs`] | per key its latest records in a window, and a queue of their expiry times (co-occurrence pairs) |
 //! | [`Windowed`] | [`windows`] | nothing (a sliding window as retractions; period boundaries) |
 //!
 //! All but the first two are built on [`complete::by_complete_time`], which buffers
