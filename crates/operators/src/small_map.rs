@@ -35,6 +35,13 @@ impl<K: Ord + Hash + Copy, V> SmallMap<K, V> {
         }
     }
 
+    pub fn get_mut(&mut self, k: &K) -> Option<&mut V> {
+        match self {
+            SmallMap::Few(few) => few.binary_search_by(|(x, _)| x.cmp(k)).ok().map(|i| &mut few[i].1),
+            SmallMap::Many(many) => many.get_mut(k),
+        }
+    }
+
     /// Sets `k`'s value.
     pub fn insert(&mut self, k: K, v: V) {
         match self {
@@ -115,6 +122,11 @@ mod tests {
                 }
                 let probe = rng.random_range(0..keys);
                 assert_eq!(map.get(&probe), plain.get(&probe), "seed {seed}");
+                if let (Some(v), Some(w)) = (map.get_mut(&probe), plain.get_mut(&probe)) {
+                    *v += 1;
+                    *w += 1;
+                }
+                assert_eq!(map.get_mut(&probe).is_some(), plain.contains_key(&probe), "seed {seed}");
                 let mut have: Vec<(u32, u64)> = map.iter().map(|(k, v)| (*k, *v)).collect();
                 have.sort();
                 assert_eq!(have, plain.iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>(), "seed {seed}");

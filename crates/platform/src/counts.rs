@@ -69,13 +69,18 @@ pub struct CountsTable(SmallMap<u64, Packed>);
 impl CountsTable {
     /// Adds `delta` to `id`'s counts (an id whose counts become zero leaves); returns its
     /// counts before and after.
+    /// One search for an id already held whose counts stay nonzero (the common case); a
+    /// second only to insert a new id or remove one.
     pub fn add(&mut self, id: u64, delta: &Counts) -> (Counts, Counts) {
-        let before = self.0.get(&id).map(Packed::unpack).unwrap_or_default();
+        let held = self.0.get_mut(&id);
+        let before = held.as_deref().map(Packed::unpack).unwrap_or_default();
         let mut after = before;
         after.add(delta);
-        match after.is_zero() {
-            true => drop(self.0.remove(&id)),
-            false => self.0.insert(id, Packed::pack(after)),
+        match (held, after.is_zero()) {
+            (Some(_), true) => drop(self.0.remove(&id)),
+            (Some(slot), false) => *slot = Packed::pack(after),
+            (None, true) => {}
+            (None, false) => self.0.insert(id, Packed::pack(after)),
         }
         (before, after)
     }
