@@ -182,9 +182,23 @@ struct JsonlWriter {
     out: BufWriter<File>,
     columns: &'static [&'static str],
 }
+/// Lines gather in `buf` and reach standard output (a line-buffered stream: one write
+/// per line if written to directly) a megabyte at a time and on `flush`.
 struct StdoutWriter {
     name: &'static str,
     columns: usize,
+    buf: Vec<u8>,
+}
+
+impl StdoutWriter {
+    const CAPACITY: usize = 1 << 20;
+
+    fn drain(&mut self) -> io::Result<()> {
+        let mut out = io::stdout().lock();
+        out.write_all(&self.buf)?;
+        self.buf.clear();
+        out.flush()
+    }
 }
 
 fn write_field(w: &mut impl Write, f: &Field) -> io::Result<()> {
@@ -259,12 +273,16 @@ impl ChangeWriter for JsonlWriter {
 
 impl ChangeWriter for StdoutWriter {
     fn write(&mut self, time: Time, change: Change, fields: &[Field]) -> io::Result<()> {
-        let mut out = io::stdout().lock();
-        write!(out, "{},", self.name)?;
-        write_change(&mut out, time, change, fields, self.columns)
+        self.buf.extend_from_slice(self.name.as_bytes());
+        self.buf.push(b',');
+        write_change(&mut self.buf, time, change, fields, self.columns)?;
+        if self.buf.len() >= Self::CAPACITY {
+            self.drain()?;
+        }
+        Ok(())
     }
     fn flush(&mut self) -> io::Result<()> {
-        io::stdout().flush()
+        self.drain()
     }
 }
 
@@ -284,7 +302,9 @@ pub fn open(
             Box::new(CsvWriter { out, columns: columns.len() })
         }
         SinkKind::Jsonl => Box::new(JsonlWriter { out: BufWriter::with_capacity(1 << 20, create()?), columns }),
-        SinkKind::Stdout => Box::new(StdoutWriter { name, columns: columns.len() }),
+        SinkKind::Stdout => {
+            Box::new(StdoutWriter { name, columns: columns.len(), buf: Vec::with_capacity(StdoutWriter::CAPACITY) })
+        }
     })
 }
 
@@ -378,8 +398,9 @@ pub trait Observer: Send + Sync {
 /// Every update of an output goes to the one worker that writes it: the outputs take
 /// turns over the workers of process 0 (in the order they are attached, the same on every
 /// worker), so formatting and writing is spread over the threads of process 0 while every
-/// file is still written whole by one of them (stdout: worker 0 alone, so lines of
-/// different outputs do not interleave differently from run to run).
+/// file is still written whole by one of them (stdout: worker 0 alone, each output's
+/// lines in the same order on every run; outputs interleave in blocks of complete times,
+/// in an order that depends on scheduling — split by the first column to compare runs).
 #[derive(Clone)]
 pub struct Sinks {
     /// This worker's index, and how many workers of process 0 write (the first ones).
