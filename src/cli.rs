@@ -15,7 +15,11 @@ use platform::config_inputs::ConfigFiles;
 use platform::source::{self, Format, SourceKind, SourceSpec, TsChecks};
 use platform::{AdParams, Params};
 use serving::store::Store;
+use kafka::source::ValueFormat;
+use kafka::KafkaUrl;
 use sinks::{Envelope, SinkKind};
+
+use crate::run::reader::KafkaSources;
 
 #[derive(Parser, Debug)]
 #[command(name = "shopflow", version, about = "Real-time e-commerce aggregates as differential dataflows")]
@@ -37,6 +41,65 @@ pub enum Command {
     /// Merge `recall_user` from a run's output files (recall_user_signals, recall_hot,
     /// recall_i2i, rules): users' ranked lists as of a time, or the whole change stream.
     Recall(RecallArgs),
+    /// Kafka topics beside a run: create one, produce a file's lines to it, read one.
+    #[command(subcommand)]
+    Kafka(KafkaCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KafkaCommand {
+    /// Create a topic (nothing happens if it exists).
+    Create {
+        /// kafka://HOST:PORT/TOPIC
+        url: String,
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=10_000))]
+        partitions: i32,
+        /// Log compaction (keep the latest record per key): for upsert outputs.
+        #[arg(long)]
+        compact: bool,
+    },
+    /// Produce each line of FILE (but a header line) as one message, keyed by a column:
+    /// lines of one key go to one partition, in order.
+    Produce {
+        /// kafka://HOST:PORT/TOPIC (it must exist)
+        url: String,
+        file: PathBuf,
+        /// Format of FILE (for the column names; a catalog file is recognised by its header).
+        #[arg(long, value_enum, default_value = "native")]
+        format: FormatArg,
+        /// The column whose value keys each message (default: user_id; item_id for a catalog).
+        #[arg(long, value_name = "NAME")]
+        key_column: Option<String>,
+    },
+    /// Print every record of a topic up to its end now, as `partition<TAB>offset<TAB>key<TAB>value`.
+    Read {
+        /// kafka://HOST:PORT/TOPIC
+        url: String,
+    },
+}
+
+/// `--value-format`: how the messages of a Kafka source hold a row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ValueFormatArg {
+    /// A line of the source's format (as in a file).
+    Csv,
+    /// A JSON object with the same fields.
+    Json,
+}
+
+/// `--sink`: a kind, and for Kafka its address.
+#[derive(Clone, Debug)]
+pub struct SinkArg {
+    pub kind: SinkKind,
+    pub kafka: Option<KafkaUrl>,
+}
+
+fn sink_arg(s: &str) -> std::result::Result<SinkArg, String> {
+    if KafkaUrl::is_kafka(s) {
+        return Ok(SinkArg { kind: SinkKind::Kafka, kafka: Some(KafkaUrl::parse(s)?) });
+    }
+    let kind = SinkKind::from_str(s, false).map_err(|_| format!("`{s}`: expected csv, jsonl, stdout or kafka://HOST:PORT/PREFIX"))?;
+    Ok(SinkArg { kind, kafka: None })
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -56,11 +119,12 @@ rejected.csv and the summary are written as usual, and the exit code is 0. A sec
 second or more after the first) aborts at once: exit code 130, outputs may then be incomplete."
 )]
 pub struct RunArgs {
-    /// Events file(s); repeat the flag or list several. Default: the sample data in data/
+    /// Events file(s) or Kafka topics (kafka://HOST:PORT/TOPIC); repeat the flag or list several. Default: the sample data in data/
     /// (data/events.csv with data/catalog.csv, or data/UserBehavior.csv with --format userbehavior).
     #[arg(long, value_name = "FILE", num_args = 1.., action = ArgAction::Append)]
     pub events: Vec<PathBuf>,
-    /// Catalog changes (native format only).
+    /// Catalog changes (native format only): a file or kafka://HOST:PORT/TOPIC (keyed by
+    /// item, so one item's changes stay in order).
     #[arg(long, value_name = "FILE")]
     pub catalog: Option<PathBuf>,
     /// Format of the events files.
@@ -78,9 +142,18 @@ pub struct RunArgs {
     /// Outputs to compute, comma-separated (default: all).
     #[arg(long, value_name = "NAMES", value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(dataflows::ALL))]
     pub outputs: Vec<String>,
-    /// Where change streams go.
+    /// Where change streams go: csv, jsonl or stdout, or Kafka topics PREFIX.<output>
+    /// (kafka://HOST:PORT/PREFIX; records keyed by the key columns, progress records,
+    /// resumed without duplicates after a restart: README "Kafka").
+    #[arg(long, value_name = "csv|jsonl|stdout|kafka://HOST:PORT/PREFIX", default_value = "csv", value_parser = sink_arg)]
+    pub sink: SinkArg,
+    /// Kafka sources: messages are lines of the format (csv) or JSON objects with the same fields.
     #[arg(long, value_enum, default_value = "csv")]
-    pub sink: SinkKind,
+    pub value_format: ValueFormatArg,
+    /// Kafka sources under --follow: a partition that sent nothing for MS no longer holds
+    /// the outputs back (until it sends again; its rows may then be late).
+    #[arg(long, value_name = "MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub kafka_idle_ms: u64,
     /// How changes are written: `diff` rows (`time,diff,<columns>`, +1/-1 per row) or
     /// `upsert` records (`time,op,<columns>`: per changed key its new row, or a delete).
     #[arg(long, value_enum, default_value = "diff")]
@@ -316,9 +389,27 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig> {
     for spec in &mut sources {
         spec.checks = checks;
     }
+    let mut urls = Vec::with_capacity(sources.len());
     for spec in &sources {
-        source::check(spec, args.follow).map_err(Error::Input)?;
+        match spec.path.to_str().filter(|p| KafkaUrl::is_kafka(p)) {
+            Some(p) => urls.push(Some(KafkaUrl::parse(p).map_err(Error::Usage)?)),
+            None => {
+                source::check(spec, args.follow).map_err(Error::Input)?;
+                urls.push(None);
+            }
+        }
     }
+    if urls.iter().any(Option::is_some) && (args.rate.is_some() || args.speed.is_some()) {
+        return Err(Error::Usage("--rate and --speed pace files; a Kafka source is read as its messages arrive".into()));
+    }
+    let kafka = KafkaSources {
+        urls,
+        format: match args.value_format {
+            ValueFormatArg::Csv => ValueFormat::Csv,
+            ValueFormatArg::Json => ValueFormat::Json,
+        },
+        idle: std::time::Duration::from_millis(args.kafka_idle_ms),
+    };
     let rules = match &args.rules {
         Some(p) if p.as_os_str() == "none" => None,
         Some(p) => Some(p.clone()),
@@ -373,7 +464,9 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig> {
         epoch_ms: args.epoch_ms,
         lateness_ms: args.lateness_ms,
         outputs,
-        sink: args.sink,
+        sink: args.sink.kind,
+        sink_kafka: args.sink.kafka.clone(),
+        kafka,
         envelope: args.envelope,
         strict: args.strict,
         batch_lines: args.batch_lines,
@@ -415,7 +508,7 @@ fn settings(args: &RunArgs, sources: &[SourceSpec], config: &ConfigFiles, output
         ("--min-ts", format!("{:?}", args.min_ts)),
         ("--max-ts", format!("{:?}", args.max_ts)),
         ("--outputs", outputs.join(",")),
-        ("--sink", args.sink.name().to_string()),
+        ("--sink", args.sink.kind.name().to_string()),
         ("--envelope", args.envelope.name().to_string()),
         ("--rules", format!("{} rule(s), digest {:016x}", config.rules.len(), fnv1a(rules.as_bytes()))),
         ("--base", bases.join("; ")),

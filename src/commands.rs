@@ -110,3 +110,44 @@ pub fn gen(cfg: GenConfig) -> Result<()> {
     );
     Ok(())
 }
+
+/// `shopflow kafka create | produce | read`.
+pub fn kafka(command: cli::KafkaCommand) -> Result<()> {
+    use std::io::Write as _;
+    let url = |s: &str| kafka::KafkaUrl::parse(s).map_err(Error::Usage);
+    match command {
+        cli::KafkaCommand::Create { url: u, partitions, compact } => {
+            let u = url(&u)?;
+            kafka::admin::create_topic(&u, partitions, compact).map_err(Error::Input)?;
+            eprintln!("shopflow kafka: {u} has {partitions} partition(s) (created unless it existed)");
+            Ok(())
+        }
+        cli::KafkaCommand::Produce { url: u, file, format, key_column } => {
+            let u = url(&u)?;
+            let kind = match format {
+                FormatArg::Native => {
+                    let first = std::fs::read(&file).ok().and_then(|b| b.split(|c| *c == b'\n').next().map(<[u8]>::to_vec));
+                    let catalog = first.is_some_and(|l| l.strip_suffix(b"\r").unwrap_or(&l) == platform::source::CATALOG_HEADER.as_bytes());
+                    if catalog { SourceKind::Catalog } else { SourceKind::Events(Format::Native) }
+                }
+                FormatArg::Userbehavior => SourceKind::Events(Format::UserBehavior),
+            };
+            let key = key_column.unwrap_or_else(|| if kind == SourceKind::Catalog { "item_id" } else { "user_id" }.into());
+            let field = kind.columns().split(',').position(|c| c == key).ok_or_else(|| {
+                Error::Usage(format!("--key-column {key}: not a column of this format ({})", kind.columns()))
+            })?;
+            let n = kafka::admin::produce_file(&u, &file, kind.header(), field).map_err(Error::Input)?;
+            eprintln!("shopflow kafka: {n} messages from {} to {u}", file.display());
+            Ok(())
+        }
+        cli::KafkaCommand::Read { url: u } => {
+            let records = kafka::admin::read_topic(&url(&u)?).map_err(Error::Input)?;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            match kafka::admin::write_records(&mut out, &records).and_then(|()| out.flush()) {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(Error::ClosedPipe),
+                Err(e) => Err(Error::Sink(format!("cannot write to standard output: {e}"))),
+                Ok(()) => Ok(()),
+            }
+        }
+    }
+}

@@ -93,6 +93,7 @@ fn main() -> ExitCode {
         Command::Gen(args) => commands::gen(cli::gen_config(args)),
         Command::Sort(args) => commands::sort(args),
         Command::Recall(args) => commands::recall(args),
+        Command::Kafka(command) => commands::kafka(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

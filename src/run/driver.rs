@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use platform::config_inputs::ConfigInputs;
 use platform::model::{Scene, Time};
-use platform::source::{Rejected, SourceReader};
+use platform::source::Rejected;
 use platform::{self, Tally};
 use rustc_hash::FxHashSet;
 use sinks::{SinkFailure, SinkLog, Sinks};
@@ -22,6 +22,7 @@ use timely::worker::Worker;
 use super::feed::{events_read, Feed};
 use super::pacing::LIVE_STEP;
 use super::progress::Progress;
+use super::reader::Reader;
 use super::report::{write_rejected, FileReport, RunReport};
 use super::stop::{Control, Coordination};
 use super::RunConfig;
@@ -39,6 +40,7 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
     let writers = peers / cfg.processes.max(1) as usize;
     let mut sinks =
         Sinks::new(index, writers, cfg.sink, cfg.envelope, cfg.out_dir.clone(), probe.clone(), cfg.sink_log.clone());
+    sinks.kafka = cfg.sink_kafka.clone();
     let store = cfg.serve.as_ref().map(|s| s.store.clone());
     sinks.observer = cfg.serve.as_ref().map(|s| s.feeder.clone() as std::sync::Arc<dyn sinks::Observer>);
     // `/metrics`: rows per input file by outcome, as worker 0 gathers them.
@@ -90,7 +92,8 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
 
     let mut readers = Vec::with_capacity(cfg.sources.len());
     for (i, spec) in cfg.sources.iter().enumerate() {
-        readers.push(SourceReader::open(i as u32, spec).map_err(Error::Input)?);
+        let reader = Reader::open(i as u32, spec, &cfg.kafka, (index, peers), (cfg.epoch_ms, cfg.lateness_ms));
+        readers.push(reader.map_err(Error::Input)?);
     }
     let mut progress = Progress::new(index == 0 && cfg.progress && std::io::stderr().is_terminal());
     // Worker 0 inserts the configuration (rules, bases) and, under --follow, watches it.
@@ -126,8 +129,9 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
     // such as window expiries, wait for the close); a stopped one stays at its cut-off.
     let processed = match stopped_at {
         None => {
-            // Every worker scanned every line: the latest epoch any row can have.
-            let last = readers.iter().map(|r| r.open_epoch(0, cfg.epoch_ms)).max().unwrap_or(0);
+            // The latest epoch a row of this worker's sources has (every worker scans
+            // every line of a file; a Kafka partition is read by one).
+            let last = readers.iter().map(|r| r.last_epoch(cfg.epoch_ms)).max().unwrap_or(0);
             let past = last.max(frontier) + 1;
             inputs.advance_to(past);
             inputs.flush();
@@ -204,6 +208,12 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
     rejected.sort();
     for r in &rejected {
         files[r.file as usize].rejected += 1;
+    }
+    // A Kafka source's messages were read by the workers owning its partitions.
+    for (file, url) in files.iter_mut().zip(&cfg.kafka.urls) {
+        if url.is_some() {
+            file.lines = file.valid + file.rejected;
+        }
     }
     write_rejected(cfg, &rejected).map_err(|e| {
         Error::Sink(format!("cannot write the rejected rows to {}: {e}", cfg.out_dir.join("rejected.csv").display()))

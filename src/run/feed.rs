@@ -10,7 +10,7 @@ use std::time::Instant;
 use platform::catalog::{file_row_priority, DerivedCatalog};
 use platform::config_inputs::ConfigInputs;
 use platform::model::{Scene, Time};
-use platform::source::{Line, Rejected, Row, SourceError, SourceReader};
+use platform::source::{Line, Rejected, Row, SourceError};
 use platform::{InputHandles, Tally};
 use rustc_hash::FxHashSet;
 use sinks::SinkLog;
@@ -20,6 +20,7 @@ use timely::worker::Worker;
 use super::driver::health;
 use super::pacing::{Pacer, CLOSE_STEP, LIVE_STEP, MIN_WAIT};
 use super::progress::Progress;
+use super::reader::Reader;
 use super::stop::Coordination;
 use super::{Pace, RunConfig};
 use crate::error::Error;
@@ -28,7 +29,7 @@ use crate::error::Error;
 const CHUNK_LINES: usize = 4096;
 
 /// Lines of the events files read so far: the same on every worker (each scans all).
-pub(super) fn events_read(readers: &[SourceReader]) -> u64 {
+pub(super) fn events_read(readers: &[Reader]) -> u64 {
     readers.iter().filter(|r| r.is_events()).map(|r| r.data_lines()).sum()
 }
 
@@ -81,7 +82,7 @@ impl<'a> Feed<'a> {
         mut self,
         worker: &mut Worker,
         inputs: &mut InputHandles,
-        readers: &mut [SourceReader],
+        readers: &mut [Reader],
         probe: &ProbeHandle<Time>,
         coord: &Coordination,
         progress: &mut Progress,
@@ -97,7 +98,8 @@ impl<'a> Feed<'a> {
         // `--speed`: a reader whose next line is not due yet, until when.
         let mut blocked: Vec<Option<Instant>> = vec![None; readers.len()];
         for r in readers.iter_mut() {
-            r.follow = self.cfg.follow && r.is_events();
+            let follow = self.cfg.follow && r.is_events();
+            r.set_follow(follow);
         }
         loop {
             if coord.stop_requested() {
@@ -117,12 +119,12 @@ impl<'a> Feed<'a> {
             let pick = readers
                 .iter()
                 .enumerate()
-                .filter(|(i, r)| !r.exhausted && !r.at_eof && blocked[*i].is_none_or(|b| b <= now))
-                .min_by_key(|(_, r)| (r.progress(), r.index))
+                .filter(|(i, r)| !r.exhausted() && !r.at_eof() && blocked[*i].is_none_or(|b| b <= now))
+                .min_by_key(|(_, r)| (r.progress(), r.index()))
                 .map(|(i, r)| (i, r.is_events()))
                 .filter(|&(_, events)| !(events && room == Some(0)));
             let Some((i, is_events)) = pick else {
-                if readers.iter().all(|r| r.exhausted) {
+                if readers.iter().all(|r| r.exhausted()) {
                     break;
                 }
                 // Nothing to read yet (paced, or at the end of followed files): wait
@@ -153,7 +155,7 @@ impl<'a> Feed<'a> {
                     worker.step_or_park(Some(wake - now));
                 }
                 for r in readers.iter_mut() {
-                    r.at_eof = false;
+                    r.clear_eof();
                 }
                 continue;
             };
@@ -164,7 +166,7 @@ impl<'a> Feed<'a> {
             };
             let reader = &mut readers[i];
             let before = reader.lines_read();
-            let file = reader.index;
+            let file = reader.index();
             let mut strict_error = None;
             let mut wait_until = None;
             let mut clock = now;
@@ -188,13 +190,16 @@ impl<'a> Feed<'a> {
                     },
                     |line| match line {
                         Line::Valid { row, time, late, line } => self.accept(inputs, file, line, row, time, late),
-                        Line::Rejected { line, reason, raw } => {
+                        Line::Rejected { line, partition, reason, raw } => {
                             if self.cfg.strict && strict_error.is_none() {
                                 let path = self.cfg.sources[file as usize].path.display();
-                                strict_error = Some(format!("{path}:{line}: {reason} (--strict)"));
+                                strict_error = Some(match partition {
+                                    Some(p) => format!("{path} partition {p} offset {line}: {reason} (--strict)"),
+                                    None => format!("{path}:{line}: {reason} (--strict)"),
+                                });
                             }
                             let raw = String::from_utf8_lossy(raw).into_owned();
-                            inputs.rejected.insert(Rejected { file, line, reason, raw });
+                            inputs.rejected.insert(Rejected { file, partition, line, reason, raw });
                         }
                     },
                 )
@@ -213,7 +218,7 @@ impl<'a> Feed<'a> {
             blocked[i] = wait_until;
             since_step += reader.lines_read() - before;
 
-            let open = readers.iter().filter(|r| !r.exhausted).map(|r| r.open_epoch(lateness_ms, epoch_ms)).min();
+            let open = readers.iter().filter(|r| !r.exhausted()).map(|r| r.open_epoch(lateness_ms, epoch_ms)).min();
             if let Some(open) = open {
                 if open > frontier {
                     inputs.advance_to(open);

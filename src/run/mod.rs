@@ -9,6 +9,7 @@
 //! | [`pacing`] | wall-clock pacing (`--rate`, `--speed`) and the live step intervals |
 //! | [`stop`] | the stop protocol between workers and processes, and the settings check |
 //! | [`progress`] | the progress line |
+//! | [`reader`] | a worker's reader of one source: a file or a Kafka topic |
 //! | [`report`] | what a run reports: per-file counts, the summary, the rejected rows |
 //! | [`serve`] | `--serve`: the HTTP server beside the dataflow (process 0) |
 //!
@@ -29,6 +30,7 @@ mod feed;
 mod pacing;
 pub mod process;
 mod progress;
+pub mod reader;
 pub mod report;
 mod serve;
 mod stop;
@@ -82,6 +84,10 @@ pub struct RunConfig {
     pub lateness_ms: u64,
     pub outputs: Vec<String>,
     pub sink: SinkKind,
+    /// `--sink kafka://…`: where the output topics go.
+    pub sink_kafka: Option<kafka::KafkaUrl>,
+    /// Which sources are Kafka topics, and how they are read.
+    pub kafka: reader::KafkaSources,
     pub envelope: Envelope,
     pub strict: bool,
     pub batch_lines: u64,

@@ -134,7 +134,11 @@ pub(super) fn write_rejected(cfg: &RunConfig, rejected: &[Rejected]) -> std::io:
     let mut w = csv::Writer::from_path(cfg.out_dir.join("rejected.csv"))?;
     w.write_record(["file", "line", "reason", "raw"])?;
     for r in rejected {
-        let path = cfg.file_path(r.file).display().to_string();
+        let mut path = cfg.file_path(r.file).display().to_string();
+        if let Some(p) = r.partition {
+            // A Kafka source: `line` is the offset in this partition.
+            path = format!("{path}#{p}");
+        }
         w.write_record([path.as_str(), &r.line.to_string(), &r.reason, &r.raw])?;
     }
     w.flush()

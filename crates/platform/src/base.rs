@@ -105,6 +105,7 @@ fn parse(text: &[u8], file: u32) -> Result<BaseFile, String> {
             }
             Err(reason) => out.rejected.push(Rejected {
                 file,
+                partition: None,
                 line: number,
                 reason,
                 raw: String::from_utf8_lossy(line).into_owned(),

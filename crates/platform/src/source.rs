@@ -32,6 +32,8 @@ pub const SEGMENT_LINES: u64 = 1024;
 
 pub const NATIVE_HEADER: &str = "ts_ms,user_id,item_id,scene,behavior,quantity,amount_cents";
 pub const CATALOG_HEADER: &str = "ts_ms,op,item_id,category_id,seller_id,price_cents,status,is_ad,ad_bid_cents";
+/// The columns of a UserBehavior row (the file has no header line).
+pub const USERBEHAVIOR_COLUMNS: &str = "user_id,item_id,category_id,behavior_type,timestamp";
 
 /// The longest line read (bytes, without its newline): a longer one is rejected with
 /// its first 200 bytes, so a file without newlines cannot make a reader hold it whole.
@@ -63,7 +65,7 @@ impl Default for TsChecks {
 }
 
 impl TsChecks {
-    fn reject(&self, ts: u64) -> Option<String> {
+    pub fn reject(&self, ts: u64) -> Option<String> {
         (ts < self.min_ms || ts > self.max_ms)
             .then(|| format!("ts_ms: outside --min-ts/--max-ts ({ts} not in {}..={})", self.min_ms, self.max_ms))
     }
@@ -90,6 +92,12 @@ impl SourceKind {
             SourceKind::Events(Format::UserBehavior) => None,
             SourceKind::Catalog => Some(CATALOG_HEADER),
         }
+    }
+
+    /// The names of the columns, in order (a UserBehavior file has no header line; these
+    /// name its columns in JSON values of a Kafka source).
+    pub fn columns(self) -> &'static str {
+        self.header().unwrap_or(USERBEHAVIOR_COLUMNS)
     }
 
     /// 0-based index of the timestamp field.
@@ -131,6 +139,8 @@ impl SourceSpec {
 pub struct Rejected {
     /// Index of the file in the run's source list.
     pub file: u32,
+    /// The partition, for a Kafka source (`line` is then the offset).
+    pub partition: Option<u32>,
     pub line: u64,
     pub reason: String,
     pub raw: String,
@@ -282,7 +292,8 @@ pub struct SourceReader {
 /// What the reader hands to the worker for each line it owns.
 pub enum Line<'a> {
     Valid { row: Row, line: u64, time: Time, late: bool },
-    Rejected { line: u64, reason: String, raw: &'a [u8] },
+    /// `partition`: for a Kafka source (`line` is then the offset).
+    Rejected { line: u64, partition: Option<u32>, reason: String, raw: &'a [u8] },
 }
 
 /// The identity of an open file (device, inode).
@@ -504,16 +515,16 @@ impl SourceReader {
             if ((data_index / SEGMENT_LINES) % peers as u64) as usize == worker {
                 if overlong {
                     let reason = format!("line longer than {MAX_LINE_BYTES} bytes");
-                    on_line(Line::Rejected { line: self.line_no, reason, raw: &line[..200] });
+                    on_line(Line::Rejected { line: self.line_no, partition: None, reason, raw: &line[..200] });
                 } else if let Some(reason) = outside {
-                    on_line(Line::Rejected { line: self.line_no, reason, raw: line });
+                    on_line(Line::Rejected { line: self.line_no, partition: None, reason, raw: line });
                 } else {
                     match parse(line, self.kind) {
                         Ok(row) => {
                             let own = epoch_of(row.ts_ms(), epoch_ms);
                             on_line(Line::Valid { row, line: self.line_no, time: own.max(open), late: own < open });
                         }
-                        Err(reason) => on_line(Line::Rejected { line: self.line_no, reason, raw: line }),
+                        Err(reason) => on_line(Line::Rejected { line: self.line_no, partition: None, reason, raw: line }),
                     }
                 }
             }

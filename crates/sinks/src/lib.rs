@@ -11,6 +11,7 @@
 //! The formats sit behind one small trait, [`ChangeWriter`].
 
 pub mod changelog;
+mod kafka;
 pub mod latency;
 
 use std::cell::{Cell, RefCell};
@@ -145,6 +146,9 @@ pub enum SinkKind {
     Jsonl,
     /// Standard output, lines `<name>,time,diff,<columns>`.
     Stdout,
+    /// Kafka topics `PREFIX.<name>` (`--sink kafka://HOST:PORT/PREFIX`).
+    #[value(skip)]
+    Kafka,
 }
 
 impl SinkKind {
@@ -154,13 +158,14 @@ impl SinkKind {
             SinkKind::Csv => "csv",
             SinkKind::Jsonl => "jsonl",
             SinkKind::Stdout => "stdout",
+            SinkKind::Kafka => "kafka",
         }
     }
 
     /// The file output `name` is written to in the output directory (`None`: stdout).
     pub fn file_name(self, name: &str) -> Option<String> {
         match self {
-            SinkKind::Stdout => None,
+            SinkKind::Stdout | SinkKind::Kafka => None,
             kind => Some(format!("{name}.{}", kind.name())),
         }
     }
@@ -172,6 +177,10 @@ pub trait ChangeWriter {
     fn write(&mut self, time: Time, change: Change, fields: &[Field]) -> io::Result<()>;
     /// Makes what was written visible: called once complete times have been written.
     fn flush(&mut self) -> io::Result<()>;
+    /// Every time before `frontier` is written (a sink that records progress says so).
+    fn complete(&mut self, _frontier: Time) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 struct CsvWriter {
@@ -247,6 +256,18 @@ impl ChangeWriter for CsvWriter {
     }
 }
 
+/// A field as a JSON value (text quoted, an empty decimal `null`).
+pub(crate) fn write_json_field(w: &mut impl Write, f: &Field) -> io::Result<()> {
+    match f {
+        Field::S(s) => serde_json::to_writer(w, s.as_str())?,
+        Field::Label(l) => serde_json::to_writer(w, l)?,
+        Field::Text(t) => serde_json::to_writer(w, t)?,
+        Field::Fixed(None) => w.write_all(b"null")?,
+        other => write_field(w, other)?,
+    }
+    Ok(())
+}
+
 impl ChangeWriter for JsonlWriter {
     fn write(&mut self, time: Time, change: Change, fields: &[Field]) -> io::Result<()> {
         match change {
@@ -256,13 +277,7 @@ impl ChangeWriter for JsonlWriter {
         }
         for (name, f) in self.columns.iter().zip(fields) {
             write!(self.out, ",\"{name}\":")?;
-            match f {
-                Field::S(s) => serde_json::to_writer(&mut self.out, s.as_str())?,
-                Field::Label(l) => serde_json::to_writer(&mut self.out, l)?,
-                Field::Text(t) => serde_json::to_writer(&mut self.out, t)?,
-                Field::Fixed(None) => self.out.write_all(b"null")?,
-                other => write_field(&mut self.out, other)?,
-            }
+            write_json_field(&mut self.out, f)?;
         }
         self.out.write_all(b"}\n")
     }
@@ -302,6 +317,7 @@ pub fn open(
             Box::new(CsvWriter { out, columns: columns.len() })
         }
         SinkKind::Jsonl => Box::new(JsonlWriter { out: BufWriter::with_capacity(1 << 20, create()?), columns }),
+        SinkKind::Kafka => return Err(io::Error::other("the kafka sink is opened with its address (Sinks::kafka)")),
         SinkKind::Stdout => {
             Box::new(StdoutWriter { name, columns: columns.len(), buf: Vec::with_capacity(StdoutWriter::CAPACITY) })
         }
@@ -417,6 +433,8 @@ pub struct Sinks {
     attached: Rc<Cell<usize>>,
     /// Takes every output's complete times too (`--serve`).
     pub observer: Option<Arc<dyn Observer>>,
+    /// `--sink kafka://HOST:PORT/PREFIX`: where the topics are.
+    pub kafka: Option<::kafka::KafkaUrl>,
 }
 
 impl Sinks {
@@ -441,6 +459,7 @@ impl Sinks {
             log,
             attached: Rc::new(Cell::new(0)),
             observer: None,
+            kafka: None,
         }
     }
 
@@ -491,6 +510,7 @@ impl Sinks {
     fn write_failed(&self, name: &str, e: io::Error) {
         let path = match self.kind.file_name(name) {
             Some(file) => self.out_dir.join(file).display().to_string(),
+            None if self.kind == SinkKind::Kafka => return self.log.fail(SinkFailure::Write(format!("{name}: {e}"))),
             None if e.kind() == io::ErrorKind::BrokenPipe => return self.log.fail(SinkFailure::Closed),
             None => "standard output".into(),
         };
@@ -519,7 +539,14 @@ impl Sinks {
         let writes = self.index == owner;
         let observer = self.observer.clone().filter(|_| writes);
         let mut writer = if writes && file {
-            match open(self.kind, self.envelope, &self.out_dir, schema.name, schema.columns) {
+            let opened = match (&self.kafka, self.kind) {
+                (Some(url), SinkKind::Kafka) => {
+                    kafka::KafkaWriter::open(url, self.envelope, schema.name, schema.columns, schema.key)
+                        .map(|w| Box::new(w) as Box<dyn ChangeWriter>)
+                }
+                _ => open(self.kind, self.envelope, &self.out_dir, schema.name, schema.columns),
+            };
+            match opened {
                 Ok(w) => Some(w),
                 Err(e) => {
                     self.write_failed(schema.name, e);
@@ -533,8 +560,9 @@ impl Sinks {
         let log = self.log.clone();
         let mut pending: BTreeMap<Time, Vec<(D, isize)>> = BTreeMap::new();
         let mut done = false;
-        // The frontier last handed to the observer.
+        // The frontier last handed to the observer, and to the writer.
         let mut observed: Time = 0;
+        let mut progressed: Time = 0;
         let latency = log.latency.as_ref().filter(|_| writes).map(|l| l.lock().expect("latency log").add_sink());
         let collection = collection.probe_with(&self.probe);
         collection.inner.sink(Exchange::new(move |_| owner as u64), schema.name, move |(input, frontier)| {
@@ -578,8 +606,15 @@ impl Sinks {
                     o.changes(schema.name, time, rows.iter().map(|(d, r)| ((schema.fields)(d).into(), *r)).collect());
                 }
             }
+            let complete = frontier.frontier().first().copied().unwrap_or(Time::MAX).min(log.cutoff());
+            if let (true, Some(w)) = (complete > progressed, writer.as_mut()) {
+                progressed = complete;
+                if let Err(e) = w.complete(complete) {
+                    this.write_failed(schema.name, e);
+                    writer = None;
+                }
+            }
             if let Some(o) = &observer {
-                let complete = frontier.frontier().first().copied().unwrap_or(Time::MAX).min(log.cutoff());
                 if complete > observed {
                     observed = complete;
                     o.complete(schema.name, complete);

@@ -1,0 +1,167 @@
+//! What a user (and the tests) do beside a run: create a topic, produce a file's lines to
+//! it, read a topic back (`shopflow kafka create | produce | read`).
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::message::BorrowedMessage;
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+use crate::sink::partition_of;
+use crate::source::partition_count;
+use crate::{explain, KafkaUrl, CONNECT_TIMEOUT};
+
+pub use crate::sink::create_topic;
+
+/// Produces every line of `path` but a header line (`header`, if the file starts with
+/// it) as one message, keyed by field `key_field` (0-based) of the line and sent to the
+/// partition that key hashes to, so one key's lines stay in order. Returns the number of
+/// messages.
+pub fn produce_file(url: &KafkaUrl, path: &Path, header: Option<&str>, key_field: usize) -> Result<u64, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let consumer: BaseConsumer = url.client().create().map_err(|e| explain(url, "cannot create a client", e))?;
+    let partitions = partition_count(&consumer, url)? as usize;
+    let producer: ThreadedProducer<DefaultProducerContext> = url
+        .client()
+        .set("linger.ms", "20")
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .map_err(|e| explain(url, "cannot create a producer", e))?;
+    let mut sent = 0u64;
+    for (i, line) in BufReader::with_capacity(1 << 20, file).split(b'\n').enumerate() {
+        let line = line.map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let line = line.strip_suffix(b"\r").unwrap_or(&line);
+        if i == 0 && header.is_some_and(|h| h.as_bytes() == line) {
+            continue;
+        }
+        let key = line.split(|b| *b == b',').nth(key_field).unwrap_or_default();
+        let mut record = BaseRecord::to(&url.name).partition(partition_of(key, partitions)).key(key).payload(line);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), r)) => {
+                    record = r;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err((e, _)) => return Err(explain(url, "cannot produce", e)),
+            }
+        }
+        sent += 1;
+    }
+    producer.flush(Duration::from_secs(60)).map_err(|e| explain(url, "cannot deliver the messages", e))?;
+    Ok(sent)
+}
+
+/// One record read back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+}
+
+/// Every record of `url`'s topic up to its end offsets now, partition by partition.
+pub fn read_topic(url: &KafkaUrl) -> Result<Vec<Record>, String> {
+    let mut records = Vec::new();
+    scan(url, |m| {
+        records.push(Record {
+            partition: m.partition(),
+            offset: m.offset(),
+            key: m.key().map(<[u8]>::to_vec),
+            value: m.payload().map(<[u8]>::to_vec),
+        });
+        Ok(())
+    })?;
+    records.sort_by_key(|r| (r.partition, r.offset));
+    Ok(records)
+}
+
+/// Calls `each` with every record of `url`'s topic up to the end offsets of its
+/// partitions now (each partition in offset order).
+///
+/// The end offsets are the high watermarks of the first fetch responses (librdkafka
+/// keeps them), not asked for with ListOffsets: a broker tested here answers that with
+/// the base offset of the last batch plus one, not the end of the partition.
+pub(crate) fn scan(url: &KafkaUrl, mut each: impl FnMut(&BorrowedMessage<'_>) -> Result<(), String>) -> Result<(), String> {
+    let consumer: BaseConsumer = url
+        .client()
+        .set("group.id", "shopflow-scan")
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(|e| explain(url, "cannot create a consumer", e))?;
+    let partitions = partition_count(&consumer, url)?;
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..partitions {
+        assignment.add_partition_offset(&url.name, p, Offset::Beginning).map_err(|e| explain(url, "assign", e))?;
+    }
+    consumer.assign(&assignment).map_err(|e| explain(url, "cannot assign the partitions", e))?;
+    // Per partition: the next offset, and the end once a fetch response said it.
+    let mut parts: Vec<(i64, Option<i64>)> = vec![(0, None); partitions as usize];
+    let mut quiet_since = std::time::Instant::now();
+    loop {
+        for (p, (_, end)) in parts.iter_mut().enumerate() {
+            if end.is_none() {
+                *end = fetched_end(&consumer, &url.name, p as i32);
+            }
+        }
+        if parts.iter().all(|(next, end)| end.is_some_and(|e| *next >= e)) {
+            return Ok(());
+        }
+        match consumer.poll(Duration::from_millis(100)) {
+            None if quiet_since.elapsed() > CONNECT_TIMEOUT => {
+                return Err(explain(url, "cannot read the topic", "no record and no end offset within the timeout"))
+            }
+            None => {}
+            Some(Err(e)) => return Err(explain(url, "cannot read the topic", e)),
+            Some(Ok(m)) => {
+                quiet_since = std::time::Instant::now();
+                let part = &mut parts[m.partition() as usize];
+                if part.1.is_none_or(|end| m.offset() < end) {
+                    part.0 = m.offset() + 1;
+                    each(&m)?;
+                }
+            }
+        }
+    }
+}
+
+/// The end offset of a partition from the last fetch response, once there was one.
+pub(crate) fn fetched_end<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    partition: i32,
+) -> Option<i64> {
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: librdkafka's cached-watermark query (rdkafka does not wrap it): the client
+    // pointer is live for `consumer`'s lifetime, the topic a NUL-terminated string that
+    // outlives the call, and the out-parameters are valid `i64`s it only writes.
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some(high)
+}
+
+/// Writes `records` as lines `partition<TAB>offset<TAB>key<TAB>value` (a missing key or
+/// value as `null`: a tombstone).
+pub fn write_records(out: &mut impl Write, records: &[Record]) -> std::io::Result<()> {
+    for r in records {
+        write!(out, "{}\t{}\t", r.partition, r.offset)?;
+        out.write_all(r.key.as_deref().unwrap_or(b"null"))?;
+        out.write_all(b"\t")?;
+        out.write_all(r.value.as_deref().unwrap_or(b"null"))?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
