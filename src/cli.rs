@@ -466,6 +466,7 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig> {
         outputs,
         sink: args.sink.kind,
         sink_kafka: args.sink.kafka.clone(),
+        sink_topics: None,
         kafka,
         envelope: args.envelope,
         strict: args.strict,

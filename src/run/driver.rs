@@ -40,7 +40,7 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
     let writers = peers / cfg.processes.max(1) as usize;
     let mut sinks =
         Sinks::new(index, writers, cfg.sink, cfg.envelope, cfg.out_dir.clone(), probe.clone(), cfg.sink_log.clone());
-    sinks.kafka = cfg.sink_kafka.clone();
+    sinks.kafka = cfg.sink_topics.clone();
     let store = cfg.serve.as_ref().map(|s| s.store.clone());
     sinks.observer = cfg.serve.as_ref().map(|s| s.feeder.clone() as std::sync::Arc<dyn sinks::Observer>);
     // `/metrics`: rows per input file by outcome, as worker 0 gathers them.

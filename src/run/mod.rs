@@ -86,6 +86,8 @@ pub struct RunConfig {
     pub sink: SinkKind,
     /// `--sink kafka://…`: where the output topics go.
     pub sink_kafka: Option<kafka::KafkaUrl>,
+    /// Process 0 with `--sink kafka://…`: the topics, made and read back at start.
+    pub sink_topics: Option<kafka::sink::SinkTopics>,
     /// Which sources are Kafka topics, and how they are read.
     pub kafka: reader::KafkaSources,
     pub envelope: Envelope,

@@ -15,7 +15,13 @@ use crate::error::Error;
 use crate::manifest::OutDir;
 
 /// `shopflow run` with `cfg` in this process (process `cfg.process` of `cfg.processes`).
-pub fn run(cfg: RunConfig, timely_cfg: timely::Config) -> Result<(), Error> {
+pub fn run(mut cfg: RunConfig, timely_cfg: timely::Config) -> Result<(), Error> {
+    // Process 0 writes the outputs: with the Kafka sink, it makes the topics and reads
+    // what an earlier run left in them before any worker starts.
+    if let (0, Some(prefix)) = (cfg.process, &cfg.sink_kafka) {
+        let compact = cfg.envelope == sinks::Envelope::Upsert;
+        cfg.sink_topics = Some(kafka::sink::SinkTopics::prepare(prefix, &cfg.outputs, compact).map_err(Error::Sink)?);
+    }
     std::fs::create_dir_all(&cfg.out_dir)
         .map_err(|e| Error::Sink(format!("cannot create {}: {e}", cfg.out_dir.display())))?;
     // Process 0 writes the outputs: it holds the output directory for the run.

@@ -68,7 +68,7 @@ pub struct Record {
 /// Every record of `url`'s topic up to its end offsets now, partition by partition.
 pub fn read_topic(url: &KafkaUrl) -> Result<Vec<Record>, String> {
     let mut records = Vec::new();
-    scan(url, |m| {
+    scan(std::slice::from_ref(url), |_, m| {
         records.push(Record {
             partition: m.partition(),
             offset: m.offset(),
@@ -81,49 +81,60 @@ pub fn read_topic(url: &KafkaUrl) -> Result<Vec<Record>, String> {
     Ok(records)
 }
 
-/// Calls `each` with every record of `url`'s topic up to the end offsets of its
-/// partitions now (each partition in offset order).
+/// Calls `each(topic, record)` with every record of the topics `urls` (on one broker)
+/// up to the end offsets of their partitions now (each partition in offset order);
+/// `topic` is the index in `urls`.
 ///
 /// The end offsets are the high watermarks of the first fetch responses (librdkafka
 /// keeps them), not asked for with ListOffsets: a broker tested here answers that with
 /// the base offset of the last batch plus one, not the end of the partition.
-pub(crate) fn scan(url: &KafkaUrl, mut each: impl FnMut(&BorrowedMessage<'_>) -> Result<(), String>) -> Result<(), String> {
-    let consumer: BaseConsumer = url
+pub(crate) fn scan(
+    urls: &[KafkaUrl],
+    mut each: impl FnMut(usize, &BorrowedMessage<'_>) -> Result<(), String>,
+) -> Result<(), String> {
+    let Some(first) = urls.first() else { return Ok(()) };
+    let consumer: BaseConsumer = first
         .client()
         .set("group.id", "shopflow-scan")
         .set("enable.auto.commit", "false")
+        // An empty partition's fetch answers after this wait.
+        .set("fetch.wait.max.ms", "10")
         .create()
-        .map_err(|e| explain(url, "cannot create a consumer", e))?;
-    let partitions = partition_count(&consumer, url)?;
+        .map_err(|e| explain(first, "cannot create a consumer", e))?;
     let mut assignment = TopicPartitionList::new();
-    for p in 0..partitions {
-        assignment.add_partition_offset(&url.name, p, Offset::Beginning).map_err(|e| explain(url, "assign", e))?;
+    // Per (topic, partition): the next offset, and the end once a fetch response said it.
+    let mut parts: Vec<Vec<(i64, Option<i64>)>> = Vec::with_capacity(urls.len());
+    for url in urls {
+        let partitions = partition_count(&consumer, url)?;
+        for p in 0..partitions {
+            assignment.add_partition_offset(&url.name, p, Offset::Beginning).map_err(|e| explain(url, "assign", e))?;
+        }
+        parts.push(vec![(0, None); partitions as usize]);
     }
-    consumer.assign(&assignment).map_err(|e| explain(url, "cannot assign the partitions", e))?;
-    // Per partition: the next offset, and the end once a fetch response said it.
-    let mut parts: Vec<(i64, Option<i64>)> = vec![(0, None); partitions as usize];
+    consumer.assign(&assignment).map_err(|e| explain(first, "cannot assign the partitions", e))?;
     let mut quiet_since = std::time::Instant::now();
     loop {
-        for (p, (_, end)) in parts.iter_mut().enumerate() {
-            if end.is_none() {
+        for (url, topic) in urls.iter().zip(parts.iter_mut()) {
+            for (p, (_, end)) in topic.iter_mut().enumerate().filter(|(_, (_, end))| end.is_none()) {
                 *end = fetched_end(&consumer, &url.name, p as i32);
             }
         }
-        if parts.iter().all(|(next, end)| end.is_some_and(|e| *next >= e)) {
+        if parts.iter().flatten().all(|(next, end)| end.is_some_and(|e| *next >= e)) {
             return Ok(());
         }
-        match consumer.poll(Duration::from_millis(100)) {
+        match consumer.poll(Duration::from_millis(10)) {
             None if quiet_since.elapsed() > CONNECT_TIMEOUT => {
-                return Err(explain(url, "cannot read the topic", "no record and no end offset within the timeout"))
+                return Err(explain(first, "cannot read the topics back", "no record and no end offset within the timeout"))
             }
             None => {}
-            Some(Err(e)) => return Err(explain(url, "cannot read the topic", e)),
+            Some(Err(e)) => return Err(explain(first, "cannot read the topics back", e)),
             Some(Ok(m)) => {
                 quiet_since = std::time::Instant::now();
-                let part = &mut parts[m.partition() as usize];
+                let Some(t) = urls.iter().position(|u| u.name == m.topic()) else { continue };
+                let part = &mut parts[t][m.partition() as usize];
                 if part.1.is_none_or(|end| m.offset() < end) {
                     part.0 = m.offset() + 1;
-                    each(&m)?;
+                    each(t, &m)?;
                 }
             }
         }

@@ -21,6 +21,7 @@
 //! restarted with the same command and input ends with the topic an uninterrupted run
 //! writes, record for record.
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -67,6 +68,29 @@ impl ProducerContext for Deliveries {
     }
 }
 
+/// The output topics of a run, made and read back before the workers start
+/// ([`prepare`]); each output's writer takes what its topic holds when it opens.
+#[derive(Clone, Debug)]
+pub struct SinkTopics {
+    pub prefix: KafkaUrl,
+    resume: std::sync::Arc<Mutex<BTreeMap<String, Vec<Resume>>>>,
+}
+
+impl SinkTopics {
+    /// Creates the missing topics of `outputs` and reads each back ([`prepare`]).
+    pub fn prepare(prefix: &KafkaUrl, outputs: &[String], compact: bool) -> Result<SinkTopics, String> {
+        let resume = prepare(prefix, outputs, compact)?;
+        Ok(SinkTopics { prefix: prefix.clone(), resume: std::sync::Arc::new(Mutex::new(resume)) })
+    }
+
+    /// The writer of `output`'s topic.
+    pub fn open(&self, output: &str) -> Result<OutputTopic, String> {
+        let resume = self.resume.lock().unwrap_or_else(|p| p.into_inner()).remove(output);
+        let resume = resume.ok_or_else(|| format!("{}: output {output} was not prepared", self.prefix))?;
+        OutputTopic::open(&self.prefix, output, resume)
+    }
+}
+
 /// The writer of one output topic.
 pub struct OutputTopic {
     url: KafkaUrl,
@@ -78,12 +102,10 @@ pub struct OutputTopic {
 }
 
 impl OutputTopic {
-    /// Opens topic `PREFIX.output` of `prefix` (created with one partition if missing;
-    /// compacted when `compact`), reading what an earlier run left in it.
-    pub fn open(prefix: &KafkaUrl, output: &str, compact: bool) -> Result<OutputTopic, String> {
-        let url = KafkaUrl { brokers: prefix.brokers.clone(), name: format!("{}.{output}", prefix.name) };
-        create_topic(&url, 1, compact)?;
-        let resume = read_resume(&url)?;
+    /// Opens topic `PREFIX.output` of `prefix`, which holds `resume` from an earlier
+    /// run ([`prepare`] made it and read it).
+    pub fn open(prefix: &KafkaUrl, output: &str, resume: Vec<Resume>) -> Result<OutputTopic, String> {
+        let url = topic_of(prefix, output);
         let producer: BaseProducer<Deliveries> = url
             .client()
             .set("acks", "all")
@@ -140,6 +162,12 @@ impl OutputTopic {
         Ok(())
     }
 
+    /// Serves delivery reports without waiting; an error if a record was not delivered.
+    pub fn poll(&mut self) -> Result<(), String> {
+        self.producer.poll(Duration::ZERO);
+        self.failed()
+    }
+
     /// Waits until the broker has every record written so far.
     pub fn flush(&mut self) -> Result<(), String> {
         self.producer.flush(FLUSH_TIMEOUT).map_err(|e| explain(&self.url, "cannot deliver the records", e))?;
@@ -186,14 +214,27 @@ pub fn partition_of(key: &[u8], partitions: usize) -> i32 {
 
 /// Creates topic `url` with `partitions` partitions unless it exists.
 pub fn create_topic(url: &KafkaUrl, partitions: i32, compact: bool) -> Result<(), String> {
-    let admin: AdminClient<_> = url.client().create().map_err(|e| explain(url, "cannot create an admin client", e))?;
-    let mut topic = NewTopic::new(&url.name, partitions, TopicReplication::Fixed(1));
-    if compact {
-        topic = topic.set("cleanup.policy", "compact");
-    }
+    create_topics(std::slice::from_ref(url), partitions, compact)
+}
+
+/// Creates the topics `urls` (on one broker) that do not exist.
+pub fn create_topics(urls: &[KafkaUrl], partitions: i32, compact: bool) -> Result<(), String> {
+    let Some(first) = urls.first() else { return Ok(()) };
+    let admin: AdminClient<_> = first.client().create().map_err(|e| explain(first, "cannot create an admin client", e))?;
+    let topics: Vec<NewTopic<'_>> = urls
+        .iter()
+        .map(|url| {
+            let topic = NewTopic::new(&url.name, partitions, TopicReplication::Fixed(1));
+            if compact {
+                topic.set("cleanup.policy", "compact")
+            } else {
+                topic
+            }
+        })
+        .collect();
     let options = AdminOptions::new().operation_timeout(Some(CONNECT_TIMEOUT)).request_timeout(Some(CONNECT_TIMEOUT));
-    let results = block_on(admin.create_topics([&topic], &options)).map_err(|e| explain(url, "cannot create the topic", e))?;
-    for result in results {
+    let results = block_on(admin.create_topics(&topics, &options)).map_err(|e| explain(first, "cannot create the topics", e))?;
+    for (result, url) in results.into_iter().zip(urls) {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((_, code)) => return Err(explain(url, "cannot create the topic", code)),
@@ -202,13 +243,22 @@ pub fn create_topic(url: &KafkaUrl, partitions: i32, compact: bool) -> Result<()
     Ok(())
 }
 
-/// Per partition of `url`'s topic: its last progress frontier and the records after it.
-pub fn read_resume(url: &KafkaUrl) -> Result<Vec<Resume>, String> {
-    let consumer: BaseConsumer = url.client().create().map_err(|e| explain(url, "cannot create a client", e))?;
-    let mut resume = vec![Resume::default(); partition_count(&consumer, url)? as usize];
-    crate::admin::scan(url, |message| {
-        let r = &mut resume[message.partition() as usize];
+/// Creates the topics `PREFIX.<output>` of `outputs` that are missing (one partition;
+/// compacted when `compact`) and reads what an earlier run left in each: per output, per
+/// partition, its last progress frontier and the records after it. One request and one
+/// scan for all of them, before the workers start.
+pub fn prepare(prefix: &KafkaUrl, outputs: &[String], compact: bool) -> Result<BTreeMap<String, Vec<Resume>>, String> {
+    let urls: Vec<KafkaUrl> = outputs.iter().map(|o| topic_of(prefix, o)).collect();
+    create_topics(&urls, 1, compact)?;
+    let consumer: BaseConsumer = prefix.client().create().map_err(|e| explain(prefix, "cannot create a client", e))?;
+    let mut resume: Vec<Vec<Resume>> = Vec::with_capacity(urls.len());
+    for url in &urls {
+        resume.push(vec![Resume::default(); partition_count(&consumer, url)? as usize]);
+    }
+    crate::admin::scan(&urls, |t, message| {
+        let r = &mut resume[t][message.partition() as usize];
         if message.key() == Some(PROGRESS_KEY) {
+            let url = &urls[t];
             let value: serde_json::Value = serde_json::from_slice(message.payload().unwrap_or_default())
                 .map_err(|e| explain(url, "a progress record is not JSON", e))?;
             r.frontier = value["progress"].as_u64().ok_or_else(|| explain(url, "a progress record", "no progress"))?;
@@ -218,7 +268,12 @@ pub fn read_resume(url: &KafkaUrl) -> Result<Vec<Resume>, String> {
         }
         Ok(())
     })?;
-    Ok(resume)
+    Ok(outputs.iter().cloned().zip(resume).collect())
+}
+
+/// The topic of output `name`: `PREFIX.name`.
+pub fn topic_of(prefix: &KafkaUrl, name: &str) -> KafkaUrl {
+    KafkaUrl { brokers: prefix.brokers.clone(), name: format!("{}.{name}", prefix.name) }
 }
 
 /// Runs an admin request to completion (the client's futures resolve from librdkafka's

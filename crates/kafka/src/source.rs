@@ -126,6 +126,8 @@ impl KafkaReader {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("enable.partition.eof", "false")
+            // A followed partition's new messages arrive within this (the latency floor).
+            .set("fetch.wait.max.ms", "20")
             .create_with_context(Errors::default())
             .map_err(|e| explain(url, "cannot create a consumer", e))?;
         let partitions = partition_count(&consumer, url)?;

@@ -7,11 +7,10 @@
 
 use std::io;
 
-use kafka::sink::OutputTopic;
-use kafka::KafkaUrl;
+use kafka::sink::{OutputTopic, SinkTopics};
 use platform::model::Time;
 
-use crate::{write_json_field, Change, ChangeWriter, Envelope, Field};
+use crate::{write_json_field, Change, ChangeWriter, Field};
 
 pub(crate) struct KafkaWriter {
     topic: OutputTopic,
@@ -23,13 +22,12 @@ pub(crate) struct KafkaWriter {
 
 impl KafkaWriter {
     pub(crate) fn open(
-        prefix: &KafkaUrl,
-        envelope: Envelope,
+        topics: &SinkTopics,
         name: &str,
         columns: &'static [&'static str],
         key: usize,
     ) -> io::Result<KafkaWriter> {
-        let topic = OutputTopic::open(prefix, name, envelope == Envelope::Upsert).map_err(io::Error::other)?;
+        let topic = topics.open(name).map_err(io::Error::other)?;
         Ok(KafkaWriter { topic, columns, key, key_buf: Vec::new(), value_buf: Vec::new() })
     }
 }
@@ -71,11 +69,17 @@ impl ChangeWriter for KafkaWriter {
     }
 
     fn complete(&mut self, frontier: Time) -> io::Result<()> {
-        self.topic.complete(frontier).map_err(io::Error::other)?;
-        self.flush()
+        self.topic.complete(frontier).map_err(io::Error::other)
     }
 
+    /// Records leave within the producer's linger time without waiting here: a progress
+    /// record follows its time's records in every partition, so a reader never takes a
+    /// time as whole before it is. Delivery failures so far fail the run.
     fn flush(&mut self) -> io::Result<()> {
+        self.topic.poll().map_err(io::Error::other)
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
         self.topic.flush().map_err(io::Error::other)
     }
 }

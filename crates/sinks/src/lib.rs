@@ -181,6 +181,10 @@ pub trait ChangeWriter {
     fn complete(&mut self, _frontier: Time) -> io::Result<()> {
         Ok(())
     }
+    /// The output is complete: everything written must have arrived when this returns.
+    fn finish(&mut self) -> io::Result<()> {
+        self.flush()
+    }
 }
 
 struct CsvWriter {
@@ -433,8 +437,8 @@ pub struct Sinks {
     attached: Rc<Cell<usize>>,
     /// Takes every output's complete times too (`--serve`).
     pub observer: Option<Arc<dyn Observer>>,
-    /// `--sink kafka://HOST:PORT/PREFIX`: where the topics are.
-    pub kafka: Option<::kafka::KafkaUrl>,
+    /// `--sink kafka://HOST:PORT/PREFIX`: the topics (process 0 made them).
+    pub kafka: Option<::kafka::sink::SinkTopics>,
 }
 
 impl Sinks {
@@ -540,8 +544,8 @@ impl Sinks {
         let observer = self.observer.clone().filter(|_| writes);
         let mut writer = if writes && file {
             let opened = match (&self.kafka, self.kind) {
-                (Some(url), SinkKind::Kafka) => {
-                    kafka::KafkaWriter::open(url, self.envelope, schema.name, schema.columns, schema.key)
+                (Some(topics), SinkKind::Kafka) => {
+                    kafka::KafkaWriter::open(topics, schema.name, schema.columns, schema.key)
                         .map(|w| Box::new(w) as Box<dyn ChangeWriter>)
                 }
                 _ => open(self.kind, self.envelope, &self.out_dir, schema.name, schema.columns),
@@ -635,6 +639,9 @@ impl Sinks {
             }
             if frontier.is_empty() && !done && writes {
                 done = true;
+                if let Some(Err(e)) = writer.as_mut().map(|w| w.finish()) {
+                    this.write_failed(schema.name, e);
+                }
                 log.finished.fetch_add(1, Ordering::SeqCst);
             }
         });
