@@ -133,10 +133,10 @@ pub fn kafka(command: cli::KafkaCommand) -> Result<()> {
                 FormatArg::Userbehavior => SourceKind::Events(Format::UserBehavior),
             };
             let key = key_column.unwrap_or_else(|| if kind == SourceKind::Catalog { "item_id" } else { "user_id" }.into());
-            let field = kind.columns().split(',').position(|c| c == key).ok_or_else(|| {
-                Error::Usage(format!("--key-column {key}: not a column of this format ({})", kind.columns()))
-            })?;
-            let n = kafka::admin::produce_file(&u, &file, kind.header(), field).map_err(Error::Input)?;
+            if !kind.columns().split(',').any(|c| c == key) {
+                return Err(Error::Usage(format!("--key-column {key}: not a column of this format ({})", kind.columns())));
+            }
+            let n = kafka::admin::produce_file(&u, &file, kind.header(), kind.columns(), &key).map_err(Error::Input)?;
             eprintln!("shopflow kafka: {n} messages from {} to {u}", file.display());
             Ok(())
         }

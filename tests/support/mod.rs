@@ -2,6 +2,7 @@
 //! run to end. Each test file declares `mod support;` and uses what it needs.
 #![allow(dead_code)]
 
+pub mod broker;
 pub mod browser;
 pub mod server;
 

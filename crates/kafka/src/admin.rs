@@ -17,10 +17,11 @@ use crate::{explain, KafkaUrl, CONNECT_TIMEOUT};
 pub use crate::sink::create_topic;
 
 /// Produces every line of `path` but a header line (`header`, if the file starts with
-/// it) as one message, keyed by field `key_field` (0-based) of the line and sent to the
-/// partition that key hashes to, so one key's lines stay in order. Returns the number of
-/// messages.
-pub fn produce_file(url: &KafkaUrl, path: &Path, header: Option<&str>, key_field: usize) -> Result<u64, String> {
+/// it) as one message, keyed by its column `key` (of `columns`, comma-separated; a line
+/// that is a JSON object by that field) and sent to the partition that key hashes to, so
+/// one key's lines stay in order. Returns the number of messages.
+pub fn produce_file(url: &KafkaUrl, path: &Path, header: Option<&str>, columns: &str, key: &str) -> Result<u64, String> {
+    let field = columns.split(',').position(|c| c == key).ok_or_else(|| format!("`{key}` is not one of {columns}"))?;
     let file = std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     let consumer: BaseConsumer = url.client().create().map_err(|e| explain(url, "cannot create a client", e))?;
     let partitions = partition_count(&consumer, url)? as usize;
@@ -32,14 +33,23 @@ pub fn produce_file(url: &KafkaUrl, path: &Path, header: Option<&str>, key_field
         .create()
         .map_err(|e| explain(url, "cannot create a producer", e))?;
     let mut sent = 0u64;
+    let mut json_key: String;
     for (i, line) in BufReader::with_capacity(1 << 20, file).split(b'\n').enumerate() {
         let line = line.map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let line = line.strip_suffix(b"\r").unwrap_or(&line);
         if i == 0 && header.is_some_and(|h| h.as_bytes() == line) {
             continue;
         }
-        let key = line.split(|b| *b == b',').nth(key_field).unwrap_or_default();
-        let mut record = BaseRecord::to(&url.name).partition(partition_of(key, partitions)).key(key).payload(line);
+        let k: &[u8] = if line.first() == Some(&b'{') {
+            json_key = serde_json::from_slice::<serde_json::Value>(line)
+                .ok()
+                .and_then(|v| v.get(key).map(|f| f.as_str().map_or_else(|| f.to_string(), str::to_string)))
+                .unwrap_or_default();
+            json_key.as_bytes()
+        } else {
+            line.split(|b| *b == b',').nth(field).unwrap_or_default()
+        };
+        let mut record = BaseRecord::to(&url.name).partition(partition_of(k, partitions)).key(k).payload(line);
         loop {
             match producer.send(record) {
                 Ok(()) => break,

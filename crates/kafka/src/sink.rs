@@ -17,7 +17,10 @@
 //! progress frontier `F` and the number `n` of records after it (written by a run that
 //! stopped or crashed before its next progress record). The new run recomputes the same
 //! records in the same order; per partition it skips those of times before `F` and the
-//! first `n` of the rest, and writes on from there. So a run killed at any instant and
+//! first `n` of the rest, and writes on from there; it writes its first progress record
+//! to a partition only once those `n` are skipped, so in every partition a progress record
+//! follows every record of an earlier time and precedes every later one (what the next
+//! restart counts on). So a run killed at any instant and
 //! restarted with the same command and input ends with the topic an uninterrupted run
 //! writes, record for record.
 
@@ -99,6 +102,8 @@ pub struct OutputTopic {
     resume: Vec<Resume>,
     /// The last progress frontier written.
     progress: u64,
+    /// Per partition: the last progress frontier it holds.
+    marked: Vec<u64>,
 }
 
 impl OutputTopic {
@@ -117,7 +122,8 @@ impl OutputTopic {
             .create_with_context(Deliveries::default())
             .map_err(|e| explain(&url, "cannot create a producer", e))?;
         let progress = resume.iter().map(|r| r.frontier).min().unwrap_or(0);
-        Ok(OutputTopic { url, producer, resume, progress })
+        let marked = resume.iter().map(|r| r.frontier).collect();
+        Ok(OutputTopic { url, producer, resume, progress, marked })
     }
 
     /// The topic written.
@@ -152,10 +158,12 @@ impl OutputTopic {
         self.progress = frontier;
         let value = format!("{{\"progress\":{frontier}}}");
         for partition in 0..self.resume.len() {
-            if frontier > self.resume[partition].frontier {
-                // Whatever an earlier run left after its last progress record is behind
-                // this one now: nothing more of it is to be skipped.
-                self.resume[partition] = Resume::default();
+            // Not while records an earlier run wrote after its last progress record are
+            // still being skipped: some may be of times at or after `frontier`, and a
+            // progress record must follow every record of earlier times and precede
+            // every later one (what the next restart counts on).
+            if frontier > self.marked[partition] && self.resume[partition].after == 0 {
+                self.marked[partition] = frontier;
                 self.produce(partition as i32, PROGRESS_KEY, Some(value.as_bytes()))?;
             }
         }

@@ -222,6 +222,13 @@ impl KafkaReader {
                     self.at_eof = true;
                     break;
                 }
+                Some(Err(e)) if is_transport(&e) => {
+                    // Every broker went down, or a connection broke: fail only if the
+                    // broker stays unreachable.
+                    *self.consumer.context().down.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                    self.check_brokers()?;
+                    break;
+                }
                 Some(Err(e)) => return Err(SourceError::Unreadable(explain(&self.url, "cannot read", e))),
                 Some(Ok(m)) => m,
             };
@@ -313,6 +320,14 @@ impl KafkaReader {
             ))),
         }
     }
+}
+
+/// A consumer error that says a connection to the broker is down (librdkafka retries).
+fn is_transport(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::AllBrokersDown | RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::NetworkException)
+    )
 }
 
 /// The number of partitions of `url`'s topic: an error if the broker cannot be reached or
