@@ -11,12 +11,12 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 use crate::error::{Error, Result};
 use crate::run::{Pace, RunConfig, Serve};
 use generator::{GenConfig, GenFormat};
+use kafka::source::ValueFormat;
+use kafka::KafkaUrl;
 use platform::config_inputs::ConfigFiles;
 use platform::source::{self, Format, SourceKind, SourceSpec, TsChecks};
 use platform::{AdParams, Params};
 use serving::store::Store;
-use kafka::source::ValueFormat;
-use kafka::KafkaUrl;
 use sinks::{Envelope, SinkKind};
 
 use crate::run::reader::KafkaSources;
@@ -98,7 +98,8 @@ fn sink_arg(s: &str) -> std::result::Result<SinkArg, String> {
     if KafkaUrl::is_kafka(s) {
         return Ok(SinkArg { kind: SinkKind::Kafka, kafka: Some(KafkaUrl::parse(s)?) });
     }
-    let kind = SinkKind::from_str(s, false).map_err(|_| format!("`{s}`: expected csv, jsonl, stdout or kafka://HOST:PORT/PREFIX"))?;
+    let kind = SinkKind::from_str(s, false)
+        .map_err(|_| format!("`{s}`: expected csv, jsonl, stdout or kafka://HOST:PORT/PREFIX"))?;
     Ok(SinkArg { kind, kafka: None })
 }
 
@@ -400,7 +401,9 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig> {
         }
     }
     if urls.iter().any(Option::is_some) && (args.rate.is_some() || args.speed.is_some()) {
-        return Err(Error::Usage("--rate and --speed pace files; a Kafka source is read as its messages arrive".into()));
+        return Err(Error::Usage(
+            "--rate and --speed pace files; a Kafka source is read as its messages arrive".into(),
+        ));
     }
     let kafka = KafkaSources {
         urls,

@@ -126,15 +126,26 @@ pub fn kafka(command: cli::KafkaCommand) -> Result<()> {
             let u = url(&u)?;
             let kind = match format {
                 FormatArg::Native => {
-                    let first = std::fs::read(&file).ok().and_then(|b| b.split(|c| *c == b'\n').next().map(<[u8]>::to_vec));
-                    let catalog = first.is_some_and(|l| l.strip_suffix(b"\r").unwrap_or(&l) == platform::source::CATALOG_HEADER.as_bytes());
-                    if catalog { SourceKind::Catalog } else { SourceKind::Events(Format::Native) }
+                    let first =
+                        std::fs::read(&file).ok().and_then(|b| b.split(|c| *c == b'\n').next().map(<[u8]>::to_vec));
+                    let catalog = first.is_some_and(|l| {
+                        l.strip_suffix(b"\r").unwrap_or(&l) == platform::source::CATALOG_HEADER.as_bytes()
+                    });
+                    if catalog {
+                        SourceKind::Catalog
+                    } else {
+                        SourceKind::Events(Format::Native)
+                    }
                 }
                 FormatArg::Userbehavior => SourceKind::Events(Format::UserBehavior),
             };
-            let key = key_column.unwrap_or_else(|| if kind == SourceKind::Catalog { "item_id" } else { "user_id" }.into());
+            let key =
+                key_column.unwrap_or_else(|| if kind == SourceKind::Catalog { "item_id" } else { "user_id" }.into());
             if !kind.columns().split(',').any(|c| c == key) {
-                return Err(Error::Usage(format!("--key-column {key}: not a column of this format ({})", kind.columns())));
+                return Err(Error::Usage(format!(
+                    "--key-column {key}: not a column of this format ({})",
+                    kind.columns()
+                )));
             }
             let n = kafka::admin::produce_file(&u, &file, kind.header(), kind.columns(), &key).map_err(Error::Input)?;
             eprintln!("shopflow kafka: {n} messages from {} to {u}", file.display());

@@ -72,7 +72,12 @@ fn files(dir: &Path, rejected: bool) -> BTreeMap<String, String> {
 fn assert_same(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>, what: &str) {
     assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>(), "{what}: files");
     for (name, text) in a {
-        assert!(text == &b[name], "{what}: {name} differs ({} vs {} lines)", text.lines().count(), b[name].lines().count());
+        assert!(
+            text == &b[name],
+            "{what}: {name} differs ({} vs {} lines)",
+            text.lines().count(),
+            b[name].lines().count()
+        );
     }
 }
 
@@ -95,7 +100,11 @@ fn json_fields(object: &str) -> Vec<(String, String)> {
             let end = rest.find(',').unwrap_or(rest.len());
             let v = &rest[..end];
             rest = &rest[end..];
-            if v == "null" { String::new() } else { v.to_string() }
+            if v == "null" {
+                String::new()
+            } else {
+                v.to_string()
+            }
         };
         out.push((name, value));
         rest = rest.strip_prefix(',').unwrap_or(rest);
@@ -201,7 +210,8 @@ fn topics_give_the_outputs_of_the_files() {
     // lines are messages too).
     let rejected = |dir: &str| -> Vec<String> {
         let text = fs::read_to_string(Path::new(dir).join("rejected.csv")).unwrap();
-        let mut rows: Vec<String> = text.lines().skip(1).map(|l| l.splitn(3, ',').nth(2).unwrap().to_string()).collect();
+        let mut rows: Vec<String> =
+            text.lines().skip(1).map(|l| l.splitn(3, ',').nth(2).unwrap().to_string()).collect();
         rows.sort();
         rows
     };
@@ -243,12 +253,14 @@ fn output_topics_hold_the_file_sinks_rows() {
         let csv = files(&file, false);
         let prefix = broker.url(&format!("w2{envelope}"));
         let out = dir.join(format!("kafka-{envelope}"));
-        ok(&[&base[..], &["--envelope", envelope, "-w", "2", "--sink", &prefix, "--out", out.to_str().unwrap()]].concat());
+        ok(&[&base[..], &["--envelope", envelope, "-w", "2", "--sink", &prefix, "--out", out.to_str().unwrap()]]
+            .concat());
         let prefix2 = broker.url(&format!("p2{envelope}"));
         let out2 = dir.join(format!("kafka2-{envelope}"));
         two_processes(
             &dir,
-            &[&base[..], &["--envelope", envelope, "-w", "1", "--sink", &prefix2, "--out", out2.to_str().unwrap()]].concat(),
+            &[&base[..], &["--envelope", envelope, "-w", "1", "--sink", &prefix2, "--out", out2.to_str().unwrap()]]
+                .concat(),
         );
         for (name, text) in &csv {
             let output = name.strip_suffix(".csv").unwrap();
@@ -258,7 +270,10 @@ fn output_topics_hold_the_file_sinks_rows() {
                 let topic = format!("{p}.{output}");
                 assert_eq!(topic_as_csv(&topic, header, upsert), want, "{topic} ({envelope})");
                 let last = records(&topic).pop().expect("records");
-                assert_eq!((last.2.as_str(), last.3.as_str()), ("\"__progress\"", "{\"progress\":18446744073709551615}"));
+                assert_eq!(
+                    (last.2.as_str(), last.3.as_str()),
+                    ("\"__progress\"", "{\"progress\":18446744073709551615}")
+                );
             }
         }
         assert!(csv.len() >= 15, "{} outputs", csv.len());
@@ -298,7 +313,18 @@ fn json_values_are_read_like_lines() {
     produce(&ev, &json_file, &[]);
     let cat = catalog.to_str().unwrap();
     let (a, b) = (dir.join("a"), dir.join("b"));
-    ok(&["run", "--events", csv_file.to_str().unwrap(), "--catalog", cat, "--lateness-ms", NO_LATENESS, "-q", "--out", a.to_str().unwrap()]);
+    ok(&[
+        "run",
+        "--events",
+        csv_file.to_str().unwrap(),
+        "--catalog",
+        cat,
+        "--lateness-ms",
+        NO_LATENESS,
+        "-q",
+        "--out",
+        a.to_str().unwrap(),
+    ]);
     let run = ["run", "--events", &ev, "--catalog", cat, "--value-format", "json", "--lateness-ms", NO_LATENESS, "-q"];
     ok(&[&run[..], &["-w", "2", "--out", b.to_str().unwrap()]].concat());
     assert_same(&files(&a, false), &files(&b, false), "json topic vs csv file");
@@ -321,10 +347,23 @@ fn unreachable_broker_or_missing_topic_fails_clearly() {
         assert_eq!(err.trim_end().lines().count(), 1, "{err}");
         assert!(err.contains(needle) && !err.contains("panicked"), "{err}");
     };
-    check(shopflow(&["run", "--events", &closed, "--catalog", catalog.to_str().unwrap(), "--out", out]), "cannot reach");
+    check(
+        shopflow(&["run", "--events", &closed, "--catalog", catalog.to_str().unwrap(), "--out", out]),
+        "cannot reach",
+    );
     let sink = format!("kafka://127.0.0.1:{}/out", free_port());
     check(
-        shopflow(&["run", "--events", events.to_str().unwrap(), "--catalog", catalog.to_str().unwrap(), "--sink", &sink, "--out", out]),
+        shopflow(&[
+            "run",
+            "--events",
+            events.to_str().unwrap(),
+            "--catalog",
+            catalog.to_str().unwrap(),
+            "--sink",
+            &sink,
+            "--out",
+            out,
+        ]),
         "kafka://127.0.0.1",
     );
     let broker = Broker::start(&dir);
@@ -410,7 +449,10 @@ fn killed_runs_resume_without_duplicates() {
         let _ = child.wait();
         written.push(outputs.iter().map(|o| data_records(&format!("{resumed}.{o}")).len()).sum::<usize>());
     }
-    assert!(written.iter().any(|w| *w > 0 && *w < want), "the kills should leave a part written: {written:?} of {want}");
+    assert!(
+        written.iter().any(|w| *w > 0 && *w < want),
+        "the kills should leave a part written: {written:?} of {want}"
+    );
     assert!(run(&resumed).status().unwrap().success());
     for output in dataflows_written(&dir.join("out")) {
         let (a, b) = (data_records(&format!("{reference}.{output}")), data_records(&format!("{resumed}.{output}")));
@@ -420,7 +462,8 @@ fn killed_runs_resume_without_duplicates() {
 
 /// The outputs a run wrote (from its MANIFEST.json).
 fn dataflows_written(out: &Path) -> Vec<String> {
-    let manifest: serde_json::Value = serde_json::from_str(&fs::read_to_string(out.join("MANIFEST.json")).unwrap()).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.join("MANIFEST.json")).unwrap()).unwrap();
     let outputs = manifest["outputs"].as_array().expect("outputs in MANIFEST.json");
     outputs.iter().map(|o| o.as_str().or_else(|| o["name"].as_str()).unwrap().to_string()).collect()
 }

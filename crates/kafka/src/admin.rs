@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::message::BorrowedMessage;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use crate::sink::partition_of;
@@ -20,7 +20,13 @@ pub use crate::sink::create_topic;
 /// it) as one message, keyed by its column `key` (of `columns`, comma-separated; a line
 /// that is a JSON object by that field) and sent to the partition that key hashes to, so
 /// one key's lines stay in order. Returns the number of messages.
-pub fn produce_file(url: &KafkaUrl, path: &Path, header: Option<&str>, columns: &str, key: &str) -> Result<u64, String> {
+pub fn produce_file(
+    url: &KafkaUrl,
+    path: &Path,
+    header: Option<&str>,
+    columns: &str,
+    key: &str,
+) -> Result<u64, String> {
     let field = columns.split(',').position(|c| c == key).ok_or_else(|| format!("`{key}` is not one of {columns}"))?;
     let file = std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     let consumer: BaseConsumer = url.client().create().map_err(|e| explain(url, "cannot create a client", e))?;
@@ -53,7 +59,10 @@ pub fn produce_file(url: &KafkaUrl, path: &Path, header: Option<&str>, columns: 
         loop {
             match producer.send(record) {
                 Ok(()) => break,
-                Err((rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), r)) => {
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                    r,
+                )) => {
                     record = r;
                     std::thread::sleep(Duration::from_millis(5));
                 }
@@ -134,7 +143,11 @@ pub(crate) fn scan(
         }
         match consumer.poll(Duration::from_millis(10)) {
             None if quiet_since.elapsed() > CONNECT_TIMEOUT => {
-                return Err(explain(first, "cannot read the topics back", "no record and no end offset within the timeout"))
+                return Err(explain(
+                    first,
+                    "cannot read the topics back",
+                    "no record and no end offset within the timeout",
+                ))
             }
             None => {}
             Some(Err(e)) => return Err(explain(first, "cannot read the topics back", e)),

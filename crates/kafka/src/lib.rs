@@ -38,7 +38,8 @@ impl KafkaUrl {
 
     /// Parses `kafka://HOST:PORT/NAME`; the error is one line for the user.
     pub fn parse(s: &str) -> Result<KafkaUrl, String> {
-        let rest = s.strip_prefix("kafka://").ok_or_else(|| format!("`{s}` is not a kafka://HOST:PORT/NAME address"))?;
+        let rest =
+            s.strip_prefix("kafka://").ok_or_else(|| format!("`{s}` is not a kafka://HOST:PORT/NAME address"))?;
         let (brokers, name) =
             rest.split_once('/').ok_or_else(|| format!("`{s}`: expected kafka://HOST:PORT/NAME (no /NAME)"))?;
         let (host, port) =
@@ -86,7 +87,14 @@ mod tests {
         let u = KafkaUrl::parse("kafka://127.0.0.1:9092/events").unwrap();
         assert_eq!((u.brokers.as_str(), u.name.as_str()), ("127.0.0.1:9092", "events"));
         assert_eq!(u.to_string(), "kafka://127.0.0.1:9092/events");
-        for bad in ["kafka://host/events", "kafka://host:x/t", "kafka://:1/t", "kafka://h:1/", "kafka://h:1/a/b", "http://h:1/t"] {
+        for bad in [
+            "kafka://host/events",
+            "kafka://host:x/t",
+            "kafka://:1/t",
+            "kafka://h:1/",
+            "kafka://h:1/a/b",
+            "http://h:1/t",
+        ] {
             assert!(KafkaUrl::parse(bad).is_err(), "{bad}");
         }
     }

@@ -228,7 +228,8 @@ pub fn create_topic(url: &KafkaUrl, partitions: i32, compact: bool) -> Result<()
 /// Creates the topics `urls` (on one broker) that do not exist.
 pub fn create_topics(urls: &[KafkaUrl], partitions: i32, compact: bool) -> Result<(), String> {
     let Some(first) = urls.first() else { return Ok(()) };
-    let admin: AdminClient<_> = first.client().create().map_err(|e| explain(first, "cannot create an admin client", e))?;
+    let admin: AdminClient<_> =
+        first.client().create().map_err(|e| explain(first, "cannot create an admin client", e))?;
     let topics: Vec<NewTopic<'_>> = urls
         .iter()
         .map(|url| {
@@ -241,7 +242,8 @@ pub fn create_topics(urls: &[KafkaUrl], partitions: i32, compact: bool) -> Resul
         })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(CONNECT_TIMEOUT)).request_timeout(Some(CONNECT_TIMEOUT));
-    let results = block_on(admin.create_topics(&topics, &options)).map_err(|e| explain(first, "cannot create the topics", e))?;
+    let results =
+        block_on(admin.create_topics(&topics, &options)).map_err(|e| explain(first, "cannot create the topics", e))?;
     for (result, url) in results.into_iter().zip(urls) {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}

@@ -244,7 +244,9 @@ impl KafkaReader {
             let payload = message.payload().unwrap_or_default();
             let value = match self.format {
                 ValueFormat::Csv => Ok(trim_line_end(payload)),
-                ValueFormat::Json => json_to_line(payload, self.kind.columns(), &mut self.line).map(|()| &self.line[..]),
+                ValueFormat::Json => {
+                    json_to_line(payload, self.kind.columns(), &mut self.line).map(|()| &self.line[..])
+                }
             };
             let partition = Some(part.id as u32);
             let line = offset as u64;
@@ -313,11 +315,9 @@ impl KafkaReader {
         let Some(reason) = down else { return Ok(()) };
         match self.consumer.fetch_metadata(Some(&self.url.name), CONNECT_TIMEOUT) {
             Ok(_) => Ok(()),
-            Err(e) => Err(SourceError::Unreadable(explain(
-                &self.url,
-                &format!("the broker went away mid-run ({reason})"),
-                e,
-            ))),
+            Err(e) => {
+                Err(SourceError::Unreadable(explain(&self.url, &format!("the broker went away mid-run ({reason})"), e)))
+            }
         }
     }
 }
@@ -326,7 +326,11 @@ impl KafkaReader {
 fn is_transport(e: &KafkaError) -> bool {
     matches!(
         e.rdkafka_error_code(),
-        Some(RDKafkaErrorCode::AllBrokersDown | RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::NetworkException)
+        Some(
+            RDKafkaErrorCode::AllBrokersDown
+                | RDKafkaErrorCode::BrokerTransportFailure
+                | RDKafkaErrorCode::NetworkException
+        )
     )
 }
 
@@ -379,8 +383,12 @@ mod tests {
     #[test]
     fn json_values_become_lines() {
         let mut line = Vec::new();
-        json_to_line(br#"{"ts_ms":5,"user_id":1,"item_id":2,"scene":"search","behavior":"click"}"#, "ts_ms,user_id,item_id,scene,behavior,quantity", &mut line)
-            .unwrap();
+        json_to_line(
+            br#"{"ts_ms":5,"user_id":1,"item_id":2,"scene":"search","behavior":"click"}"#,
+            "ts_ms,user_id,item_id,scene,behavior,quantity",
+            &mut line,
+        )
+        .unwrap();
         assert_eq!(line, b"5,1,2,search,click,");
         assert!(json_to_line(b"[1]", "a", &mut line).is_err());
         assert!(json_to_line(br#"{"a":[1]}"#, "a", &mut line).is_err());

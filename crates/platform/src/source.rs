@@ -291,9 +291,19 @@ pub struct SourceReader {
 
 /// What the reader hands to the worker for each line it owns.
 pub enum Line<'a> {
-    Valid { row: Row, line: u64, time: Time, late: bool },
+    Valid {
+        row: Row,
+        line: u64,
+        time: Time,
+        late: bool,
+    },
     /// `partition`: for a Kafka source (`line` is then the offset).
-    Rejected { line: u64, partition: Option<u32>, reason: String, raw: &'a [u8] },
+    Rejected {
+        line: u64,
+        partition: Option<u32>,
+        reason: String,
+        raw: &'a [u8],
+    },
 }
 
 /// The identity of an open file (device, inode).
@@ -524,7 +534,9 @@ impl SourceReader {
                             let own = epoch_of(row.ts_ms(), epoch_ms);
                             on_line(Line::Valid { row, line: self.line_no, time: own.max(open), late: own < open });
                         }
-                        Err(reason) => on_line(Line::Rejected { line: self.line_no, partition: None, reason, raw: line }),
+                        Err(reason) => {
+                            on_line(Line::Rejected { line: self.line_no, partition: None, reason, raw: line })
+                        }
                     }
                 }
             }
