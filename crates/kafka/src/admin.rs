@@ -16,6 +16,52 @@ use crate::{explain, KafkaUrl, CONNECT_TIMEOUT};
 
 pub use crate::sink::create_topic;
 
+/// A producer of lines to one topic: each keyed, sent to the partition its key hashes to.
+pub struct Lines {
+    url: KafkaUrl,
+    producer: ThreadedProducer<DefaultProducerContext>,
+    partitions: usize,
+}
+
+impl Lines {
+    pub fn open(url: &KafkaUrl) -> Result<Lines, String> {
+        let consumer: BaseConsumer = url.client().create().map_err(|e| explain(url, "cannot create a client", e))?;
+        let partitions = partition_count(&consumer, url)? as usize;
+        let producer = url
+            .client()
+            .set("linger.ms", "5")
+            .set("batch.num.messages", "10000")
+            .set("queue.buffering.max.messages", "1000000")
+            .create()
+            .map_err(|e| explain(url, "cannot create a producer", e))?;
+        Ok(Lines { url: url.clone(), producer, partitions })
+    }
+
+    /// Queues one message (waiting while the client's queue is full).
+    pub fn send(&self, key: &[u8], line: &[u8]) -> Result<(), String> {
+        let mut record =
+            BaseRecord::to(&self.url.name).partition(partition_of(key, self.partitions)).key(key).payload(line);
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                    r,
+                )) => {
+                    record = r;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err((e, _)) => return Err(explain(&self.url, "cannot produce", e)),
+            }
+        }
+    }
+
+    /// Waits until the broker has every message.
+    pub fn flush(&self) -> Result<(), String> {
+        self.producer.flush(Duration::from_secs(60)).map_err(|e| explain(&self.url, "cannot deliver the messages", e))
+    }
+}
+
 /// Produces every line of `path` but a header line (`header`, if the file starts with
 /// it) as one message, keyed by its column `key` (of `columns`, comma-separated; a line
 /// that is a JSON object by that field) and sent to the partition that key hashes to, so
@@ -29,15 +75,7 @@ pub fn produce_file(
 ) -> Result<u64, String> {
     let field = columns.split(',').position(|c| c == key).ok_or_else(|| format!("`{key}` is not one of {columns}"))?;
     let file = std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    let consumer: BaseConsumer = url.client().create().map_err(|e| explain(url, "cannot create a client", e))?;
-    let partitions = partition_count(&consumer, url)? as usize;
-    let producer: ThreadedProducer<DefaultProducerContext> = url
-        .client()
-        .set("linger.ms", "20")
-        .set("batch.num.messages", "10000")
-        .set("queue.buffering.max.messages", "1000000")
-        .create()
-        .map_err(|e| explain(url, "cannot create a producer", e))?;
+    let lines = Lines::open(url)?;
     let mut sent = 0u64;
     let mut json_key: String;
     for (i, line) in BufReader::with_capacity(1 << 20, file).split(b'\n').enumerate() {
@@ -55,24 +93,44 @@ pub fn produce_file(
         } else {
             line.split(|b| *b == b',').nth(field).unwrap_or_default()
         };
-        let mut record = BaseRecord::to(&url.name).partition(partition_of(k, partitions)).key(k).payload(line);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((
-                    rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
-                    r,
-                )) => {
-                    record = r;
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Err((e, _)) => return Err(explain(url, "cannot produce", e)),
-            }
-        }
+        lines.send(k, line)?;
         sent += 1;
     }
-    producer.flush(Duration::from_secs(60)).map_err(|e| explain(url, "cannot deliver the messages", e))?;
+    lines.flush()?;
     Ok(sent)
+}
+
+/// Calls `each` with every record of `url`'s topic from its start, and then with each
+/// new one as it arrives (`None` after 100 ms without one), until `each` returns false.
+pub fn follow(url: &KafkaUrl, mut each: impl FnMut(Option<&Record>) -> bool) -> Result<(), String> {
+    let consumer: BaseConsumer = url
+        .client()
+        .set("group.id", "shopflow-follow")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "5")
+        .create()
+        .map_err(|e| explain(url, "cannot create a consumer", e))?;
+    let partitions = partition_count(&consumer, url)?;
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..partitions {
+        assignment.add_partition_offset(&url.name, p, Offset::Beginning).map_err(|e| explain(url, "assign", e))?;
+    }
+    consumer.assign(&assignment).map_err(|e| explain(url, "cannot assign the partitions", e))?;
+    loop {
+        let going = match consumer.poll(Duration::from_millis(100)) {
+            None => each(None),
+            Some(Err(e)) => return Err(explain(url, "cannot read the topic", e)),
+            Some(Ok(m)) => each(Some(&Record {
+                partition: m.partition(),
+                offset: m.offset(),
+                key: m.key().map(<[u8]>::to_vec),
+                value: m.payload().map(<[u8]>::to_vec),
+            })),
+        };
+        if !going {
+            return Ok(());
+        }
+    }
 }
 
 /// One record read back.

@@ -4,7 +4,7 @@
 //! **Records.** Key: a JSON object of the key columns; it picks the partition (a hash
 //! of its bytes, the same on every run). Value: the record as JSON, or none (a tombstone:
 //! a delete in the upsert envelope). Records of one partition are written in the order
-//! the sink makes them (one producer, one request in flight), which is the same on every
+//! the sink makes them (one idempotent producer), which is the same on every
 //! run of the same input: times ascending, rows sorted within a time.
 //!
 //! **Progress.** When the outputs' complete frontier moves to `F`, every partition gets
@@ -114,9 +114,10 @@ impl OutputTopic {
         let producer: BaseProducer<Deliveries> = url
             .client()
             .set("acks", "all")
-            // One request in flight: a retried batch cannot overtake the next one, so
-            // every partition holds a prefix of the run's records (what resuming needs).
-            .set("max.in.flight.requests.per.connection", "1")
+            // The idempotent producer: up to 5 requests in flight, yet no batch is written
+            // twice or out of order, so every partition holds a prefix of the run's
+            // records (what resuming needs).
+            .set("enable.idempotence", "true")
             .set("linger.ms", "5")
             .set("message.timeout.ms", "30000")
             .create_with_context(Deliveries::default())
