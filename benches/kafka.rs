@@ -14,7 +14,8 @@
 //!    their output being whole in the output topic. Percentiles over the records after the
 //!    first 3 s.
 //!
-//! Rows are appended to `bench-data/kafka.csv`.
+//! `SHOPFLOW_BENCH_KAFKA_PARTS` (default `throughput,latency`) picks the parts. Rows are
+//! appended to `bench-data/kafka.csv`.
 
 #[path = "../tests/support/broker.rs"]
 #[allow(dead_code)]
@@ -64,7 +65,19 @@ fn main() {
          produce_events_per_s,rate,p50_ms,p99_ms,max_ms,samples",
     );
 
-    // 1. Throughput.
+    let parts = env_or("SHOPFLOW_BENCH_KAFKA_PARTS", "throughput,latency");
+    let out = scratch.join("out");
+    let out = out.to_str().unwrap();
+    if parts.contains("throughput") {
+        throughput(&broker, &id, &mut history, events, runs, out);
+    }
+    if parts.contains("latency") {
+        latency(&broker, &id, &mut history, rate, seconds, out, &scratch);
+    }
+}
+
+/// Part 1: file vs topic, and topic to topics.
+fn throughput(broker: &broker::Broker, id: &Identity, history: &mut History, events: u64, runs: usize, out: &str) {
     let data = dataset(events);
     let data = data.to_str().unwrap();
     let topic = broker.url("ub");
@@ -72,8 +85,6 @@ fn main() {
     let started = Instant::now();
     ok(&["kafka", "produce", &topic, data, "--format", "userbehavior"]);
     let produce_rate = events as f64 / started.elapsed().as_secs_f64();
-    let out = scratch.join("out");
-    let out = out.to_str().unwrap();
     let base = [
         "run",
         "--format",
@@ -103,7 +114,7 @@ fn main() {
     println!("  topic -> csv:    {t:.2} s, {:.0} events/s (topic/file wall {:.2})", events as f64 / t, t / f);
     println!("  topic -> topics: {tt:.2} s, {:.0} events/s", events as f64 / tt);
     history.append(
-        &id,
+        id,
         &format!(
             "throughput,{events},{runs},{f:.3},{t:.3},{:.0},{:.0},{:.0},{produce_rate:.0},,,,,",
             events as f64 / f,
@@ -111,15 +122,26 @@ fn main() {
             events as f64 / tt
         ),
     );
+}
 
-    // 2. End-to-end latency under a paced producer.
+/// Part 2: end-to-end latency under a paced producer.
+fn latency(
+    broker: &broker::Broker,
+    id: &Identity,
+    history: &mut History,
+    rate: u64,
+    seconds: u64,
+    out: &str,
+    scratch: &std::path::Path,
+) {
+    let log = scratch.join("latency-log.csv");
     let live = broker.url("live");
     ok(&["kafka", "create", &live, "--partitions", "4"]);
     let prefix = broker.url("lat");
     let mut run = Command::new(BIN)
         .args(["run", "--events", &live, "--follow", "--outputs", "item_stats,user_stats,scene_stats"])
         .args(["--epoch-ms", "1000", "--lateness-ms", "0", "--kafka-idle-ms", "2000", "-w", "2", "-q"])
-        .args(["--sink", &prefix, "--out", out])
+        .args(["--sink", &prefix, "--out", out, "--latency-log", log.to_str().unwrap()])
         .stdout(Stdio::null())
         .spawn()
         .expect("the live run starts");
@@ -188,5 +210,25 @@ fn main() {
     }
     let (p50, p99, max) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99), *latencies.last().unwrap());
     println!("  produce -> output whole: p50 {p50} ms, p99 {p99} ms, max {max} ms ({} samples)", latencies.len());
-    history.append(&id, &format!("latency,{sent},,,,,,,,{rate},{p50},{p99},{max},{}", latencies.len()));
+    // Inside the run: from worker 0 moving its input frontier to every output having
+    // written it (--latency-log).
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let mut inside: Vec<u64> = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(','))
+        .filter(|(f, _)| f.parse::<u64>().is_ok_and(|f| f >= first_ms + 3000))
+        .filter_map(|(_, us)| us.parse::<u64>().ok())
+        .map(|us| us / 1000)
+        .collect();
+    inside.sort_unstable();
+    if !inside.is_empty() {
+        println!(
+            "  inside the run (input frontier moved -> outputs written): p50 {} ms, p99 {} ms ({} samples)",
+            percentile(&inside, 0.5),
+            percentile(&inside, 0.99),
+            inside.len()
+        );
+    }
+    history.append(id, &format!("latency,{sent},,,,,,,,{rate},{p50},{p99},{max},{}", latencies.len()));
 }
