@@ -467,3 +467,53 @@ fn dataflows_written(out: &Path) -> Vec<String> {
     let outputs = manifest["outputs"].as_array().expect("outputs in MANIFEST.json");
     outputs.iter().map(|o| o.as_str().or_else(|| o["name"].as_str()).unwrap().to_string()).collect()
 }
+
+/// Under `--follow`, partitions that never send (all rows keyed to one partition of four)
+/// stop holding the outputs back after `--kafka-idle-ms`: the run writes its epochs.
+#[test]
+fn idle_partitions_do_not_hold_outputs_back() {
+    let dir = scratch("idle");
+    let broker = Broker::start(&dir);
+    let (events, catalog) = sample();
+    let text = fs::read_to_string(&events).unwrap();
+    // One user: every row hashes to the same partition.
+    let one_user: Vec<String> = text
+        .lines()
+        .take(3000)
+        .filter(|l| l.split(',').count() == 7)
+        .enumerate()
+        .map(|(i, l)| {
+            let mut f: Vec<&str> = l.split(',').collect();
+            if i > 0 && f.len() > 1 {
+                f[1] = "7";
+            }
+            f.join(",")
+        })
+        .collect();
+    let file = dir.join("one-user.csv");
+    fs::write(&file, one_user.join("\n") + "\n").unwrap();
+    let ev = broker.url("events");
+    create(&ev, 4);
+    produce(&ev, &file, &[]);
+    let counts: BTreeMap<u32, usize> = records(&ev).iter().fold(BTreeMap::new(), |mut m, r| {
+        *m.entry(r.0).or_default() += 1;
+        m
+    });
+    assert_eq!(counts.len(), 1, "all rows in one partition: {counts:?}");
+    let out = dir.join("out");
+    let mut child = Command::new(BIN)
+        .args(["run", "--events", &ev, "--catalog", catalog.to_str().unwrap(), "--follow", "-q", "-w", "2"])
+        .args(["--kafka-idle-ms", "500", "--outputs", "item_stats", "--out", out.to_str().unwrap()])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let mut rows = 0;
+    while started.elapsed() < Duration::from_secs(60) && rows < 100 {
+        rows = fs::read_to_string(out.join("item_stats.csv")).map_or(0, |t| t.lines().count());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let _ = child.wait();
+    assert!(rows >= 100, "the outputs did not advance with three idle partitions: {rows} lines");
+}

@@ -13,7 +13,8 @@
 //! that sent nothing for the idle timeout stops holding the frontier back until it sends
 //! again (its rows then count at the frontier at least: late if it moved past them), and
 //! when all of a worker's partitions are idle its frontier moves on with the wall clock
-//! from the latest row read. A worker with no partition (more workers than partitions)
+//! from the latest row read (from the wall clock itself if none came yet: a stream's
+//! rows are stamped with about the time they are sent). A worker with no partition (more workers than partitions)
 //! holds nothing back; partitions added to the topic during a run are not read.
 //!
 //! **Errors.** A broker unreachable at start, or a topic that does not exist, fails the
@@ -296,13 +297,17 @@ impl KafkaReader {
             None if !self.follow => self.floor = self.floor.max(self.last_epoch()),
             // Following, every partition idle: event time moves on with the wall clock
             // from the latest row (a live stream's clock), so outputs keep completing.
+            // Without a row yet, from the wall clock itself.
             None => {
                 let latest = self.parts.iter().filter_map(|p| p.max_ts).max();
                 let since = self.parts.iter().map(|p| p.last).max().map(|at| now.duration_since(at));
-                if let (Some(ts), Some(since)) = (latest, since) {
-                    let clock = ts.saturating_add(since.as_millis() as u64).saturating_sub(self.lateness_ms);
-                    self.floor = self.floor.max(epoch_of(clock, self.epoch_ms));
-                }
+                let clock = match (latest, since) {
+                    (Some(ts), Some(since)) => ts.saturating_add(since.as_millis() as u64),
+                    _ => std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as u64),
+                };
+                self.floor = self.floor.max(epoch_of(clock.saturating_sub(self.lateness_ms), self.epoch_ms));
             }
         }
         Ok(())
