@@ -28,7 +28,8 @@ use crate::error::Error;
 /// Lines a reader hands over before the driver re-checks watermarks.
 const CHUNK_LINES: usize = 4096;
 
-/// Lines of the events files read so far: the same on every worker (each scans all).
+/// Lines of the events files read so far: the same on every worker (each scans all);
+/// of a Kafka topic, the messages of this worker's partitions.
 pub(super) fn events_read(readers: &[Reader]) -> u64 {
     readers.iter().filter(|r| r.is_events()).map(|r| r.data_lines()).sum()
 }
