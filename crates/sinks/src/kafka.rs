@@ -5,7 +5,7 @@
 //! `{"time":T,"diff":D,<columns>}`; in the upsert envelope `{"time":T,<columns>}` for an
 //! upsert and no value (a tombstone) for a delete.
 
-use std::io;
+use std::io::{self, Write};
 
 use kafka::sink::{OutputTopic, SinkTopics};
 use platform::model::Time;
@@ -18,6 +18,8 @@ pub(crate) struct KafkaWriter {
     key: usize,
     key_buf: Vec<u8>,
     value_buf: Vec<u8>,
+    /// `"time":T,"diff":D` (or `"time":T`) of the record being written.
+    lead: Vec<u8>,
 }
 
 impl KafkaWriter {
@@ -28,7 +30,7 @@ impl KafkaWriter {
         key: usize,
     ) -> io::Result<KafkaWriter> {
         let topic = topics.open(name).map_err(io::Error::other)?;
-        Ok(KafkaWriter { topic, columns, key, key_buf: Vec::new(), value_buf: Vec::new() })
+        Ok(KafkaWriter { topic, columns, key, key_buf: Vec::new(), value_buf: Vec::new(), lead: Vec::new() })
     }
 }
 
@@ -54,16 +56,18 @@ impl ChangeWriter for KafkaWriter {
     fn write(&mut self, time: Time, change: Change, fields: &[Field]) -> io::Result<()> {
         let key = self.key.min(fields.len());
         object(&mut self.key_buf, b"", &self.columns[..key], &fields[..key])?;
+        self.lead.clear();
+        match change {
+            Change::Diff(d) => write!(self.lead, "\"time\":{time},\"diff\":{d}")?,
+            Change::Upsert => write!(self.lead, "\"time\":{time}")?,
+            Change::Delete => {}
+        }
         let value = match change {
-            Change::Diff(d) => {
-                object(&mut self.value_buf, format!("\"time\":{time},\"diff\":{d}").as_bytes(), self.columns, fields)?;
-                Some(&self.value_buf[..])
-            }
-            Change::Upsert => {
-                object(&mut self.value_buf, format!("\"time\":{time}").as_bytes(), self.columns, fields)?;
-                Some(&self.value_buf[..])
-            }
             Change::Delete => None,
+            _ => {
+                object(&mut self.value_buf, &self.lead, self.columns, fields)?;
+                Some(&self.value_buf[..])
+            }
         };
         self.topic.send(time, &self.key_buf, value).map_err(io::Error::other)
     }
