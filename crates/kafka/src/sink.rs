@@ -52,6 +52,55 @@ pub struct Resume {
     pub after: u64,
 }
 
+impl Resume {
+    /// What a partition holds, from its records in offset order: `Some(F)` a progress
+    /// record, `None` a data record.
+    pub fn read_back(records: impl IntoIterator<Item = Option<u64>>) -> Resume {
+        records.into_iter().fold(Resume::default(), |r, record| match record {
+            Some(frontier) => Resume { frontier, after: 0 },
+            None => Resume { after: r.after + 1, ..r },
+        })
+    }
+}
+
+/// The writing state of one partition: what is still to be skipped, and the last
+/// progress frontier it holds.
+#[derive(Clone, Copy, Debug)]
+pub struct Partition {
+    resume: Resume,
+    marked: u64,
+}
+
+impl Partition {
+    pub fn new(resume: Resume) -> Partition {
+        Partition { resume, marked: resume.frontier }
+    }
+
+    /// Whether the next record, of `time`, is to be written (not written by an earlier run).
+    pub fn take(&mut self, time: u64) -> bool {
+        if time < self.resume.frontier {
+            return false;
+        }
+        if self.resume.after > 0 {
+            self.resume.after -= 1;
+            return false;
+        }
+        true
+    }
+
+    /// Whether a progress record for `frontier` is to be written now. Not while records
+    /// an earlier run wrote after its last progress record are still being skipped: some
+    /// may be of times at or after `frontier`, and a progress record must follow every
+    /// record of earlier times and precede every later one (what the next restart counts on).
+    pub fn mark(&mut self, frontier: u64) -> bool {
+        if frontier > self.marked && self.resume.after == 0 {
+            self.marked = frontier;
+            return true;
+        }
+        false
+    }
+}
+
 /// The first delivery failure.
 #[derive(Default)]
 struct Deliveries {
@@ -98,12 +147,10 @@ impl SinkTopics {
 pub struct OutputTopic {
     url: KafkaUrl,
     producer: BaseProducer<Deliveries>,
-    /// Per partition: what an earlier run wrote, still to be skipped.
-    resume: Vec<Resume>,
+    /// Per partition: what an earlier run wrote, still to be skipped, and its progress.
+    partitions: Vec<Partition>,
     /// The last progress frontier written.
     progress: u64,
-    /// Per partition: the last progress frontier it holds.
-    marked: Vec<u64>,
 }
 
 impl OutputTopic {
@@ -123,8 +170,8 @@ impl OutputTopic {
             .create_with_context(Deliveries::default())
             .map_err(|e| explain(&url, "cannot create a producer", e))?;
         let progress = resume.iter().map(|r| r.frontier).min().unwrap_or(0);
-        let marked = resume.iter().map(|r| r.frontier).collect();
-        Ok(OutputTopic { url, producer, resume, progress, marked })
+        let partitions = resume.into_iter().map(Partition::new).collect();
+        Ok(OutputTopic { url, producer, partitions, progress })
     }
 
     /// The topic written.
@@ -132,20 +179,10 @@ impl OutputTopic {
         &self.url
     }
 
-    /// What the topic held at start, per partition.
-    pub fn resumed(&self) -> &[Resume] {
-        &self.resume
-    }
-
     /// Writes one record of `time` (skipped if an earlier run wrote it).
     pub fn send(&mut self, time: u64, key: &[u8], value: Option<&[u8]>) -> Result<(), String> {
-        let partition = partition_of(key, self.resume.len());
-        let resume = &mut self.resume[partition as usize];
-        if time < resume.frontier {
-            return Ok(());
-        }
-        if resume.after > 0 {
-            resume.after -= 1;
+        let partition = partition_of(key, self.partitions.len());
+        if !self.partitions[partition as usize].take(time) {
             return Ok(());
         }
         self.produce(partition, key, value)
@@ -158,13 +195,8 @@ impl OutputTopic {
         }
         self.progress = frontier;
         let value = format!("{{\"progress\":{frontier}}}");
-        for partition in 0..self.resume.len() {
-            // Not while records an earlier run wrote after its last progress record are
-            // still being skipped: some may be of times at or after `frontier`, and a
-            // progress record must follow every record of earlier times and precede
-            // every later one (what the next restart counts on).
-            if frontier > self.marked[partition] && self.resume[partition].after == 0 {
-                self.marked[partition] = frontier;
+        for partition in 0..self.partitions.len() {
+            if self.partitions[partition].mark(frontier) {
                 self.produce(partition as i32, PROGRESS_KEY, Some(value.as_bytes()))?;
             }
         }
@@ -262,23 +294,26 @@ pub fn prepare(prefix: &KafkaUrl, outputs: &[String], compact: bool) -> Result<B
     let urls: Vec<KafkaUrl> = outputs.iter().map(|o| topic_of(prefix, o)).collect();
     create_topics(&urls, 1, compact)?;
     let consumer: BaseConsumer = prefix.client().create().map_err(|e| explain(prefix, "cannot create a client", e))?;
-    let mut resume: Vec<Vec<Resume>> = Vec::with_capacity(urls.len());
+    // Per topic, per partition: its records in order (`Some(F)`: a progress record).
+    let mut read: Vec<Vec<Vec<Option<u64>>>> = Vec::with_capacity(urls.len());
     for url in &urls {
-        resume.push(vec![Resume::default(); partition_count(&consumer, url)? as usize]);
+        read.push(vec![Vec::new(); partition_count(&consumer, url)? as usize]);
     }
     crate::admin::scan(&urls, |t, message| {
-        let r = &mut resume[t][message.partition() as usize];
+        let records = &mut read[t][message.partition() as usize];
         if message.key() == Some(PROGRESS_KEY) {
             let url = &urls[t];
             let value: serde_json::Value = serde_json::from_slice(message.payload().unwrap_or_default())
                 .map_err(|e| explain(url, "a progress record is not JSON", e))?;
-            r.frontier = value["progress"].as_u64().ok_or_else(|| explain(url, "a progress record", "no progress"))?;
-            r.after = 0;
+            records.push(Some(
+                value["progress"].as_u64().ok_or_else(|| explain(url, "a progress record", "no progress"))?,
+            ));
         } else {
-            r.after += 1;
+            records.push(None);
         }
         Ok(())
     })?;
+    let resume = read.into_iter().map(|topic| topic.into_iter().map(Resume::read_back).collect());
     Ok(outputs.iter().cloned().zip(resume).collect())
 }
 
@@ -291,4 +326,101 @@ pub fn topic_of(prefix: &KafkaUrl, name: &str) -> KafkaUrl {
 /// own threads; a current-thread runtime waits for them).
 fn block_on<F: std::future::Future>(future: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread().build().expect("a current-thread runtime").block_on(future)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{partition_of, Partition, Resume};
+
+    /// What one partition of a topic holds.
+    #[derive(Clone, Debug, PartialEq)]
+    enum Entry {
+        Data(usize),
+        Progress(u64),
+    }
+
+    /// Runs killed at random points and restarted: the partition ends with every record
+    /// of an uninterrupted run exactly once, in order, and every progress record follows
+    /// all records of earlier times and precedes every later one. (Fails when a progress
+    /// record may be written while an earlier run's tail is still being skipped.)
+    #[test]
+    fn killed_and_restarted_runs_write_each_record_once() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut rand = move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        for _ in 0..2000 {
+            // The records of a run: times ascending, a few per time (the same every run).
+            let mut records: Vec<(u64, usize)> = Vec::new();
+            for t in 0..rand(12) + 1 {
+                for _ in 0..rand(4) {
+                    records.push((t, records.len()));
+                }
+            }
+            let mut topic: Vec<Entry> = Vec::new();
+            let restarts = rand(4);
+            for run in 0..=restarts {
+                let back: Vec<Option<u64>> = topic
+                    .iter()
+                    .map(|e| match e {
+                        Entry::Progress(f) => Some(*f),
+                        Entry::Data(_) => None,
+                    })
+                    .collect();
+                let mut p = Partition::new(Resume::read_back(back));
+                // How far this run gets (the last one finishes), and where its complete
+                // frontier moves (each run's own timing).
+                let budget = if run == restarts { usize::MAX } else { rand(records.len() as u64 + 3) as usize };
+                let mut steps = 0;
+                let mut next = 0;
+                let last = records.last().map_or(0, |r| r.0 + 1);
+                'run: for t in 0..=last {
+                    // The frontier passes t: its records, then maybe a progress record.
+                    while next < records.len() && records[next].0 == t {
+                        if steps == budget {
+                            break 'run;
+                        }
+                        steps += 1;
+                        if p.take(t) {
+                            topic.push(Entry::Data(records[next].1));
+                        }
+                        next += 1;
+                    }
+                    let frontier = if t == last { u64::MAX } else { t + 1 };
+                    if (t == last || rand(2) == 0) && p.mark(frontier) {
+                        if steps == budget {
+                            break 'run;
+                        }
+                        steps += 1;
+                        topic.push(Entry::Progress(frontier));
+                    }
+                }
+            }
+            let data: Vec<usize> =
+                topic.iter().filter_map(|e| if let Entry::Data(i) = e { Some(*i) } else { None }).collect();
+            assert_eq!(data, (0..records.len()).collect::<Vec<_>>(), "{topic:?}");
+            let time = |e: &Entry| if let Entry::Data(j) = e { Some(records[*j].0) } else { None };
+            for (i, e) in topic.iter().enumerate() {
+                if let Entry::Progress(f) = e {
+                    assert!(topic[..i].iter().filter_map(time).all(|t| t < *f), "{topic:?}");
+                    assert!(topic[i..].iter().filter_map(time).all(|t| t >= *f), "{topic:?}");
+                }
+            }
+            assert_eq!(topic.last(), Some(&Entry::Progress(u64::MAX)));
+        }
+    }
+
+    /// Partitions are FNV-1a of the key bytes: stable across runs, platforms and versions
+    /// (a restart must find each key where it was).
+    #[test]
+    fn partitions_are_stable() {
+        assert_eq!(partition_of(b"", 7), (0xcbf2_9ce4_8422_2325u64 % 7) as i32);
+        assert_eq!(partition_of(b"{\"item_id\":1}", 1), 0);
+        let spread: std::collections::BTreeSet<i32> =
+            (0..100).map(|i| partition_of(format!("{i}").as_bytes(), 4)).collect();
+        assert_eq!(spread.len(), 4);
+    }
 }
