@@ -90,7 +90,10 @@ pub fn summary(cfg: &RunConfig, r: &RunReport) -> String {
         cfg.outputs.len(),
         cfg.sink.name(),
         cfg.envelope.name(),
-        cfg.out_dir.display(),
+        match &cfg.sink_kafka {
+            Some(prefix) => format!("topics {prefix}.<output>"),
+            None => cfg.out_dir.display().to_string(),
+        },
         r.rows_written,
         r.write_time.as_secs_f64()
     );
