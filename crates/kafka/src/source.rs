@@ -129,6 +129,10 @@ impl KafkaReader {
             .set("enable.partition.eof", "false")
             // A followed partition's new messages arrive within this (the latency floor).
             .set("fetch.wait.max.ms", "20")
+            // librdkafka stops fetching a partition for this long once its local queue is
+            // past `queued.min.messages` (default 1 s): the run empties that queue in a
+            // fraction of it and then sat idle (1 M events from a topic: 4.09 → 2.08 s).
+            .set("fetch.queue.backoff.ms", "10")
             .create_with_context(Errors::default())
             .map_err(|e| explain(url, "cannot create a consumer", e))?;
         let partitions = partition_count(&consumer, url)?;
