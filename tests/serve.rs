@@ -454,7 +454,10 @@ fn bad_requests_get_json_errors() {
     assert_eq!(server.get("/readyz").0, 503);
     assert_eq!(server.get("/v1/items/1").0, 503);
     let events = lines_of(Path::new("data/events.csv"));
-    std::fs::write(&file, events[..4000].join("\n") + "\n").unwrap();
+    // Appended, never rewritten: a followed file rewritten in place is an error by design.
+    let mut f = std::fs::OpenOptions::new().append(true).open(&file).unwrap();
+    f.write_all((events[1..4000].join("\n") + "\n").as_bytes()).unwrap();
+    drop(f);
     let ready = Instant::now();
     while server.get("/readyz").0 != 200 {
         assert!(ready.elapsed() < Duration::from_secs(60), "never ready");
