@@ -46,8 +46,11 @@ pub const I2I_GAP_MS: u64 = 30 * MINUTE_MS;
 /// below it, and a bot-like burst costs at most this many neighbours per interaction.
 pub const I2I_LATEST: usize = 20;
 
-/// `(scene, [(neighbor, users)])`: the scene's top-n list of an item, ranked.
-pub type Neighbors = (Scene, Vec<(ItemId, i64)>);
+/// `(scene, list)`: the scene's top-n list of an item, ranked, as written
+/// ([`format_scored`]: `b:users …`). Formatted once, when the list changes: the operator
+/// keeps it as its last output, so the retraction of a list that moves on is the text
+/// already made, not formatted again.
+pub type Neighbors = (Scene, String);
 
 pub fn recall_i2i<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (ItemId, Neighbors)> {
     let epoch_ms = p.params.epoch_ms;
@@ -64,7 +67,7 @@ pub fn recall_i2i<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (ItemId, Neig
     // Every scene ranks the same way (users desc, b asc): rank once for the longest list.
     let longest = |rules: &[Rule]| i2i_rules(rules).map(|(_, rule)| rule.top_n as usize).max().unwrap_or(0);
     co_users.top_counts(online, p.rules.clone(), "RecallI2i", longest, |_a, top: &[(ItemId, i64)], rules: &[Rule], out| {
-        out.extend(i2i_rules(rules).map(|(scene, rule)| (scene, top[..top.len().min(rule.top_n as usize)].to_vec())));
+        out.extend(i2i_rules(rules).map(|(scene, rule)| (scene, format_scored(&top[..top.len().min(rule.top_n as usize)]))));
     })
 }
 
@@ -73,7 +76,7 @@ pub fn recall_i2i<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (ItemId, Neig
 pub type Row = (Scene, ItemId, String);
 
 pub fn as_row((a, (scene, list)): (ItemId, Neighbors)) -> Row {
-    (scene, a, format_scored(&list))
+    (scene, a, list)
 }
 
 pub fn schema() -> Schema<Row> {

@@ -192,12 +192,16 @@ impl<K: Hash + Eq + Ord + Copy, O> Ranked<K, O> {
             let old = at.map_or(0, |i| self.best[i].0 .0);
             let new = old + r;
             if new >= 0 {
-                if let Some(i) = at {
-                    self.best.remove(i);
-                }
-                if new > 0 {
-                    self.insert((Reverse(new), v));
-                    self.shorten(n);
+                match at {
+                    Some(i) if new > 0 => self.reposition(i, (Reverse(new), v)),
+                    Some(i) => {
+                        self.best.remove(i);
+                    }
+                    None if new > 0 => {
+                        self.insert((Reverse(new), v));
+                        self.shorten(n);
+                    }
+                    None => {}
                 }
                 return;
             }
@@ -214,15 +218,35 @@ impl<K: Hash + Eq + Ord + Copy, O> Ranked<K, O> {
         if new < 0 {
             *negatives += 1;
         }
-        if old > 0 {
-            if let Ok(i) = self.best.binary_search(&(Reverse(old), v)) {
+        let key = (Reverse(new), v);
+        let ranks = new > 0 && rest.floor.is_none_or(|floor| key < floor);
+        let at = if old > 0 { self.best.binary_search(&(Reverse(old), v)).ok() } else { None };
+        match at {
+            Some(i) if ranks => self.reposition(i, key),
+            Some(i) => {
                 self.best.remove(i);
             }
+            None if ranks => {
+                self.insert(key);
+                self.shorten(n);
+            }
+            None => {}
         }
-        let key = (Reverse(new), v);
-        if new > 0 && rest.floor.is_none_or(|floor| key < floor) {
-            self.insert(key);
-            self.shorten(n);
+    }
+
+    /// Gives the member at `i` the rank key `key` (its value's new count) and moves it to
+    /// its place: a count moves by one at a time, so only the members it passes move
+    /// (removing and inserting again moved everything after either place).
+    fn reposition(&mut self, i: usize, key: (Reverse<i64>, K)) {
+        let best = &mut self.best[..];
+        if key < best[i] {
+            let j = best[..i].partition_point(|e| *e < key);
+            best[j..=i].rotate_right(1);
+            best[j] = key;
+        } else {
+            let j = i + best[i + 1..].partition_point(|e| *e < key);
+            best[i..=j].rotate_left(1);
+            best[j] = key;
         }
     }
 
