@@ -87,7 +87,7 @@ where
             .inner
             .exchange(|((k, _), _, _): &((K, V), T, R)| k.hashed())
             .map(|((k, v), t, r)| (Keyed::<K, V, R, C, ()>::Data(k, v, r), t, ()));
-        let config_updates = config.inner.broadcast().map(|(c, t, r)| (Keyed::Config(c, r), t, ()));
+        let config_updates = config.inner.broadcast().map(|(c, t, r)| (Keyed::Config(Box::new(c), r), t, ()));
         let updates = data.concat(config_updates).as_collection();
         let mut groups = Groups::new(name);
         let mut config = Config::default();
@@ -95,7 +95,7 @@ where
             for (update, ()) in updates.drain(..) {
                 match update {
                     Keyed::Data(k, v, r) => groups.update(k, v, r),
-                    Keyed::Config(c, r) => config.update(c, r),
+                    Keyed::Config(c, r) => config.update(*c, r),
                     Keyed::Table(..) => unreachable!("no table"),
                 }
             }

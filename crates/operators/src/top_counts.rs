@@ -72,7 +72,7 @@ where
             .inner
             .exchange(|((k, _), _, _): &((K, K), T, isize)| k.hashed())
             .map(|((k, v), t, r)| (Keyed::Data(k, v, r), t, ()));
-        let config = config.inner.broadcast().map(|(c, t, r)| (Keyed::Config(c, r), t, ()));
+        let config = config.inner.broadcast().map(|(c, t, r)| (Keyed::Config(Box::new(c), r), t, ()));
         let allowed = allowed.inner.broadcast().map(|(k, t, r)| (Keyed::Table(k, r), t, ()));
         let updates = data.concat(config).concat(allowed).as_collection();
         let mut state: FxHashMap<K, Ranked<K, O>> = FxHashMap::default();
@@ -93,7 +93,7 @@ where
             for (update, ()) in updates.drain(..) {
                 match update {
                     Keyed::Data(k, v, r) => data.push((k, v, r as i64)),
-                    Keyed::Config(c, r) => config.update(c, r),
+                    Keyed::Config(c, r) => config.update(*c, r),
                     Keyed::Table(k, r) => {
                         let count = allowed.entry(k).or_default();
                         flipped.entry(k).or_insert(*count > 0);
