@@ -61,67 +61,166 @@ where
     F: FnMut(&T, &mut Vec<(D, R)>, &mut Vec<(D2, R2)>) -> W + 'static,
     W: Wake<T>,
 {
+    // The updates of the next time to finish, gathered until it is complete.
+    let mut gathered: Vec<(D, R)> = Vec::new();
+    by_complete_time_absorbing(input, name, pact, move |step| match step {
+        Step::Absorb(_, updates) => {
+            gathered.append(updates);
+            None
+        }
+        Step::Finish(time, out) => {
+            let wake = apply(time, &mut gathered, out).wake();
+            gathered.clear();
+            wake
+        }
+    })
+}
+
+/// What [`by_complete_time_absorbing`] asks of its operator.
+pub enum Step<'a, T, D, R, D2, R2> {
+    /// Updates at `time`, the next time to be finished (in any number of calls, each
+    /// before that time is finished); the operator takes them out of the vector.
+    Absorb(&'a T, &'a mut Vec<(D, R)>),
+    /// Every update at `time` was absorbed: push its output, and return `Some` of a later
+    /// time to be finished at even if no update arrives for it.
+    Finish(&'a T, &'a mut Vec<(D2, R2)>),
+}
+
+/// [`by_complete_time`] for an operator that folds a time's updates into its state as
+/// they arrive, so they are not buffered until the time is complete: updates at the
+/// earliest time still open (the input frontier), when every earlier time is finished,
+/// go to `step(Absorb)` at once; updates at later times wait by time, as in
+/// `by_complete_time`, and are absorbed when their time comes. Once the frontier passes a
+/// time, `step(Finish)` makes its output. The state the operator reads when finishing a
+/// time is exactly that of the updates at it and before.
+pub fn by_complete_time_absorbing<'s, T, D, R, D2, R2, P, F>(
+    input: VecCollection<'s, T, D, R>,
+    name: &str,
+    pact: P,
+    mut step: F,
+) -> VecCollection<'s, T, D2, R2>
+where
+    T: TotalTime,
+    D: Clone + 'static,
+    R: Clone + 'static,
+    D2: Clone + 'static,
+    R2: Clone + 'static,
+    P: ParallelizationContract<T, Vec<(D, T, R)>>,
+    F: FnMut(Step<'_, T, D, R, D2, R2>) -> Option<T> + 'static,
+{
     let scope = input.inner.scope();
     input
         .inner
         .unary_frontier(pact, name, move |_, info| {
             let activator = scope.activator_for(info.address);
+            // Updates at times after `open` (or all of them, while earlier times wait to
+            // be finished), by time; a time may be present with no updates (a wake).
             let mut pending: BTreeMap<T, Vec<(D, R)>> = BTreeMap::new();
+            // The time whose updates are (partly) absorbed and not yet finished: before
+            // every pending time.
+            let mut open: Option<T> = None;
             let mut held: Option<Capability<T>> = None;
             let mut out: Vec<(D2, R2)> = Vec::new();
             let mut buffer: Vec<(D, R)> = Vec::new();
             move |(input, frontier), output| {
+                // Every update still to arrive is at or after the frontier (those in
+                // flight included), so the times before it are complete.
+                let least = frontier.frontier().first().cloned();
+                let complete = |t: &T| least.as_ref().is_none_or(|least| t < least);
+                let mut yielded = false;
+                if let Some(cap) = held.as_mut() {
+                    // All complete times' output leaves in one session at the held
+                    // capability (no later than any of them; each record carries its own
+                    // time), not in a message per time: a replay with thousands of times
+                    // per step would otherwise queue a mostly empty buffer per time.
+                    let mut session = output.session(&*cap);
+                    let mut emitted = 0;
+                    loop {
+                        let Some(time) = open.clone().or_else(|| pending.keys().next().cloned()) else { break };
+                        if !complete(&time) {
+                            break;
+                        }
+                        if emitted >= STEP_OUTPUT {
+                            activator.activate();
+                            yielded = true;
+                            break;
+                        }
+                        if let Some(mut updates) = pending.remove(&time) {
+                            step(Step::Absorb(&time, &mut updates));
+                        }
+                        open = None;
+                        if let Some(wake) = step(Step::Finish(&time, &mut out)).filter(|wake| *wake > time) {
+                            pending.entry(wake).or_default();
+                        }
+                        emitted += out.len();
+                        session.give_iterator(out.drain(..).map(|(d, r)| (d, time.clone(), r)));
+                    }
+                }
+                // The frontier's time is absorbed as it arrives once every time before it
+                // is finished (its earlier arrivals first).
+                let absorbing = least.clone().filter(|least| {
+                    !yielded
+                        && open.as_ref().is_none_or(|o| o == least)
+                        && pending.keys().next().is_none_or(|p| p >= least)
+                });
+                if let Some(least) = absorbing.as_ref() {
+                    if let Some(mut updates) = pending.remove(least) {
+                        step(Step::Absorb(least, &mut updates));
+                        open = Some(least.clone());
+                    }
+                }
                 input.for_each(|cap, data| {
                     if let Some(cap) = cap.retain_least(0) {
                         if held.as_ref().is_none_or(|h| cap.time() < h.time()) {
                             held = Some(cap);
                         }
                     }
-                    // Messages mostly hold one time: one map probe per run of equal times.
+                    // Messages mostly hold one time: one decision per run of equal times.
                     let mut run: Option<T> = None;
                     for (d, t, r) in data.drain(..) {
                         if run.as_ref() != Some(&t) {
                             if let Some(rt) = run.take() {
-                                pending.entry(rt).or_default().append(&mut buffer);
+                                place(rt, &mut buffer, &absorbing, &mut open, &mut pending, &mut step);
                             }
                             run = Some(t);
                         }
                         buffer.push((d, r));
                     }
                     if let Some(rt) = run {
-                        pending.entry(rt).or_default().append(&mut buffer);
+                        place(rt, &mut buffer, &absorbing, &mut open, &mut pending, &mut step);
                     }
                 });
-                let Some(cap) = held.as_mut() else { return };
-                // All complete times' output leaves in one session at the held capability
-                // (no later than any of them; each record carries its own time), not in a
-                // message per time: a replay with thousands of times per step would
-                // otherwise queue a mostly empty buffer per time between operators.
-                let mut session = output.session(&*cap);
-                let mut emitted = 0;
-                while let Some(entry) = pending.first_entry() {
-                    if frontier.less_equal(entry.key()) {
-                        break;
+                // Hold no earlier time than the open and pending updates need, or the
+                // output frontier would lag behind the input's.
+                if let Some(cap) = held.as_mut() {
+                    match open.as_ref().or_else(|| pending.keys().next()) {
+                        Some(t) => cap.downgrade(t),
+                        None => held = None,
                     }
-                    if emitted >= STEP_OUTPUT {
-                        activator.activate();
-                        break;
-                    }
-                    let (time, mut batch) = entry.remove_entry();
-                    if let Some(wake) = apply(&time, &mut batch, &mut out).wake().filter(|wake| *wake > time) {
-                        pending.entry(wake).or_default();
-                    }
-                    emitted += out.len();
-                    session.give_iterator(out.drain(..).map(|(d, r)| (d, time.clone(), r)));
-                }
-                drop(session);
-                // Hold no earlier time than the pending updates need, or the output
-                // frontier would lag behind the input's.
-                match pending.keys().next() {
-                    Some(t) => cap.downgrade(t),
-                    None => held = None,
                 }
             }
         })
         .as_collection()
+}
+
+/// Hands `buffer` (updates at `time`) to `step` when `time` is being absorbed, else keeps
+/// it pending.
+fn place<T, D, R, D2, R2, F>(
+    time: T,
+    buffer: &mut Vec<(D, R)>,
+    absorbing: &Option<T>,
+    open: &mut Option<T>,
+    pending: &mut BTreeMap<T, Vec<(D, R)>>,
+    step: &mut F,
+) where
+    T: TotalTime,
+    F: FnMut(Step<'_, T, D, R, D2, R2>) -> Option<T>,
+{
+    if absorbing.as_ref() == Some(&time) {
+        step(Step::Absorb(&time, buffer));
+        buffer.clear();
+        *open = Some(time);
+    } else {
+        pending.entry(time).or_default().append(buffer);
+    }
 }

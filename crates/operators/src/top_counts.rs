@@ -10,7 +10,7 @@ use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::vec::{Broadcast, Map};
 use timely::dataflow::operators::{Concat, Exchange as _};
 
-use crate::complete::by_complete_time;
+use crate::complete::{by_complete_time_absorbing, Step};
 use crate::keyed::{only_in, replace_output, Config, Keyed};
 use crate::negative;
 use crate::small_map::SmallMap;
@@ -89,29 +89,30 @@ where
         let mut n = 0usize;
         let name = name.to_string();
         let mut negatives = 0u64;
-        by_complete_time(updates, &name.clone(), Pipeline, move |_time, updates, out| {
-            for (update, ()) in updates.drain(..) {
-                match update {
-                    Keyed::Data(k, v, r) => data.push((k, v, r as i64)),
-                    Keyed::Config(c, r) => config.update(*c, r),
-                    Keyed::Table(k, r) => {
-                        let count = allowed.entry(k).or_default();
-                        flipped.entry(k).or_insert(*count > 0);
-                        *count += r;
+        by_complete_time_absorbing(updates, &name.clone(), Pipeline, move |step| {
+            let out = match step {
+                Step::Absorb(_, updates) => {
+                    for (update, ()) in updates.drain(..) {
+                        match update {
+                            Keyed::Data(k, v, r) => data.push((k, v, r as i64)),
+                            Keyed::Config(c, r) => config.update(*c, r),
+                            Keyed::Table(k, r) => {
+                                let count = allowed.entry(k).or_default();
+                                flipped.entry(k).or_insert(*count > 0);
+                                *count += r;
+                            }
+                        }
                     }
+                    // Counts move as the time's updates arrive, a chunk at a time: the
+                    // time's updates are not all held until it completes.
+                    if data.len() >= ABSORB_CHUNK {
+                        add_counts(&mut data, &mut state, &mut touched, n, &mut negatives);
+                    }
+                    return None;
                 }
-            }
-            // One key at a time: its state is found once, and its counts stay in cache
-            // while its updates of this time are applied (a large state is cache misses).
-            data.sort_unstable_by(|(k1, v1, _), (k2, v2, _)| (k1, v1).cmp(&(k2, v2)));
-            for run in data.chunk_by(|(k1, _, _), (k2, _, _)| k1 == k2) {
-                let ranked = state.entry(run[0].0).or_default();
-                for &(_, v, r) in run {
-                    ranked.add(v, r, n, &mut negatives);
-                }
-                touched.push(run[0].0);
-            }
-            data.clear();
+                Step::Finish(_, out) => out,
+            };
+            add_counts(&mut data, &mut state, &mut touched, n, &mut negatives);
             for (k, was) in flipped.drain() {
                 let now = allowed.get(&k).is_some_and(|r| *r > 0);
                 if allowed.get(&k) == Some(&0) {
@@ -148,8 +149,34 @@ where
                 }
             }
             negative::report(&name, std::mem::take(&mut negatives));
+            None
         })
     }
+}
+
+/// Pair updates [`TopCounts`] applies at once: a time's updates are applied in chunks of
+/// this many as they arrive (24 bytes each).
+const ABSORB_CHUNK: usize = 1 << 20;
+
+/// Applies `data` (then empty) to the keys' counts, one key at a time: its state is found
+/// once, and its counts stay in cache while its updates are applied (a large state is
+/// cache misses); the keys go to `touched`.
+fn add_counts<K: Hash + Eq + Ord + Copy, O>(
+    data: &mut Vec<(K, K, i64)>,
+    state: &mut FxHashMap<K, Ranked<K, O>>,
+    touched: &mut Vec<K>,
+    n: usize,
+    negatives: &mut u64,
+) {
+    data.sort_unstable_by(|(k1, v1, _), (k2, v2, _)| (k1, v1).cmp(&(k2, v2)));
+    for run in data.chunk_by(|(k1, _, _), (k2, _, _)| k1 == k2) {
+        let ranked = state.entry(run[0].0).or_default();
+        for &(_, v, r) in run {
+            ranked.add(v, r, n, negatives);
+        }
+        touched.push(run[0].0);
+    }
+    data.clear();
 }
 
 /// The state of a key of [`TopCounts`]: its best values kept ranked, and when it has
