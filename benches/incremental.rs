@@ -13,12 +13,13 @@
 //!
 //! In-process: the dataflows of `shopflow run` (platform layer, the chosen outputs, csv
 //! sinks into `bench-data/`) are built on timely workers and loaded with the dataset's
-//! first N − 11 101 rows (UserBehavior, cached under `bench-data/`), epoch by epoch, each
-//! row at its own epoch; each batch then takes
-//! the next held-out rows, at the next epoch, and is timed from insertion until every
-//! output has passed that epoch (written). The batch baseline (`benches/batch/`) is a plain
+//! first N − 55 505 rows (UserBehavior, cached under `bench-data/`), epoch by epoch, each
+//! row at its own epoch. Then five rounds, each of every batch size and a category move:
+//! a batch takes the next held-out rows, at the next epoch, and is timed from insertion
+//! until every output has passed that epoch (written); the table shows the median of the
+//! five. The batch baseline (`benches/batch/`) is a plain
 //! Rust program (hash maps, one pass, nothing written) computing the same outputs from
-//! scratch over the same N − 11 101 rows, at the last loaded epoch: the eight platform
+//! scratch over the same N − 55 505 rows, at the last loaded epoch: the eight platform
 //! outputs for `platform`; those plus the eleven case outputs for `all` (the case part is
 //! checked against the reference by `tests/cases.rs`). Results print as a Markdown table
 //! and are appended to `bench-data/incremental.csv`.
@@ -47,7 +48,11 @@ fn epoch_ms() -> u64 {
 }
 /// Batch sizes; the first, empty, batch times an epoch passing with no new events.
 const BATCHES: [usize; 5] = [0, 1, 100, 1_000, 10_000];
-const HELD_OUT: usize = 1 + 100 + 1_000 + 10_000;
+/// Each batch size (and the category move) is timed this many times, a round of every
+/// size after another; the median is reported (a single epoch's time moves with whatever
+/// else the machine does in those milliseconds).
+const ROUNDS: usize = 5;
+const HELD_OUT: usize = ROUNDS * (1 + 100 + 1_000 + 10_000);
 
 fn main() {
     let sizes: Vec<u64> =
@@ -204,36 +209,42 @@ fn incremental(rows: Arc<Vec<(Event, CategoryId)>>, state: usize, set: &str, wor
         let mut now = order.last().expect("rows").0 + epoch_ms();
         drop(order);
         let load = started.elapsed();
-        // Batches of held-out rows, each at the next epoch.
-        let mut batches = Vec::new();
-        let mut next = state;
-        for size in BATCHES {
-            let started = Instant::now();
-            for i in next..next + size {
-                if mine(i) {
-                    inputs.events.update_at(rows[i].0, now, 1);
-                }
-            }
-            next += size;
-            now += epoch_ms();
-            settle(&mut inputs, worker, now);
-            batches.push(started.elapsed());
-        }
-        // The hottest item moves to another category.
+        // Rounds of batches of held-out rows, each at the next epoch, then the hottest
+        // item moving to another category.
         let mut counts: FxHashMap<ItemId, (usize, CategoryId)> = FxHashMap::default();
         for (e, c) in &rows[..state] {
             counts.entry(e.item).or_insert((0, *c)).0 += 1;
         }
         let (&hot, &(_, category)) = counts.iter().max_by_key(|(item, (n, _))| (*n, *item)).expect("rows");
-        let started = Instant::now();
-        if index == 0 {
-            inputs.catalog.update_at((hot, 1, Some(row(category + 1))), now, 1);
+        let mut batches = vec![Vec::new(); BATCHES.len()];
+        let mut moves = Vec::new();
+        let mut next = state;
+        for round in 0..ROUNDS {
+            for (size, times) in BATCHES.iter().zip(batches.iter_mut()) {
+                let started = Instant::now();
+                for i in next..next + size {
+                    if mine(i) {
+                        inputs.events.update_at(rows[i].0, now, 1);
+                    }
+                }
+                next += size;
+                now += epoch_ms();
+                settle(&mut inputs, worker, now);
+                times.push(started.elapsed());
+            }
+            // Each move is a new version of the item's row, in a category other than its last.
+            let started = Instant::now();
+            if index == 0 {
+                let to = category + 1 + (round as CategoryId % 2);
+                inputs.catalog.update_at((hot, 1 + round as u64, Some(row(to))), now, 1);
+            }
+            now += epoch_ms();
+            settle(&mut inputs, worker, now);
+            moves.push(started.elapsed());
         }
-        now += epoch_ms();
-        settle(&mut inputs, worker, now);
-        let category_move = started.elapsed();
         if index == 0 {
-            *result_w.lock().unwrap() = Some(Timings { load, batches, category_move });
+            let batches = batches.into_iter().map(median).collect();
+            *result_w.lock().unwrap() = Some(Timings { load, batches, category_move: median(moves) });
         }
         // Leave without draining the windows' future retractions (30 days of them).
         drop(inputs);
@@ -243,6 +254,12 @@ fn incremental(rows: Arc<Vec<(Event, CategoryId)>>, state: usize, set: &str, wor
     drop(guards);
     let timings = result.lock().unwrap().take().expect("worker 0 reported");
     timings
+}
+
+/// The median of `times` (the upper one of an even count).
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort_unstable();
+    times[times.len() / 2]
 }
 
 /// `f()` and the milliseconds it took.
