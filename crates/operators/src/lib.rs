@@ -16,7 +16,10 @@
 //! | [`Windowed`] | [`windows`] | nothing (a sliding window as retractions; period boundaries) |
 //!
 //! All but the first two are built on [`complete::by_complete_time`], which buffers
-//! updates until their time is complete and hands them over one time at a time, in order.
+//! updates until their time is complete and hands them over one time at a time, in order,
+//! or (`TopCounts`) on [`complete::by_complete_time_absorbing`], which hands the updates
+//! of the earliest open time over as they arrive and asks for that time's output once it
+//! is complete.
 //! [`rank`] is the one ranking rule (score desc, key asc) the top-k logics share;
 //! [`arrange`] arranges with its size accounted; [`small_map`] holds the many small
 //! per-key tables of a large state; [`negative`] is where an operator that
