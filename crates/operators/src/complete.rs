@@ -26,6 +26,11 @@ impl<T> Wake<T> for Option<T> {
     }
 }
 
+/// What the operators below hold and move: owned, clonable values (the data and difference
+/// types of their input and output, as one tuple).
+pub trait Owned: Clone + 'static {}
+impl<X: Clone + 'static> Owned for X {}
+
 /// Updates one activation of [`by_complete_time`] emits before it yields (it finishes
 /// the time it is in).
 pub const STEP_OUTPUT: usize = 1 << 20;
@@ -53,10 +58,7 @@ pub fn by_complete_time<'s, T, D, R, D2, R2, P, F, W>(
 ) -> VecCollection<'s, T, D2, R2>
 where
     T: TotalTime,
-    D: Clone + 'static,
-    R: Clone + 'static,
-    D2: Clone + 'static,
-    R2: Clone + 'static,
+    (D, R, D2, R2): Owned,
     P: ParallelizationContract<T, Vec<(D, T, R)>>,
     F: FnMut(&T, &mut Vec<(D, R)>, &mut Vec<(D2, R2)>) -> W + 'static,
     W: Wake<T>,
@@ -101,10 +103,7 @@ pub fn by_complete_time_absorbing<'s, T, D, R, D2, R2, P, F>(
 ) -> VecCollection<'s, T, D2, R2>
 where
     T: TotalTime,
-    D: Clone + 'static,
-    R: Clone + 'static,
-    D2: Clone + 'static,
-    R2: Clone + 'static,
+    (D, R, D2, R2): Owned,
     P: ParallelizationContract<T, Vec<(D, T, R)>>,
     F: FnMut(Step<'_, T, D, R, D2, R2>) -> Option<T> + 'static,
 {
