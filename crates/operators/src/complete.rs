@@ -50,18 +50,14 @@ pub const STEP_OUTPUT: usize = 1 << 20;
 /// returns `Some` of the next time it must be called at even if no update arrives for it
 /// (a time not after the current one is ignored); it holds that time like a pending
 /// update's. The others return `()`.
-pub fn by_complete_time<'s, T, D, R, D2, R2, P, F, W>(
+pub fn by_complete_time<'s, T: TotalTime, D, R, D2, R2, W: Wake<T>>(
     input: VecCollection<'s, T, D, R>,
     name: &str,
-    pact: P,
-    mut apply: F,
+    pact: impl ParallelizationContract<T, Vec<(D, T, R)>>,
+    mut apply: impl FnMut(&T, &mut Vec<(D, R)>, &mut Vec<(D2, R2)>) -> W + 'static,
 ) -> VecCollection<'s, T, D2, R2>
 where
-    T: TotalTime,
     (D, R, D2, R2): Owned,
-    P: ParallelizationContract<T, Vec<(D, T, R)>>,
-    F: FnMut(&T, &mut Vec<(D, R)>, &mut Vec<(D2, R2)>) -> W + 'static,
-    W: Wake<T>,
 {
     // The updates of the next time to finish, gathered until it is complete.
     let mut gathered: Vec<(D, R)> = Vec::new();
