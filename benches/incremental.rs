@@ -13,13 +13,14 @@
 //!
 //! In-process: the dataflows of `shopflow run` (platform layer, the chosen outputs, csv
 //! sinks into `bench-data/`) are built on timely workers and loaded with the dataset's
-//! first N − 55 505 rows (UserBehavior, cached under `bench-data/`), epoch by epoch, each
-//! row at its own epoch. Then five rounds, each of every batch size and a category move:
+//! first N − 11 101 × rounds rows (UserBehavior, cached under `bench-data/`), epoch by epoch, each
+//! row at its own epoch. Then five rounds (fewer when the dataset is small: at most half of
+//! it is held out), each of every batch size and a category move:
 //! a batch takes the next held-out rows, at the next epoch, and is timed from insertion
 //! until every output has passed that epoch (written); the table shows the median of the
-//! five. The batch baseline (`benches/batch/`) is a plain
+//! rounds. The batch baseline (`benches/batch/`) is a plain
 //! Rust program (hash maps, one pass, nothing written) computing the same outputs from
-//! scratch over the same N − 55 505 rows, at the last loaded epoch: the eight platform
+//! scratch over the same rows, at the last loaded epoch: the eight platform
 //! outputs for `platform`; those plus the eleven case outputs for `all` (the case part is
 //! checked against the reference by `tests/cases.rs`). Results print as a Markdown table
 //! and are appended to `bench-data/incremental.csv`.
@@ -50,9 +51,11 @@ fn epoch_ms() -> u64 {
 const BATCHES: [usize; 5] = [0, 1, 100, 1_000, 10_000];
 /// Each batch size (and the category move) is timed this many times, a round of every
 /// size after another; the median is reported (a single epoch's time moves with whatever
-/// else the machine does in those milliseconds).
+/// else the machine does in those milliseconds). A dataset too small to hold out that many
+/// rounds and keep half its rows as the state gets fewer (at least one).
 const ROUNDS: usize = 5;
-const HELD_OUT: usize = ROUNDS * (1 + 100 + 1_000 + 10_000);
+/// The held-out rows of one round.
+const ROUND_ROWS: usize = 1 + 100 + 1_000 + 10_000;
 
 fn main() {
     let sizes: Vec<u64> =
@@ -76,13 +79,14 @@ fn main() {
     );
     for &n in &sizes {
         let rows = Arc::new(read_rows(&dataset(n)));
-        let state = rows.len() - HELD_OUT;
+        let rounds = (rows.len() / 2 / ROUND_ROWS).clamp(1, ROUNDS);
+        let state = rows.len().checked_sub(rounds * ROUND_ROWS).expect("a dataset larger than one round of batches");
         let (platform_ms, platform_rows) = timed(|| batch::platform(&rows[..state]));
         let (cases_ms, case_rows) =
             if sets.iter().any(|s| s == "all") { batch_cases(&rows[..state]) } else { (0.0, 0) };
         for set in &sets {
             for &w in &workers {
-                let r = incremental(rows.clone(), state, set, w);
+                let r = incremental(rows.clone(), state, rounds, set, w);
                 // load s, then ms: each batch, the move; the batch recompute (platform, all).
                 let mut values = vec![r.load.as_secs_f64()];
                 values.extend(r.batches.iter().chain([&r.category_move]).map(|d| d.as_secs_f64() * 1000.0));
@@ -144,7 +148,7 @@ fn catalog_row(category: CategoryId) -> CatalogRow {
 
 /// Loads `rows[..state]` into the dataflows of `set` on `workers` workers, then times each
 /// batch of held-out rows and a category move (worker 0's clock).
-fn incremental(rows: Arc<Vec<(Event, CategoryId)>>, state: usize, set: &str, workers: usize) -> Timings {
+fn incremental(rows: Arc<Vec<(Event, CategoryId)>>, state: usize, rounds: usize, set: &str, workers: usize) -> Timings {
     let outputs: Vec<String> = match set {
         "platform" => PLATFORM_OUTPUTS.split(',').map(String::from).collect(),
         "all" => dataflows::ALL.iter().map(|s| s.to_string()).collect(),
@@ -219,7 +223,7 @@ fn incremental(rows: Arc<Vec<(Event, CategoryId)>>, state: usize, set: &str, wor
         let mut batches = vec![Vec::new(); BATCHES.len()];
         let mut moves = Vec::new();
         let mut next = state;
-        for round in 0..ROUNDS {
+        for round in 0..rounds {
             for (size, times) in BATCHES.iter().zip(batches.iter_mut()) {
                 let started = Instant::now();
                 for i in next..next + size {
