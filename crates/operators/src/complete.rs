@@ -219,3 +219,91 @@ fn place<T, D, R, D2, R2, F>(
         pending.entry(time).or_default().append(buffer);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    use differential_dataflow::input::Input;
+    use rand::{RngExt, SeedableRng};
+    use rand_pcg::Pcg64Mcg;
+    use timely::dataflow::channels::pact::Exchange;
+    use timely::dataflow::ProbeHandle;
+
+    use super::{by_complete_time_absorbing, Step};
+
+    /// On three workers, with updates sent at the current time and at later ones: every
+    /// update is absorbed at its own time, a time is absorbed only while it is the open
+    /// one (every earlier time finished), and its output is made once, after all of its
+    /// updates were absorbed.
+    #[test]
+    fn absorbs_each_time_whole_before_finishing_it() {
+        for seed in 0..4u64 {
+            let finished: Arc<Mutex<BTreeMap<u64, i64>>> = Arc::default();
+            let sent: Arc<Mutex<BTreeMap<u64, i64>>> = Arc::default();
+            let (finished_w, sent_w) = (finished.clone(), sent.clone());
+            timely::execute(timely::Config::process(3), move |worker| {
+                let index = worker.index() as u64;
+                let mut rng = Pcg64Mcg::seed_from_u64(seed * 10 + index);
+                let probe = ProbeHandle::new();
+                let finished = finished_w.clone();
+                let mut input = worker.dataflow::<u64, _, _>(|scope| {
+                    let (input, updates) = scope.new_collection::<u64, isize>();
+                    // Per operator: the open time, what it absorbed of it, the last finished.
+                    let mut open: Option<u64> = None;
+                    let mut absorbed = 0i64;
+                    let mut last: Option<u64> = None;
+                    by_complete_time_absorbing(
+                        updates,
+                        "Absorbing",
+                        Exchange::new(|(d, _, _): &(u64, u64, isize)| *d),
+                        move |step| {
+                            match step {
+                                Step::Absorb(time, updates) => {
+                                    assert!(last.is_none_or(|l| *time > l), "absorbed {time} after finishing {last:?}");
+                                    assert!(open.is_none_or(|o| o == *time), "absorbed {time} while {open:?} was open");
+                                    open = Some(*time);
+                                    absorbed += updates.drain(..).map(|(_, r)| r as i64).sum::<i64>();
+                                }
+                                Step::Finish(time, out) => {
+                                    assert!(open.is_none_or(|o| o == *time), "finished {time} while {open:?} was open");
+                                    assert!(last.is_none_or(|l| *time > l), "finished {time} after {last:?}");
+                                    out.push((*time, std::mem::take(&mut absorbed) as isize));
+                                    open = None;
+                                    last = Some(*time);
+                                }
+                            }
+                            None
+                        },
+                    )
+                    .inspect(move |(t, time, n): &(u64, u64, isize)| {
+                        assert_eq!(t, time);
+                        *finished.lock().unwrap().entry(*t).or_default() += *n as i64;
+                    })
+                    .probe_with(&probe);
+                    input
+                });
+                for t in 0..40u64 {
+                    for _ in 0..rng.random_range(0..30) {
+                        let at = t + if rng.random_bool(0.3) { rng.random_range(1..5) } else { 0 };
+                        let d = rng.random_range(0..50u64);
+                        input.update_at(d, at, 1);
+                        *sent_w.lock().unwrap().entry(at).or_default() += 1;
+                    }
+                    input.advance_to(t + 1);
+                    input.flush();
+                    if rng.random_bool(0.5) {
+                        worker.step_while(|| probe.less_than(&(t + 1)));
+                    }
+                }
+                drop(input);
+                worker.step_while(|| !probe.done());
+            })
+            .expect("timely runs");
+            let finished = finished.lock().unwrap().clone();
+            let sent = sent.lock().unwrap().clone();
+            assert_eq!(finished.into_iter().filter(|(_, n)| *n != 0).collect::<BTreeMap<_, _>>(), sent, "seed {seed}");
+        }
+    }
+}
