@@ -247,6 +247,7 @@ fn incremental(rows: Arc<Vec<(Event, CategoryId)>>, state: usize, rounds: usize,
             moves.push(started.elapsed());
         }
         if index == 0 {
+            let median = |mut times: Vec<Duration>| common::quantile(&mut times, 0.5).expect("a round");
             let batches = batches.into_iter().map(median).collect();
             *result_w.lock().unwrap() = Some(Timings { load, batches, category_move: median(moves) });
         }
@@ -258,12 +259,6 @@ fn incremental(rows: Arc<Vec<(Event, CategoryId)>>, state: usize, rounds: usize,
     drop(guards);
     let timings = result.lock().unwrap().take().expect("worker 0 reported");
     timings
-}
-
-/// The median of `times` (the upper one of an even count).
-fn median(mut times: Vec<Duration>) -> Duration {
-    times.sort_unstable();
-    times[times.len() / 2]
 }
 
 /// `f()` and the milliseconds it took.

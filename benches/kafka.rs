@@ -25,27 +25,19 @@ mod common;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use common::{dataset, env_or, run_measured, History, Identity, BIN, PLATFORM_OUTPUTS};
+use common::{dataset, env_or, quantile, run_measured, History, Identity, BIN, PLATFORM_OUTPUTS};
 use kafka::KafkaUrl;
+use platform::utc::now_ms;
 
 fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
-fn percentile(sorted: &[u64], p: f64) -> u64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+    quantile(&mut v, 0.5).expect("runs")
 }
 
 fn ok(args: &[&str]) {
     let status = Command::new(BIN).args(args).stdout(Stdio::null()).status().expect("shopflow runs");
     assert!(status.success(), "shopflow {args:?} failed");
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
 }
 
 fn main() {
@@ -199,7 +191,6 @@ fn latency(
         .filter(|(frontier, _)| *frontier >= first_ms + 3000 && *frontier != u64::MAX)
         .map(|(frontier, at)| at.saturating_sub(*frontier))
         .collect();
-    latencies.sort_unstable();
     println!(
         "\nlatency: paced producer {rate} events/s for {seconds} s ({sent} events), --follow run, 1 s epochs, \
          --lateness-ms 0, -w 2, Kafka sink; progress records of item_stats"
@@ -208,7 +199,8 @@ fn latency(
         println!("  no progress record after the first 3 s");
         return;
     }
-    let (p50, p99, max) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99), *latencies.last().unwrap());
+    let mut at = |q| quantile(&mut latencies, q).expect("samples");
+    let (p50, p99, max) = (at(0.5), at(0.99), at(1.0));
     println!("  produce -> output whole: p50 {p50} ms, p99 {p99} ms, max {max} ms ({} samples)", latencies.len());
     // Inside the run: from worker 0 moving its input frontier to every output having
     // written it (--latency-log).
@@ -221,12 +213,9 @@ fn latency(
         .filter_map(|(_, us)| us.parse::<u64>().ok())
         .map(|us| us / 1000)
         .collect();
-    inside.sort_unstable();
-    if !inside.is_empty() {
+    if let (Some(p50), Some(p99)) = (quantile(&mut inside, 0.5), quantile(&mut inside, 0.99)) {
         println!(
-            "  inside the run (input frontier moved -> outputs written): p50 {} ms, p99 {} ms ({} samples)",
-            percentile(&inside, 0.5),
-            percentile(&inside, 0.99),
+            "  inside the run (input frontier moved -> outputs written): p50 {p50} ms, p99 {p99} ms ({} samples)",
             inside.len()
         );
     }

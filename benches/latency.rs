@@ -171,8 +171,7 @@ fn percentiles(log: &str, data: &str) -> (usize, f64, f64, f64) {
             (t.parse::<u64>().ok()? <= last_ts).then(|| us.parse::<f64>().ok().map(|us| us / 1000.0))?
         })
         .collect();
-    v.sort_by(|a, b| a.total_cmp(b));
-    let at =
-        |q: f64| v.get(((v.len() as f64 * q) as usize).min(v.len().saturating_sub(1))).copied().unwrap_or(f64::NAN);
-    (v.len(), at(0.5), at(0.99), v.last().copied().unwrap_or(f64::NAN))
+    let mut at = |q: f64| common::quantile(&mut v, q).unwrap_or(f64::NAN);
+    let (p50, p99, max) = (at(0.5), at(0.99), at(1.0));
+    (v.len(), p50, p99, max)
 }

@@ -39,9 +39,12 @@ fn produce(url: &str, file: &Path, extra: &[&str]) {
 
 /// The records of a topic: `(partition, offset, key, value)` as printed by `kafka read`.
 fn records(url: &str) -> Vec<(u32, u64, String, String)> {
-    let o = ok(&["kafka", "read", url]);
-    String::from_utf8(o.stdout)
-        .unwrap()
+    parse_records(&ok(&["kafka", "read", url]))
+}
+
+/// The lines of a `kafka read` as records.
+fn parse_records(o: &Output) -> Vec<(u32, u64, String, String)> {
+    String::from_utf8_lossy(&o.stdout)
         .lines()
         .map(|l| {
             let mut f = l.splitn(4, '\t');
@@ -53,7 +56,11 @@ fn records(url: &str) -> Vec<(u32, u64, String, String)> {
 
 /// The data records (no progress records) as `(partition, key, value)`, in order.
 fn data_records(url: &str) -> Vec<(u32, String, String)> {
-    records(url).into_iter().filter(|r| r.2 != "\"__progress\"").map(|(p, _, k, v)| (p, k, v)).collect()
+    only_data(records(url))
+}
+
+fn only_data(records: Vec<(u32, u64, String, String)>) -> Vec<(u32, String, String)> {
+    records.into_iter().filter(|r| r.2 != "\"__progress\"").map(|(p, _, k, v)| (p, k, v)).collect()
 }
 
 /// Every file of `dir` but the run's bookkeeping (and `rejected.csv` unless `rejected`).
@@ -451,8 +458,8 @@ fn killed_runs_resume_without_duplicates() {
             if child.try_wait().unwrap().is_some() || started.elapsed() > Duration::from_secs(120) {
                 break;
             }
-            let topic_made = records_if_any(&watched);
-            if topic_made > before {
+            let written_now = records_if_any(&watched);
+            if written_now > before {
                 std::thread::sleep(Duration::from_millis(50 * k));
                 break;
             }
@@ -473,13 +480,13 @@ fn killed_runs_resume_without_duplicates() {
     }
 }
 
-/// The data records of a topic, 0 while it does not exist yet.
+/// The number of data records of a topic, 0 while it does not exist yet.
 fn records_if_any(url: &str) -> usize {
     let o = shopflow(&["kafka", "read", url]);
     if !o.status.success() {
         return 0;
     }
-    String::from_utf8_lossy(&o.stdout).lines().filter(|l| !l.contains("\"__progress\"")).count()
+    only_data(parse_records(&o)).len()
 }
 
 /// The outputs a run wrote (from its MANIFEST.json).

@@ -14,6 +14,13 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_shopflow");
 pub const PLATFORM_OUTPUTS: &str =
     "item_stats,category_stats,scene_stats,user_stats,category_top_items,user_top_categories,hourly_stats,untagged";
 
+/// The `q` quantile (0 ≤ q ≤ 1) of `values`, sorted here: the value at rank
+/// round((n − 1) · q), so the median of an odd count is its middle value. `None` when empty.
+pub fn quantile<T: Copy + PartialOrd>(values: &mut [T], q: f64) -> Option<T> {
+    values.sort_by(|a, b| a.partial_cmp(b).expect("comparable values"));
+    values.get(((values.len() as f64 - 1.0) * q).round() as usize).copied()
+}
+
 pub fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
 }

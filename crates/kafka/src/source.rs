@@ -307,9 +307,7 @@ impl KafkaReader {
                 let since = self.parts.iter().map(|p| p.last).max().map(|at| now.duration_since(at));
                 let clock = match (latest, since) {
                     (Some(ts), Some(since)) => ts.saturating_add(since.as_millis() as u64),
-                    _ => std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_millis() as u64),
+                    _ => platform::utc::now_ms(),
                 };
                 self.floor = self.floor.max(epoch_of(clock.saturating_sub(self.lateness_ms), self.epoch_ms));
             }
