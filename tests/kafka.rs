@@ -379,8 +379,8 @@ fn unreachable_broker_or_missing_topic_fails_clearly() {
 }
 
 /// A broker that goes away while a `--follow` run reads: the run fails (non-zero exit,
-/// the reason on stderr) instead of waiting forever, and what it wrote holds complete
-/// times only.
+/// the reason on stderr) instead of waiting forever, and leaves no partial output: its
+/// output files are removed and its manifest records the failure.
 #[test]
 fn a_broker_lost_mid_run_fails_the_run() {
     let dir = scratch("lost");
@@ -417,6 +417,14 @@ fn a_broker_lost_mid_run_fails_the_run() {
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
     assert!(!status.success(), "{err}");
     assert!(err.contains("went away") && !err.contains("panicked"), "{err}");
+    // A failed run leaves no output a reader could take for a result (src/manifest.rs):
+    // its files are removed and its manifest says it failed, and why.
+    let manifest: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.join("MANIFEST.json")).unwrap()).unwrap();
+    assert_eq!(manifest["status"], "failed", "{manifest}");
+    assert!(manifest["message"].as_str().is_some_and(|m| m.contains("went away")), "{manifest}");
+    let left: Vec<_> = fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(!out.join("item_stats.csv").exists(), "outputs left behind: {left:?}");
 }
 
 /// A run killed with SIGKILL at several points and restarted with the same command ends
