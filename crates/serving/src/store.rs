@@ -81,32 +81,46 @@ impl TableState {
         self.rows.get(key)
     }
 
-    /// Drops what no lookup at or after `horizon` needs.
-    fn expire(&mut self, horizon: Time) {
+    /// Takes the logged times at or before `horizon` off the log: their keys' undo
+    /// entries are then dropped by [`TableState::forget`], a chunk at a time.
+    fn expired(&mut self, horizon: Time) -> Vec<Arc<Vec<(Row, isize)>>> {
+        let mut expired = Vec::new();
         while self.log.front().is_some_and(|(t, _)| *t <= horizon) {
-            let (_, changes) = self.log.pop_front().expect("a logged time");
-            for (row, _) in changes.iter() {
-                let key = &row[..self.key.min(row.len())];
-                let Some(list) = self.undo.get_mut(key) else { continue };
-                while list.front().is_some_and(|(t, _)| *t <= horizon) {
-                    list.pop_front();
-                }
-                if list.is_empty() {
-                    self.undo.remove(key);
-                    if !self.rows.contains_key(key) {
-                        self.index.remove(key);
-                    }
+            expired.push(self.log.pop_front().expect("a logged time").1);
+        }
+        expired
+    }
+
+    /// Drops the undo entries at or before `horizon` of the keys of `rows` (changes of an
+    /// expired time): no lookup at or after `horizon` reads them.
+    fn forget(&mut self, horizon: Time, rows: &[(Row, isize)]) {
+        for (row, _) in rows {
+            let key = &row[..self.key.min(row.len())];
+            let Some(list) = self.undo.get_mut(key) else { continue };
+            while list.front().is_some_and(|(t, _)| *t <= horizon) {
+                list.pop_front();
+            }
+            if list.is_empty() {
+                self.undo.remove(key);
+                if !self.rows.contains_key(key) {
+                    self.index.remove(key);
                 }
             }
         }
     }
 
-    /// Applies one time's changes, sorted by row (so each key's rows are adjacent).
-    fn apply(&mut self, time: Time, rows: &[(Row, isize)]) {
+    /// Applies one time's changes, sorted by row (so each key's rows are adjacent), from
+    /// `rows[from]` on, at most [`CHUNK`] keys of them; returns where it stopped.
+    ///
+    /// A lookup between two chunks reads the same as before the time: it asks as of an
+    /// earlier time, and a key changed at `time` reads the row its undo entry keeps.
+    fn apply(&mut self, time: Time, rows: &[(Row, isize)], from: usize) -> usize {
         let width = self.key;
         let key_of = |row: &Row| -> std::ops::Range<usize> { 0..width.min(row.len()) };
-        let mut i = 0;
-        while i < rows.len() {
+        let mut i = from;
+        let mut keys = 0;
+        while i < rows.len() && keys < CHUNK {
+            keys += 1;
             let key = &rows[i].0[key_of(&rows[i].0)];
             // The row of the key that joined at `time`, if any (at most one per key).
             let mut joined = None;
@@ -133,8 +147,13 @@ impl TableState {
             self.undo.entry(key).or_default().push_back((time, before));
             i = j;
         }
+        i
     }
 }
+
+/// The most keys one hold of a table's write lock applies or expires: a lookup waits for
+/// one chunk at most, not for a whole time of changes (an hour's can be 10⁵ rows).
+const CHUNK: usize = 1024;
 
 impl Table {
     fn new(name: &'static str, columns: &'static [&'static str], key: usize) -> Table {
@@ -212,9 +231,10 @@ impl Table {
         let past = match since {
             Some(since) => state.log.iter().filter(|(t, _)| *t > since).cloned().collect(),
             None => {
+                // As of the last logged time: a time being applied is half in `rows`.
                 let at = state.log.back().map(|(t, _)| *t).unwrap_or(0);
                 let rows: Vec<(Row, isize)> =
-                    state.index.iter().filter_map(|k| state.rows.get(k)).map(|r| (r.clone(), 1)).collect();
+                    state.index.iter().filter_map(|k| state.get(k, at)).map(|r| (r.clone(), 1)).collect();
                 if rows.is_empty() {
                     Vec::new()
                 } else {
@@ -225,16 +245,30 @@ impl Table {
         (past, frontier, receiver)
     }
 
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, TableState> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Applies one complete time, [`CHUNK`] keys per hold of the write lock, then logs and
+    /// sends it, then drops what no lookup after `horizon` needs, a chunk at a time.
     fn apply(&self, time: Time, rows: Vec<(Row, isize)>, horizon: Option<Time>) {
-        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
-        state.apply(time, &rows);
-        let rows = Arc::new(rows);
-        state.log.push_back((time, rows.clone()));
-        if let Some(h) = horizon {
-            state.expire(h);
+        let mut from = 0;
+        while from < rows.len() {
+            from = self.write().apply(time, &rows, from);
         }
-        // Sent under the write lock, so a subscriber's copy and its stream do not overlap.
-        let _ = self.subscribers.send(Update::Changes(time, rows));
+        let rows = Arc::new(rows);
+        let expired = {
+            let mut state = self.write();
+            state.log.push_back((time, rows.clone()));
+            // Sent under the write lock, so a subscriber's copy and its stream do not overlap.
+            let _ = self.subscribers.send(Update::Changes(time, rows));
+            horizon.map(|h| state.expired(h)).unwrap_or_default()
+        };
+        for changes in expired {
+            for chunk in changes.chunks(CHUNK) {
+                self.write().forget(horizon.expect("a horizon"), chunk);
+            }
+        }
     }
 }
 
@@ -468,5 +502,73 @@ pub fn catalog_schema() -> Schema<(ItemId, CatalogRow)> {
                 Field::U(row.ad_bid_cents),
             ]
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(key: u64, value: u64) -> Row {
+        vec![Field::U(key), Field::U(value)].into()
+    }
+
+    /// One time's changes moving every key of `keys` from `from` to `to` (`from` 0: new).
+    fn changes(keys: u64, from: u64, to: u64) -> Vec<(Row, isize)> {
+        let mut rows = Vec::new();
+        for k in 0..keys {
+            if from > 0 {
+                rows.push((row(k, from), -1));
+            }
+            rows.push((row(k, to), 1));
+        }
+        rows.sort();
+        rows
+    }
+
+    /// A time applied a chunk at a time: between chunks every lookup and a new
+    /// subscription read the previous time whole; after the last, the new one.
+    #[test]
+    fn a_time_half_applied_reads_as_the_time_before() {
+        let keys = 3 * CHUNK as u64 + 7;
+        let table = Table::new("t", &["k", "v"], 1);
+        table.apply(1, changes(keys, 0, 10), None);
+        let second = changes(keys, 10, 20);
+        let mut from = 0;
+        let mut chunks = 0;
+        while from < second.len() {
+            from = table.write().apply(2, &second, from);
+            chunks += 1;
+            for k in 0..keys {
+                assert_eq!(table.get(&[Field::U(k)], 1), Some(row(k, 10)), "key {k} after chunk {chunks}");
+            }
+            let (past, _, _) = table.subscribe(None);
+            assert_eq!(past.len(), 1);
+            assert_eq!(past[0].0, 1);
+            assert_eq!(*past[0].1, changes(keys, 0, 10));
+        }
+        assert_eq!(chunks, 4, "3·CHUNK + 7 keys take four chunks");
+        for k in 0..keys {
+            assert_eq!(table.get(&[Field::U(k)], 2), Some(row(k, 20)));
+        }
+    }
+
+    /// Expiring in chunks drops every undo entry no retained time needs, and keeps the
+    /// ones it does.
+    #[test]
+    fn expiry_keeps_what_retained_times_read() {
+        let keys = 2 * CHUNK as u64 + 1;
+        let table = Table::new("t", &["k", "v"], 1);
+        table.apply(1, changes(keys, 0, 10), None);
+        table.apply(2, changes(keys, 10, 20), None);
+        table.apply(3, changes(keys, 20, 30), Some(1));
+        for k in 0..keys {
+            assert_eq!(table.get(&[Field::U(k)], 2), Some(row(k, 20)));
+            assert_eq!(table.get(&[Field::U(k)], 3), Some(row(k, 30)));
+        }
+        let state = table.read();
+        assert_eq!(state.log.len(), 2);
+        assert!(state.undo.values().all(|list| list.iter().all(|(t, _)| *t > 1)), "time 1's undo entries dropped");
+        assert_eq!(state.undo.len() as u64, keys);
     }
 }
