@@ -12,8 +12,10 @@
 //! `wrk` (Debian's package, installed by `.ci/run`) from the moment the server is ready
 //! for as long as the quiet run took after it was ready (at least 10 s), with random item ids of the dataset. The ingest
 //! rate of a run is its events over its wall time from start to the end of the input. The
-//! server's own `/metrics` tells how many lookups answered 200: early in a replay some ids
-//! are not seen yet (404; lookups all the same). Results print as a Markdown table and are
+//! server's own `/metrics` tells how many lookups answered 200 (early in a replay some ids
+//! are not seen yet: 404, lookups all the same) and how long they took in the handler
+//! ("server p99": the bucket of its latency histogram holding the 99th percentile; the
+//! client's p99 adds the network and the wait for a CPU). Results print as a Markdown table and are
 //! appended to `bench-data/serve.csv`.
 
 mod common;
@@ -84,8 +86,8 @@ impl Serving {
         self.agent.get(format!("{}{path}", self.base)).call().map(|r| r.status().as_u16()).unwrap_or(0)
     }
 
-    /// Requests the server answered 200 on `route` so far.
-    fn answered(&self, route: &str) -> f64 {
+    /// What the server's `/metrics` says of `route` so far.
+    fn counted(&self, route: &str) -> Counted {
         let text = self
             .agent
             .get(format!("{}/metrics", self.base))
@@ -94,8 +96,19 @@ impl Serving {
             .body_mut()
             .read_to_string()
             .unwrap();
-        let prefix = format!("shopflow_http_requests_total{{route=\"{route}\",status=\"200\"}}");
-        text.lines().find(|l| l.starts_with(&prefix)).and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap_or(0.0)
+        let value = |l: &str| -> f64 { l.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0.0) };
+        let ok = format!("shopflow_http_requests_total{{route=\"{route}\",status=\"200\"}}");
+        let bucket = format!("shopflow_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"");
+        Counted {
+            answered: text.lines().find(|l| l.starts_with(&ok)).map(value).unwrap_or(0.0),
+            buckets: text
+                .lines()
+                .filter_map(|l| {
+                    let le = l.strip_prefix(&bucket)?.split('"').next()?;
+                    Some((le.parse().unwrap_or(f64::INFINITY), value(l)))
+                })
+                .collect(),
+        }
     }
 
     /// Seconds from the start until the input ended (waits for it).
@@ -112,6 +125,25 @@ impl Serving {
     fn stop(mut self) {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let _ = self.child.wait();
+    }
+}
+
+/// The server's own count of a route: requests answered 200, and its latency histogram
+/// (cumulative counts per upper bound in seconds: the time in the handler, from the request
+/// read to the response made; what the client sees adds the network and the scheduler).
+struct Counted {
+    answered: f64,
+    buckets: Vec<(f64, f64)>,
+}
+
+impl Counted {
+    /// The upper bound (ms) of the bucket holding the 99th percentile of the requests
+    /// counted between `before` and `self`.
+    fn p99_ms(&self, before: &Counted) -> f64 {
+        let delta = |le: f64, n: f64| n - before.buckets.iter().find(|(b, _)| *b == le).map_or(0.0, |(_, m)| *m);
+        let total = self.buckets.last().map_or(0.0, |&(le, n)| delta(le, n));
+        let bound = self.buckets.iter().find(|&&(le, n)| delta(le, n) >= 0.99 * total).map_or(f64::NAN, |(le, _)| *le);
+        bound * 1000.0
     }
 }
 
@@ -222,25 +254,29 @@ fn main() {
         "{events} UserBehavior events, every output, -w{workers}, hourly epochs; load for {seconds} s from ready; \
          without load: {quiet_s:.1} s, {quiet_rate:.0} events/s\n"
     );
-    println!("| requests | clients | lookups/s | answered 200 | requests/s | p50 ms | p99 ms | ingest events/s with load | ratio to without |");
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| requests | clients | lookups/s | answered 200 | requests/s | p50 ms | p99 ms | server p99 ms ≤ | ingest events/s with load | ratio to without |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut history = History::open(
         "serve",
-        "events,workers,request,clients,lookups_per_s,answered_200,requests_per_s,p50_ms,p99_ms,ingest_loaded,ingest_quiet",
+        "events,workers,request,clients,lookups_per_s,answered_200,requests_per_s,p50_ms,p99_ms,server_p99_ms,ingest_loaded,ingest_quiet",
     );
     for phase in &PHASES {
         let loaded = Serving::start(data, &workers, out);
         let route = if phase.batch { "/v1/items:batch" } else { "/v1/items/{id}" };
-        let before = loaded.answered(route);
+        let before = loaded.counted(route);
         let load = wrk(&loaded.base, phase, seconds, if phase.batch { &batch } else { &single });
-        let ok = (loaded.answered(route) - before) / load.total.max(1.0);
+        let after = loaded.counted(route);
+        let ok = (after.answered - before.answered) / load.total.max(1.0);
+        let server_p99 = after.p99_ms(&before);
         let wall = loaded.wait_input_end();
         loaded.stop();
         let rate = events as f64 / wall;
         let per = if phase.batch { BATCH as f64 } else { 1.0 };
         let kind = if phase.batch { format!("batch of {BATCH}") } else { "single".to_string() };
         println!(
-            "| {kind} | {} | {:.0} | {:.0} % | {:.0} | {:.2} | {:.2} | {rate:.0} | {:.2} |",
+            "| {kind} | {} | {:.0} | {:.0} % | {:.0} | {:.2} | {:.2} | {server_p99} | {rate:.0} | {:.2} |",
             phase.clients,
             load.requests_per_s * per,
             ok * 100.0,
@@ -252,7 +288,7 @@ fn main() {
         history.append(
             &id,
             &format!(
-                "{events},{workers},{kind},{},{:.0},{:.3},{:.0},{:.3},{:.3},{rate:.0},{quiet_rate:.0}",
+                "{events},{workers},{kind},{},{:.0},{:.3},{:.0},{:.3},{:.3},{server_p99},{rate:.0},{quiet_rate:.0}",
                 phase.clients,
                 load.requests_per_s * per,
                 ok,

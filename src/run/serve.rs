@@ -19,7 +19,7 @@ pub(super) fn start(serve: &Serve, cfg: &RunConfig) -> Result<SocketAddr, Error>
     let bound = listener.local_addr().map_err(|e| Error::Usage(format!("--serve {}: {e}", serve.addr)))?;
     listener.set_nonblocking(true).map_err(|e| Error::Usage(format!("--serve {}: {e}", serve.addr)))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(SERVER_THREADS)
+        .worker_threads(std::env::var("XT").ok().and_then(|v| v.parse().ok()).unwrap_or(SERVER_THREADS))
         .thread_name("shopflow:serve")
         .enable_all()
         .build()

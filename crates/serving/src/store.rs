@@ -16,7 +16,9 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
+
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use platform::model::CatalogRow;
 use platform::model::{ItemId, Time};
@@ -178,8 +180,8 @@ impl Table {
         self.frontier.load(Ordering::SeqCst)
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, TableState> {
-        self.state.read().unwrap_or_else(|p| p.into_inner())
+    fn read(&self) -> RwLockReadGuard<'_, TableState> {
+        self.state.read()
     }
 
     /// The row of `key` (all key columns) as of `at`.
@@ -245,8 +247,8 @@ impl Table {
         (past, frontier, receiver)
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, TableState> {
-        self.state.write().unwrap_or_else(|p| p.into_inner())
+    fn write(&self) -> RwLockWriteGuard<'_, TableState> {
+        self.state.write()
     }
 
     /// Applies one complete time, [`CHUNK`] keys per hold of the write lock, then logs and
@@ -254,7 +256,10 @@ impl Table {
     fn apply(&self, time: Time, rows: Vec<(Row, isize)>, horizon: Option<Time>) {
         let mut from = 0;
         while from < rows.len() {
-            from = self.write().apply(time, &rows, from);
+            let mut state = self.write();
+            from = state.apply(time, &rows, from);
+            // Handed to the lookups waiting, if any, before the next chunk takes it again.
+            RwLockWriteGuard::unlock_fair(state);
         }
         let rows = Arc::new(rows);
         let expired = {
@@ -266,7 +271,9 @@ impl Table {
         };
         for changes in expired {
             for chunk in changes.chunks(CHUNK) {
-                self.write().forget(horizon.expect("a horizon"), chunk);
+                let mut state = self.write();
+                state.forget(horizon.expect("a horizon"), chunk);
+                RwLockWriteGuard::unlock_fair(state);
             }
         }
     }
