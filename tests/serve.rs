@@ -193,6 +193,27 @@ fn lookups_equal_the_reference_at_many_times() {
                 failures.push(format!("item {} at {t}: ctr_cvr {got:?}, expected {want:?}", row[0]));
             }
         }
+        // Category ranks: an item's rank on its category's top list (its category the
+        // served catalog row's), the reference's category_top_items at t; null when off it.
+        let top = if k == 0 { OutState::new() } else { platform.states[k - 1][4].clone() };
+        let on_lists: Vec<&String> = top.iter().map(|r| &r[2]).take(20).collect();
+        for id in on_lists.iter().chain(ids.iter()) {
+            let body = server.ok(&format!("/v1/items/{id}?as_of={t}"));
+            let category = body["item"]["catalog"]["category_id"].to_string();
+            let want = match top.iter().find(|r| r[0] == category && &r[2] == *id) {
+                Some(r) => {
+                    serde_json::json!({"category_id": r[0].parse::<u64>().unwrap(), "rank": r[1].parse::<i64>().unwrap()})
+                }
+                None => Value::Null,
+            };
+            *nonempty.entry("category_rank").or_default() += !want.is_null() as usize;
+            if body["item"]["category_rank"] != want {
+                failures.push(format!(
+                    "item {id} at {t}: category_rank {}, expected {want}",
+                    body["item"]["category_rank"]
+                ));
+            }
+        }
         // A batch is the single lookups, as of one time.
         let list: Vec<String> = ids.iter().map(|s| s.to_string()).chain(["123456789".into()]).collect();
         let (status, batch) =

@@ -123,7 +123,7 @@ impl From<JsonRejection> for ApiError {
 }
 
 type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
-type Answer = Result<Json<Value>, ApiError>;
+type Answer<T = Value> = Result<Json<T>, ApiError>;
 
 /// The query parameters, or a 400.
 fn params(q: Params) -> Result<HashMap<String, String>, ApiError> {
@@ -202,44 +202,119 @@ impl Api {
     }
 
     /// Everything about item `item` as of `at` (`None`: nothing is known of it).
-    fn item_json(&self, item: u64, at: Time) -> Option<Value> {
+    fn item(&self, item: u64, at: Time) -> Option<ItemJson<'_>> {
         let key = [Field::U(item)];
-        let catalog = self.row("catalog", &key, at);
+        let row = |name: &str| -> Option<RowJson<'_, Row>> {
+            let table = self.store.table(name)?;
+            Some(RowJson(table, table.get(&key, at)?))
+        };
+        let catalog = row("catalog");
+        let stats = row("item_stats");
         // The counters are item_stats' (`impressions, clicks, …, buys` after the id).
-        let counters = self.store.table("item_stats").and_then(|t| t.get(&key, at));
-        let ctr_cvr = counters.as_ref().map(|row| {
+        let ctr_cvr = stats.as_ref().map(|RowJson(_, row)| {
             let s = Stats { impressions: int(&row[1]), clicks: int(&row[2]), buys: int(&row[5]), ..Stats::default() };
             let prior = self.prior(at);
-            json!({
-                "impressions": s.impressions, "clicks": s.clicks, "buys": s.buys,
-                "ctr": micro(smoothed_ctr(&s, prior.as_ref())), "cvr": micro(smoothed_cvr(&s, prior.as_ref())),
-            })
+            CtrCvr {
+                buys: s.buys,
+                clicks: s.clicks,
+                ctr: micro_f64(smoothed_ctr(&s, prior.as_ref())),
+                cvr: micro_f64(smoothed_cvr(&s, prior.as_ref())),
+                impressions: s.impressions,
+            }
         });
-        // Its rank among its category's top items.
-        let category = catalog.as_ref().and_then(|c| c.get("category_id")).and_then(Value::as_u64);
-        let rank = category.and_then(|c| {
+        // Its rank among its category's top items (`category_id` is the catalog's second column).
+        let category = catalog.as_ref().and_then(|RowJson(_, c)| match c.get(1) {
+            Some(Field::U(c)) => Some(*c),
+            _ => None,
+        });
+        let category_rank = category.and_then(|c| {
             self.rows("category_top_items", &[Field::U(c)], at, usize::MAX)
                 .into_iter()
                 .find(|r| r[2] == Field::U(item))
-                .map(|r| json!({"category_id": c, "rank": int(&r[1])}))
+                .map(|r| CategoryRank { category_id: c, rank: int(&r[1]) })
         });
-        let parts = [
-            ("catalog", catalog),
-            ("stats", self.row("item_stats", &key, at)),
-            ("rank_features", self.row("item_rank_features", &key, at)),
-            ("display_stats", self.row("item_display_stats", &key, at)),
-            ("ctr_cvr", ctr_cvr),
-            ("category_rank", rank),
-        ];
-        if parts.iter().all(|(_, v)| v.is_none()) {
-            return None;
+        let found = ItemJson {
+            catalog,
+            category_rank,
+            ctr_cvr,
+            display_stats: row("item_display_stats"),
+            item_id: item,
+            rank_features: row("item_rank_features"),
+            stats,
+        };
+        let known = found.catalog.is_some()
+            || found.stats.is_some()
+            || found.rank_features.is_some()
+            || found.display_stats.is_some();
+        known.then_some(found)
+    }
+}
+
+/// An item as `GET /v1/items/{id}` answers it, serialized straight into the response (the
+/// fields in name order, like every object the API writes; absent parts are null).
+#[derive(serde::Serialize)]
+struct ItemJson<'a> {
+    catalog: Option<RowJson<'a, Row>>,
+    category_rank: Option<CategoryRank>,
+    ctr_cvr: Option<CtrCvr>,
+    display_stats: Option<RowJson<'a, Row>>,
+    item_id: u64,
+    rank_features: Option<RowJson<'a, Row>>,
+    stats: Option<RowJson<'a, Row>>,
+}
+
+/// An item's smoothed rates, derived at read time from its counters and the prior.
+#[derive(serde::Serialize)]
+struct CtrCvr {
+    buys: i64,
+    clicks: i64,
+    ctr: Option<f64>,
+    cvr: Option<f64>,
+    impressions: i64,
+}
+
+#[derive(serde::Serialize)]
+struct CategoryRank {
+    category_id: u64,
+    rank: i64,
+}
+
+/// A row as a JSON object by column name, serialized straight into the response: columns
+/// in name order (as a `serde_json` object lists them), numbers as numbers (a 128-bit sum
+/// beyond 64 bits as a string), fixed-point values with their six decimals.
+struct RowJson<'a, R>(&'a Table, R);
+
+impl<R: std::ops::Deref<Target = [Field]>> serde::Serialize for RowJson<'_, R> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let RowJson(table, row) = self;
+        let mut map = s.serialize_map(Some(row.len().min(table.columns.len())))?;
+        for &i in table.by_name.iter() {
+            if let Some(field) = row.get(i) {
+                map.serialize_entry(table.columns[i], &FieldJson(field))?;
+            }
         }
-        let mut object = Map::new();
-        object.insert("item_id".into(), json!(item));
-        for (name, value) in parts {
-            object.insert(name.into(), value.unwrap_or(Value::Null));
+        map.end()
+    }
+}
+
+/// One field as JSON ([`RowJson`]).
+struct FieldJson<'a>(&'a Field);
+
+impl serde::Serialize for FieldJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Field::U(v) => s.serialize_u64(*v),
+            Field::I(v) => s.serialize_i64(*v),
+            Field::Wide(v) => match i64::try_from(*v) {
+                Ok(v) => s.serialize_i64(v),
+                Err(_) => s.serialize_str(&v.to_string()),
+            },
+            Field::S(scene) => s.serialize_str(scene.as_str()),
+            Field::Fixed(m) => micro_f64(*m).serialize(s),
+            Field::Label(l) => s.serialize_str(l),
+            Field::Text(t) => s.serialize_str(t),
         }
-        Some(Value::Object(object))
     }
 }
 
@@ -261,30 +336,16 @@ fn scored(f: &Field) -> Vec<(u64, i64)> {
     }
 }
 
-/// A fixed-point value as a JSON number with its six decimals (null when empty).
-fn micro(m: Option<Micro>) -> Value {
-    let Some(m) = m else { return Value::Null };
+/// A fixed-point value as a number with its six decimals (`None` when empty).
+fn micro_f64(m: Option<Micro>) -> Option<f64> {
     let mut text = String::new();
-    format_micro(m, &mut text);
-    text.parse::<f64>().map(Value::from).unwrap_or(Value::Null)
-}
-
-/// One field as JSON: numbers as numbers (a 128-bit sum beyond 64 bits as a string).
-fn field_json(f: &Field) -> Value {
-    match f {
-        Field::U(v) => json!(v),
-        Field::I(v) => json!(v),
-        Field::Wide(v) => i64::try_from(*v).map_or_else(|_| json!(v.to_string()), |v| json!(v)),
-        Field::S(s) => json!(s.as_str()),
-        Field::Fixed(m) => micro(*m),
-        Field::Label(l) => json!(l),
-        Field::Text(t) => json!(t),
-    }
+    format_micro(m?, &mut text);
+    text.parse::<f64>().ok()
 }
 
 /// A row as an object by column name.
 pub fn row_json(table: &Table, row: &[Field]) -> Value {
-    Value::Object(table.columns.iter().zip(row).map(|(c, f)| (c.to_string(), field_json(f))).collect())
+    serde_json::to_value(RowJson(table, row)).expect("a row is JSON")
 }
 
 /// Key columns as text, as `?key=` and `?after=` take them.
@@ -292,9 +353,9 @@ fn key_text(key: &[Field]) -> String {
     key.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
 }
 
-/// A row's key columns as an object.
+/// A row's key columns (which lead it) as an object.
 fn key_json(table: &Table, key: &[Field]) -> Value {
-    Value::Object(table.columns.iter().zip(key).map(|(c, f)| (c.to_string(), field_json(f))).collect())
+    row_json(table, key)
 }
 
 async fn readyz(State(api): State<Api>) -> Response {
@@ -370,12 +431,22 @@ async fn output(State(api): State<Api>, Path(name): Path<String>, q: Params) -> 
     Ok(Json(json!({"as_of": at, "output": name, "rows": rows, "next": next})))
 }
 
-async fn item(State(api): State<Api>, Path(item): Path<String>, q: Params) -> Answer {
+/// `{"as_of": T, "item": {...}}`, or `{"as_of": T, "items": [...]}`.
+#[derive(serde::Serialize)]
+struct Items<'a> {
+    as_of: Time,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    item: Option<ItemJson<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    items: Option<Vec<Option<ItemJson<'a>>>>,
+}
+
+async fn item(State(api): State<Api>, Path(item): Path<String>, q: Params) -> Result<Response, ApiError> {
     let q = params(q)?;
     let item = id(&item, "item")?;
     let at = api.at(&q)?;
-    let value = api.item_json(item, at).ok_or_else(|| ApiError::not_found(format!("no item {item} as of {at}")))?;
-    Ok(Json(json!({"as_of": at, "item": value})))
+    let value = api.item(item, at).ok_or_else(|| ApiError::not_found(format!("no item {item} as of {at}")))?;
+    Ok(Json(Items { as_of: at, item: Some(value), items: None }).into_response())
 }
 
 #[derive(serde::Deserialize)]
@@ -385,15 +456,19 @@ struct Batch {
 
 /// `{"ids": [...]}` (at most [`MAX_ITEMS`]): each item as `GET /v1/items/{id}` gives it
 /// (null when unknown), all as of one time.
-async fn items_batch(State(api): State<Api>, q: Params, body: Result<Json<Batch>, JsonRejection>) -> Answer {
+async fn items_batch(
+    State(api): State<Api>,
+    q: Params,
+    body: Result<Json<Batch>, JsonRejection>,
+) -> Result<Response, ApiError> {
     let q = params(q)?;
     let Json(batch) = body?;
     if batch.ids.len() > MAX_ITEMS {
         return Err(ApiError::bad(format!("{} ids: at most {MAX_ITEMS} per batch", batch.ids.len())));
     }
     let at = api.at(&q)?;
-    let items: Vec<Value> = batch.ids.iter().map(|&i| api.item_json(i, at).unwrap_or(Value::Null)).collect();
-    Ok(Json(json!({"as_of": at, "items": items})))
+    let items = batch.ids.iter().map(|&i| api.item(i, at)).collect();
+    Ok(Json(Items { as_of: at, item: None, items: Some(items) }).into_response())
 }
 
 /// An item's i2i neighbours per scene (`?scene=` for one).

@@ -51,6 +51,8 @@ pub const SUBSCRIBER_BUFFER: usize = 1024;
 pub struct Table {
     pub name: &'static str,
     pub columns: &'static [&'static str],
+    /// The columns' positions in name order (how the API's JSON objects list them).
+    pub by_name: Box<[usize]>,
     /// The number of key columns.
     pub key: usize,
     state: RwLock<TableState>,
@@ -159,9 +161,12 @@ const CHUNK: usize = 1024;
 
 impl Table {
     fn new(name: &'static str, columns: &'static [&'static str], key: usize) -> Table {
+        let mut by_name: Box<[usize]> = (0..columns.len()).collect();
+        by_name.sort_by_key(|&i| columns[i]);
         Table {
             name,
             columns,
+            by_name,
             key,
             state: RwLock::new(TableState {
                 key,
