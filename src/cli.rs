@@ -229,6 +229,10 @@ pub struct RunArgs {
     /// `?since=` can ask for.
     #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub serve_retention: u64,
+    /// Threads answering HTTP requests (beside the dataflow's workers: on a machine the
+    /// workers fill, more server threads answer more lookups and slow the ingest more).
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub serve_threads: u64,
     /// Worker threads per process.
     #[arg(short = 'w', long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub workers: u64,
@@ -452,7 +456,7 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig> {
             let store = Arc::new(Store::new(tables, args.serve_retention as usize));
             let feeder = Store::feeder(&store)
                 .map_err(|e| Error::Internal(format!("cannot start the serving store's thread: {e}")))?;
-            Some(Serve { addr, store, feeder: Arc::new(feeder) })
+            Some(Serve { addr, store, feeder: Arc::new(feeder), threads: args.serve_threads as usize })
         }
     };
     Ok(RunConfig {

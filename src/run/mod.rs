@@ -66,6 +66,8 @@ pub struct Serve {
     pub store: Arc<serving::store::Store>,
     /// What the sinks hand the store's complete times to (its thread's queue).
     pub feeder: Arc<serving::store::Feeder>,
+    /// Threads of the HTTP server's runtime (`--serve-threads`).
+    pub threads: usize,
 }
 
 impl std::fmt::Debug for Serve {

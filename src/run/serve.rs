@@ -8,9 +8,6 @@ use std::time::Duration;
 use super::{RunConfig, Serve};
 use crate::error::Error;
 
-/// Threads of the server's runtime (the workers have the rest of the machine).
-const SERVER_THREADS: usize = 2;
-
 /// Binds `serve.addr` and starts serving `serve.store`; returns the address bound (a
 /// port 0 becomes the one picked). A busy or bad address is the caller's error.
 pub(super) fn start(serve: &Serve, cfg: &RunConfig) -> Result<SocketAddr, Error> {
@@ -19,7 +16,7 @@ pub(super) fn start(serve: &Serve, cfg: &RunConfig) -> Result<SocketAddr, Error>
     let bound = listener.local_addr().map_err(|e| Error::Usage(format!("--serve {}: {e}", serve.addr)))?;
     listener.set_nonblocking(true).map_err(|e| Error::Usage(format!("--serve {}: {e}", serve.addr)))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(std::env::var("XT").ok().and_then(|v| v.parse().ok()).unwrap_or(SERVER_THREADS))
+        .worker_threads(serve.threads)
         .thread_name("shopflow:serve")
         .enable_all()
         .build()
