@@ -219,6 +219,11 @@ pub struct RunArgs {
     /// output having written it). Used by `cargo bench --bench latency`.
     #[arg(long, value_name = "FILE")]
     pub latency_log: Option<PathBuf>,
+    /// Write how long each dataflow operator ran, per worker, to FILE at the end (CSV
+    /// `worker,operator,name,address,busy_ms,schedules`, busiest first; README "Where the
+    /// time goes"). Each process of a multi-process run writes FILE.<process>.
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
     /// Serve the outputs over HTTP at ADDR (e.g. 127.0.0.1:8080; port 0 picks one):
     /// lookups as of one complete time, change subscriptions, /metrics, /healthz,
     /// /readyz (README "Serving"). Process 0 serves; give it to every process. After the
@@ -444,6 +449,12 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig> {
             need_catalog.join(", ")
         ));
     }
+    // A profile that could not be written at the end would fail a run that is done.
+    if let Some(path) = &args.profile {
+        let path = crate::run::profile_path(path, args.process, args.processes);
+        std::fs::File::create(&path)
+            .map_err(|e| Error::Usage(format!("--profile {}: cannot write the profile: {e}", path.display())))?;
+    }
     let serve = match args.serve {
         None => None,
         Some(addr) => {
@@ -489,6 +500,7 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig> {
         failure: Arc::default(),
         config,
         latency_log: args.latency_log.clone(),
+        profile: args.profile.clone().map(|path| (path, Default::default())),
         serve,
         params: Params {
             epoch_ms: args.epoch_ms,

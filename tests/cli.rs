@@ -942,3 +942,78 @@ fn a_failing_sink_ends_a_followed_run_at_once() {
     assert!(stderr(&o).contains(&out.display().to_string()), "names the path: {}", stderr(&o));
     assert_eq!(manifest(&out)["status"], "failed");
 }
+
+/// A profile's rows: `(worker, operator name, busy ms, schedules)`.
+fn profile_rows(path: &Path) -> Vec<(usize, String, f64, u64)> {
+    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(text.starts_with("worker,operator,name,address,busy_ms,schedules\n"), "{text}");
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            (r[0].parse().unwrap(), r[2].to_string(), r[4].parse().unwrap(), r[5].parse().unwrap())
+        })
+        .collect()
+}
+
+/// `--profile FILE`: every worker's operators with their busy time, the busiest first; the
+/// outputs are what a run without it writes; each process of a cluster writes its own
+/// workers; a path that cannot be written is a one-line error.
+#[test]
+fn profile_lists_each_workers_operators_busiest_first() {
+    let dir = scratch("profile");
+    let (events, catalog) = small_dataset(&dir);
+    let (events, catalog) = (events.to_str().unwrap(), catalog.to_str().unwrap());
+    let plain = dir.join("plain");
+    run_on(events, catalog, &plain, &["-w", "2", "-q"]);
+    let profiled = dir.join("profiled");
+    let file = dir.join("profile.csv");
+    run_on(events, catalog, &profiled, &["-w", "2", "-q", "--profile", file.to_str().unwrap()]);
+    assert_same_dirs(&plain, &profiled);
+    let rows = profile_rows(&file);
+    for w in 0..2 {
+        let names: Vec<&str> = rows.iter().filter(|r| r.0 == w).map(|r| r.1.as_str()).collect();
+        for name in ["TagByItem", "ByUser", "item_stats"] {
+            assert!(names.contains(&name), "worker {w} lacks {name}: {names:?}");
+        }
+    }
+    assert!(rows.windows(2).all(|p| p[0].2 >= p[1].2), "busiest first: {rows:?}");
+    assert!(rows.iter().all(|r| r.3 > 0 && r.2 >= 0.0));
+    assert!(rows[0].2 > 0.0, "{rows:?}");
+
+    // Two processes of one worker each: FILE.0 and FILE.1, each with its own worker.
+    let hostfile = dir.join("hosts");
+    fs::write(&hostfile, format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port())).unwrap();
+    let out = dir.join("n2");
+    let file = dir.join("cluster.csv");
+    let args = |p: &'static str| {
+        let h = hostfile.to_str().unwrap();
+        let (o, f) = (out.to_str().unwrap(), file.to_str().unwrap());
+        ["run", "--events", events, "--catalog", catalog, "--out", o, "-n", "2", "-p", p, "-h", h, "--profile", f, "-q"]
+            .map(String::from)
+    };
+    let p1 = Command::new(BIN).args(args("1")).spawn().unwrap();
+    let p0 = Command::new(BIN).args(args("0")).output().unwrap();
+    assert!(p1.wait_with_output().unwrap().status.success());
+    assert_eq!(p0.status.code(), Some(0), "{}", stderr(&p0));
+    assert!(!file.exists(), "a cluster writes FILE.<process>, not FILE");
+    for (p, worker) in [("0", 0), ("1", 1)] {
+        let rows = profile_rows(&dir.join(format!("cluster.csv.{p}")));
+        assert!(rows.iter().all(|r| r.0 == worker), "process {p} writes its own worker {worker}: {rows:?}");
+        assert!(rows.iter().any(|r| r.1 == "TagByItem"), "process {p}: {rows:?}");
+    }
+
+    let o = shopflow(&[
+        "run",
+        "--events",
+        events,
+        "--catalog",
+        catalog,
+        "--out",
+        dir.join("bad").to_str().unwrap(),
+        "--profile",
+        dir.join("no/such/dir/p.csv").to_str().unwrap(),
+    ]);
+    assert_clean_failure(&o, "cannot write the profile");
+}

@@ -58,6 +58,9 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
     let (count_valid, count_late, count_rejected) = (count_rows("valid"), count_rows("late"), count_rows("rejected"));
 
     cfg.arranged.record(worker);
+    if let Some((_, profile)) = &cfg.profile {
+        profile.record(worker);
+    }
     let mut inputs = worker.dataflow::<Time, _, _>(|scope| {
         let (inputs, platform) = platform::build(scope, cfg.params);
         for name in &cfg.outputs {

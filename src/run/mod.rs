@@ -29,6 +29,8 @@ mod driver;
 mod feed;
 mod pacing;
 pub mod process;
+mod profile;
+pub use profile::path_of as profile_path;
 mod progress;
 pub mod reader;
 pub mod report;
@@ -111,6 +113,8 @@ pub struct RunConfig {
     pub params: Params,
     /// Write each input frontier's end-to-end latency here (worker 0).
     pub latency_log: Option<PathBuf>,
+    /// `--profile FILE`: where the operators' busy times go at the end, and their record.
+    pub profile: Option<(PathBuf, profile::Profile)>,
     /// `--serve`: where, and the store the sinks feed.
     pub serve: Option<Serve>,
     /// The arranged updates of this process's workers (shared by them).
