@@ -404,6 +404,27 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// `shopflow <args> -n 2 -p P -h HOSTFILE` as a cluster of two processes on this host (a
+/// fresh hostfile `dir/<name>.hosts`), both of which must succeed; process 0's output.
+fn run_two_processes(dir: &Path, name: &str, args: &[&str]) -> Output {
+    let hostfile = dir.join(format!("{name}.hosts"));
+    fs::write(&hostfile, format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port())).unwrap();
+    let h = hostfile.to_str().unwrap();
+    let with = |p: &'static str| [args, &["-n", "2", "-p", p, "-h", h]].concat();
+    // Process 1 says little on stderr (a pipe it could fill would stall the cluster).
+    let p1 = Command::new(BIN)
+        .args(with("1"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let p0 = Command::new(BIN).args(with("0")).output().unwrap();
+    let p1 = p1.wait_with_output().unwrap();
+    assert_eq!(p0.status.code(), Some(0), "process 0: {}", stderr(&p0));
+    assert_eq!(p1.status.code(), Some(0), "process 1: {}", stderr(&p1));
+    p0
+}
+
 #[test]
 fn workers_and_processes_give_identical_files() {
     let dir = scratch("cluster");
@@ -420,21 +441,12 @@ fn workers_and_processes_give_identical_files() {
     assert_same_dirs(&out1, &out3);
 
     for threads in ["1", "2"] {
-        let hostfile = dir.join(format!("hosts{threads}"));
-        fs::write(&hostfile, format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port())).unwrap();
         let out = dir.join(format!("p2w{threads}"));
-        let args = |p: &'static str| {
-            [
-                &base[..],
-                &["--out", out.to_str().unwrap(), "-w", threads, "-n", "2", "-p", p, "-h", hostfile.to_str().unwrap()],
-            ]
-            .concat()
-        };
-        let p1 = Command::new(BIN).args(args("1")).spawn().unwrap();
-        let p0 = Command::new(BIN).args(args("0")).output().unwrap();
-        let p1 = p1.wait_with_output().unwrap();
-        assert_eq!(p0.status.code(), Some(0), "{}", stderr(&p0));
-        assert_eq!(p1.status.code(), Some(0), "{}", stderr(&p1));
+        run_two_processes(
+            &dir,
+            &format!("w{threads}"),
+            &[&base[..], &["--out", out.to_str().unwrap(), "-w", threads]].concat(),
+        );
         assert_same_dirs(&out1, &out);
     }
 }
@@ -456,18 +468,12 @@ fn two_processes_report_the_arranged_state_of_both() {
     let (events, catalog) = small_dataset(&dir);
     let (events, catalog) = (events.to_str().unwrap(), catalog.to_str().unwrap());
     let one = run_on(events, catalog, &dir.join("w2"), &["-w", "2"]);
-    let hostfile = dir.join("hosts");
-    fs::write(&hostfile, format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port())).unwrap();
     let out = dir.join("n2");
-    let args = |p: &'static str| {
-        let h = hostfile.to_str().unwrap();
-        ["run", "--events", events, "--catalog", catalog, "--out", out.to_str().unwrap(), "-n", "2", "-p", p, "-h", h]
-            .map(String::from)
-    };
-    let p1 = Command::new(BIN).args(args("1")).arg("-q").spawn().unwrap();
-    let p0 = Command::new(BIN).args(args("0")).output().unwrap();
-    assert!(p1.wait_with_output().unwrap().status.success());
-    assert_eq!(p0.status.code(), Some(0), "{}", stderr(&p0));
+    let p0 = run_two_processes(
+        &dir,
+        "n2",
+        &["run", "--events", events, "--catalog", catalog, "--out", out.to_str().unwrap()],
+    );
     assert_eq!(arranged_totals(&p0), arranged_totals(&one));
     assert!(stderr(&p0).contains("(the sum of the 2 processes' peaks)"), "{}", stderr(&p0));
 }
@@ -983,20 +989,10 @@ fn profile_lists_each_workers_operators_busiest_first() {
     assert!(rows[0].2 > 0.0, "{rows:?}");
 
     // Two processes of one worker each: FILE.0 and FILE.1, each with its own worker.
-    let hostfile = dir.join("hosts");
-    fs::write(&hostfile, format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port())).unwrap();
     let out = dir.join("n2");
     let file = dir.join("cluster.csv");
-    let args = |p: &'static str| {
-        let h = hostfile.to_str().unwrap();
-        let (o, f) = (out.to_str().unwrap(), file.to_str().unwrap());
-        ["run", "--events", events, "--catalog", catalog, "--out", o, "-n", "2", "-p", p, "-h", h, "--profile", f, "-q"]
-            .map(String::from)
-    };
-    let p1 = Command::new(BIN).args(args("1")).spawn().unwrap();
-    let p0 = Command::new(BIN).args(args("0")).output().unwrap();
-    assert!(p1.wait_with_output().unwrap().status.success());
-    assert_eq!(p0.status.code(), Some(0), "{}", stderr(&p0));
+    let (o, f) = (out.to_str().unwrap(), file.to_str().unwrap());
+    run_two_processes(&dir, "n2", &["run", "--events", events, "--catalog", catalog, "--out", o, "--profile", f, "-q"]);
     assert!(!file.exists(), "a cluster writes FILE.<process>, not FILE");
     for (p, worker) in [("0", 0), ("1", 1)] {
         let rows = profile_rows(&dir.join(format!("cluster.csv.{p}")));
