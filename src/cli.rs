@@ -449,12 +449,17 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig> {
             need_catalog.join(", ")
         ));
     }
-    // A profile that could not be written at the end would fail a run that is done.
-    if let Some(path) = &args.profile {
-        let path = crate::run::profile_path(path, args.process, args.processes);
-        std::fs::File::create(&path)
-            .map_err(|e| Error::Usage(format!("--profile {}: cannot write the profile: {e}", path.display())))?;
-    }
+    // This process's profile file, made now: one that could not be written at the end
+    // would fail a run that is done.
+    let profile = match &args.profile {
+        None => None,
+        Some(path) => {
+            let path = crate::run::profile_path(path, args.process, args.processes);
+            std::fs::File::create(&path)
+                .map_err(|e| Error::Usage(format!("--profile {}: cannot write the profile: {e}", path.display())))?;
+            Some((path, Default::default()))
+        }
+    };
     let serve = match args.serve {
         None => None,
         Some(addr) => {
@@ -500,7 +505,7 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig> {
         failure: Arc::default(),
         config,
         latency_log: args.latency_log.clone(),
-        profile: args.profile.clone().map(|path| (path, Default::default())),
+        profile,
         serve,
         params: Params {
             epoch_ms: args.epoch_ms,

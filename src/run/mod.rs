@@ -113,7 +113,8 @@ pub struct RunConfig {
     pub params: Params,
     /// Write each input frontier's end-to-end latency here (worker 0).
     pub latency_log: Option<PathBuf>,
-    /// `--profile FILE`: where the operators' busy times go at the end, and their record.
+    /// `--profile FILE`: this process's file (FILE.<process> in a cluster), and the record
+    /// of the operators' busy times written to it at the end.
     pub profile: Option<(PathBuf, profile::Profile)>,
     /// `--serve`: where, and the store the sinks feed.
     pub serve: Option<Serve>,

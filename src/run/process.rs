@@ -138,8 +138,7 @@ fn run_in(mut cfg: RunConfig, timely_cfg: timely::Config, out: Option<Arc<OutDir
         let _ = std::fs::remove_file(&spool.path);
     }
     if let Some((path, profile)) = &cfg.profile {
-        let path = super::profile_path(path, cfg.process, cfg.processes);
-        profile.write(&path).map_err(|e| Error::Sink(format!("cannot write the profile {}: {e}", path.display())))?;
+        profile.write(path).map_err(|e| Error::Sink(format!("cannot write the profile {}: {e}", path.display())))?;
     }
     if let (Some(report), false) = (&report, quiet) {
         eprint!("{}", summary(&cfg, report));

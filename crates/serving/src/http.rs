@@ -123,7 +123,7 @@ impl From<JsonRejection> for ApiError {
 }
 
 type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
-type Answer<T = Value> = Result<Json<T>, ApiError>;
+type Answer = Result<Json<Value>, ApiError>;
 
 /// The query parameters, or a 400.
 fn params(q: Params) -> Result<HashMap<String, String>, ApiError> {

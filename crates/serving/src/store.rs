@@ -272,12 +272,13 @@ impl Table {
             state.log.push_back((time, rows.clone()));
             // Sent under the write lock, so a subscriber's copy and its stream do not overlap.
             let _ = self.subscribers.send(Update::Changes(time, rows));
-            horizon.map(|h| state.expired(h)).unwrap_or_default()
+            horizon.map(|h| (h, state.expired(h)))
         };
+        let Some((horizon, expired)) = expired else { return };
         for changes in expired {
             for chunk in changes.chunks(CHUNK) {
                 let mut state = self.write();
-                state.forget(horizon.expect("a horizon"), chunk);
+                state.forget(horizon, chunk);
                 RwLockWriteGuard::unlock_fair(state);
             }
         }
