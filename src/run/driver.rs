@@ -20,7 +20,7 @@ use timely::dataflow::ProbeHandle;
 use timely::worker::Worker;
 
 use super::feed::{events_read, Feed};
-use super::pacing::LIVE_STEP;
+use super::pacing::{CLOSE_STEP, LIVE_STEP};
 use super::progress::Progress;
 use super::reader::Reader;
 use super::report::{write_rejected, FileReport, RunReport};
@@ -155,7 +155,7 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
     if index != 0 {
         return Ok(None);
     }
-    worker.step_while(|| {
+    worker.step_or_park_while(Some(CLOSE_STEP), || {
         // Worker 0 read everything itself: another worker may still have stopped early.
         if coord.handle.is_some() && coord.all_ended().is_some() {
             coord.decide(&sinks);

@@ -261,7 +261,7 @@ impl<'a> Feed<'a> {
         self.flush_tallies(inputs);
         inputs.flush();
         let target = *stepped;
-        worker.step_while(|| probe.less_than(&target) && !coord.stop_requested());
+        worker.step_or_park_while(Some(LIVE_STEP), || probe.less_than(&target) && !coord.stop_requested());
         *stepped = frontier;
         health(&self.cfg.sink_log)
     }
