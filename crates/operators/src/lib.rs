@@ -14,8 +14,9 @@
 //! | [`CountTotalHashed`], [`ThresholdTotalHashed`] | [`count`] | per key its accumulation in a hash map |
 //! | [`PairsWithin`] | [`pairs`] | per key its latest records in a window, and a queue of their expiry times (co-occurrence pairs) |
 //! | [`Windowed`] | [`windows`] | nothing (a sliding window as retractions; period boundaries) |
+//! | [`Route`] | [`route`] | nothing (each record to one of several streams) |
 //!
-//! All but the first two are built on [`complete::by_complete_time`], which buffers
+//! All but the first two and the last two are built on [`complete::by_complete_time`], which buffers
 //! updates until their time is complete and hands them over one time at a time, in order,
 //! or (`TopCounts`) on [`complete::by_complete_time_absorbing`], which hands the updates
 //! of the earliest open time over as they arrive and asks for that time's output once it
@@ -38,6 +39,7 @@ pub mod negative;
 pub mod pairs;
 pub mod rank;
 pub mod reduce;
+pub mod route;
 pub mod small_map;
 pub mod top_counts;
 pub mod windows;
@@ -51,6 +53,7 @@ pub use latest::LatestByPriority;
 pub use negative::Signed;
 pub use pairs::PairsWithin;
 pub use reduce::ReduceTotal;
+pub use route::Route;
 pub use top_counts::TopCounts;
 pub use windows::Windowed;
 

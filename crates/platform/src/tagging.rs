@@ -33,12 +33,13 @@ use differential_dataflow::{AsCollection, Hashable, VecCollection};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::vec::{Map, Partition};
+use timely::dataflow::operators::vec::Map;
 
 use crate::counts::{Counts, CountsTable};
 use crate::model::{CategoryId, Event, ItemId, Time, UserId};
 use crate::stats::Stats;
 use operators::complete::by_complete_time;
+use operators::Route;
 
 /// The three collections of the tagging stage (see the module's contract).
 pub struct Tagged<'s> {
@@ -155,7 +156,7 @@ pub fn tag_by_item<'s>(
             batch.clear();
         },
     );
-    let mut parts = tags.inner.partition(4, |((tag, s), t, r)| {
+    let mut parts = tags.inner.route("Route: Tagged", 4, |((tag, s), t, r)| {
         let part = match tag {
             Tag::Item(..) => 0,
             Tag::User(..) => 1,

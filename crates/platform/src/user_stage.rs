@@ -29,7 +29,7 @@ use differential_dataflow::{AsCollection, Hashable, VecCollection};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::vec::{Map, Partition};
+use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::Concat;
 
 use crate::counts::{Counts, CountsTable};
@@ -37,6 +37,7 @@ use crate::model::{Behavior, CategoryId, Event, ItemId, Time, UserId};
 use crate::stats::Stats;
 use operators::complete::by_complete_time;
 use operators::rank::top_n_positive;
+use operators::Route;
 
 /// A user's top category: `(rank, category, score)`.
 pub type RankedCategory = (u32, CategoryId, i64);
@@ -150,7 +151,7 @@ pub fn by_user<'s>(
             batch.clear();
         },
     );
-    let mut parts = outs.inner.partition(3, |(o, t, r)| {
+    let mut parts = outs.inner.route("Route: ByUser", 3, |(o, t, r)| {
         let part = match o {
             UserOut::Total(..) => 0,
             UserOut::Top(..) => 1,
