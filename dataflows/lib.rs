@@ -102,17 +102,25 @@ pub(crate) use counter_columns;
 
 /// `key, impressions, clicks, favs, carts, buys, units, gmv_cents, uv, buyers`.
 fn stats_fields(key: Field, s: &Stats) -> Vec<Field> {
-    let mut v = counter_fields(key, s);
+    let mut v = Vec::with_capacity(10);
+    push_counter_fields(&mut v, key, s);
     v.extend([Field::I(s.uv), Field::I(s.buyers)]);
     v
 }
 
 /// `key, impressions, clicks, favs, carts, buys, units, gmv_cents`.
 fn counter_fields(key: Field, s: &Stats) -> Vec<Field> {
-    let mut v = vec![key];
+    let mut v = Vec::with_capacity(8);
+    push_counter_fields(&mut v, key, s);
+    v
+}
+
+/// Appends the [`counter_fields`] to `v` (a row is one allocation of its final size:
+/// these rows are the largest outputs).
+fn push_counter_fields(v: &mut Vec<Field>, key: Field, s: &Stats) {
+    v.push(key);
     v.extend(behavior_fields(s));
     v.extend([Field::I(s.units), Field::Wide(s.gmv_cents)]);
-    v
 }
 
 /// `impressions, clicks, favs, carts, buys`.
