@@ -69,10 +69,13 @@ mod tests {
 
     use super::Route;
 
+    /// What each part received: `(record, source)`.
+    type Seen = Arc<Mutex<Vec<Vec<(u64, u64)>>>>;
+
     /// Every record reaches exactly the part it was routed to, with its time.
     #[test]
     fn each_record_reaches_its_part() {
-        let seen: Arc<Mutex<Vec<Vec<(u64, u64)>>>> = Arc::new(Mutex::new(vec![Vec::new(); 3]));
+        let seen: Seen = Arc::new(Mutex::new(vec![Vec::new(); 3]));
         let got = seen.clone();
         timely::execute_directly(move |worker| {
             let probe = ProbeHandle::new();
