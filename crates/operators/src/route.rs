@@ -72,7 +72,7 @@ mod tests {
     /// What each part received: `(record, source)`.
     type Seen = Arc<Mutex<Vec<Vec<(u64, u64)>>>>;
 
-    /// Every record reaches exactly the part it was routed to, with its time.
+    /// Every record reaches exactly the part it was routed to, as routed.
     #[test]
     fn each_record_reaches_its_part() {
         let seen: Seen = Arc::new(Mutex::new(vec![Vec::new(); 3]));
