@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! events ─ filter click|buy ─ (user, (item, ts))
-//!   ─ pairs_within 24 h window, gap (per user, among its 20 latest: a < b at most 30 min apart, once per user) ─ (a, b) and (b, a), diff users ─┐
+//!   ─ pairs_within 24 h window, gap (per user, among its 20 latest: a ≠ b at most 30 min apart, once per user) ─ (a, b) and (b, a), diff users ─┐
 //! platform.online_category ─ online items ─────────── (broadcast table) ────────────────────────┤
 //! rules ──────────────────────────────────────────── (broadcast) ───────────────────────────────┴─
 //!   top_counts per a (neighbours kept ranked by users; reads a's and its top neighbours' online flags): per scene, a's top n as one row
@@ -58,11 +58,10 @@ pub fn recall_i2i<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (ItemId, Neig
         .events
         .clone()
         .flat_map(|e| matches!(e.behavior, Behavior::Click | Behavior::Buy).then_some((e.user, (e.item, e.ts_ms))));
-    // Each pair once out of `pairs_within`, then as a neighbour of either item; the
-    // window's expiry happens inside it.
-    let co_users = interactions
-        .pairs_within(I2I_GAP_MS, I2I_LATEST, move |ts| expiry(ts, I2I_WINDOW_MS, epoch_ms), "I2iPairs")
-        .flat_map(|(a, b)| [(a, b), (b, a)]);
+    // Each pair in both orders (a neighbour of either item); the window's expiry happens
+    // inside `pairs_within`.
+    let co_users =
+        interactions.pairs_within(I2I_GAP_MS, I2I_LATEST, move |ts| expiry(ts, I2I_WINDOW_MS, epoch_ms), "I2iPairs");
     let online = p.online_category().as_collection(|item, _category| *item);
     // Every scene ranks the same way (users desc, b asc): rank once for the longest list.
     let longest = |rules: &[Rule]| i2i_rules(rules).map(|(_, rule)| rule.top_n as usize).max().unwrap_or(0);

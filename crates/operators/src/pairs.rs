@@ -13,18 +13,19 @@ use crate::negative;
 use crate::TotalTime;
 
 /// Co-occurrence within a distance among each key's latest records in a sliding window:
-/// for records `(key, (value, position))`, the pairs of distinct values `(a, b)`, `a < b`
-/// (each unordered pair once: a consumer that wants both orders mirrors it), that some key
-/// holds at positions at most `gap` apart among its `latest` latest records, each counted
-/// once per key.
+/// for records `(key, (value, position))`, the pairs of distinct values that some key holds
+/// at positions at most `gap` apart among its `latest` latest records, each counted once per
+/// key, in both orders: `(a, b)` and `(b, a)` (what a consumer keyed by either value reads,
+/// without a mirroring pass over every update).
 ///
 /// Contract: a record counts from its time until `expires(position)` (an update at or
 /// after that time counts not at all), as if windowed by
 /// [`Windowed::windowed`](crate::Windowed::windowed). A key's records at t are the
 /// distinct `(position, value)` with a positive accumulated multiplicity (updates at
 /// times ≤ t) and `expires(position) > t`; only its `latest` greatest by (position, value)
-/// take part. At time t, the difference of `(a, b)` accumulates to the number of keys
-/// holding `a` at p and `b` at q among those, with a < b and `|p − q| ≤ gap`. `expires`
+/// take part. At time t, the differences of `(a, b)` and of `(b, a)` each accumulate to
+/// the number of keys holding `a` at p and `b` at q among those, with a ≠ b and
+/// `|p − q| ≤ gap`. `expires`
 /// must not decrease with the position. The input must not accumulate to negative
 /// multiplicities: a record that does is left out and reported to [`negative`].
 ///
@@ -112,7 +113,10 @@ where
                 }
                 updates.clear();
                 negative::report(&name_owned, std::mem::take(&mut negatives));
-                out.extend(deltas.drain().filter(|(_, r)| *r != 0));
+                for ((a, b), r) in deltas.drain().filter(|(_, r)| *r != 0) {
+                    out.push(((a, b), r));
+                    out.push(((b, a), r));
+                }
                 queue.keys().next().cloned()
             },
         )
@@ -337,7 +341,7 @@ mod tests {
                         let mut pairs: Vec<(u32, u32)> = Vec::new();
                         for &(p, a) in mine {
                             for &(q, b) in mine {
-                                if a < b && p.abs_diff(q) <= 3 {
+                                if a != b && p.abs_diff(q) <= 3 {
                                     pairs.push((a, b));
                                 }
                             }
