@@ -108,15 +108,9 @@ fn stats_fields(key: Field, s: &Stats) -> Vec<Field> {
     v
 }
 
-/// `key, impressions, clicks, favs, carts, buys, units, gmv_cents`.
-fn counter_fields(key: Field, s: &Stats) -> Vec<Field> {
-    let mut v = Vec::with_capacity(8);
-    push_counter_fields(&mut v, key, s);
-    v
-}
-
-/// Appends the [`counter_fields`] to `v` (a row is one allocation of its final size:
-/// these rows are the largest outputs).
+/// Appends `key, impressions, clicks, favs, carts, buys, units, gmv_cents` to `v` (the
+/// caller sizes `v` for its whole row: one allocation a row, and these rows are the
+/// largest outputs).
 fn push_counter_fields(v: &mut Vec<Field>, key: Field, s: &Stats) {
     v.push(key);
     v.extend(behavior_fields(s));

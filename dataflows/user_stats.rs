@@ -24,7 +24,8 @@ pub fn schema() -> Schema<(UserId, Stats)> {
         columns: super::counter_columns!("user_id", "items"),
         key: 1,
         fields: |(k, s)| {
-            let mut v = super::counter_fields(Field::U(*k), s);
+            let mut v = Vec::with_capacity(9);
+            super::push_counter_fields(&mut v, Field::U(*k), s);
             v.push(Field::I(s.uv));
             v
         },

@@ -25,9 +25,9 @@ use crate::TotalTime;
 /// times ≤ t) and `expires(position) > t`; only its `latest` greatest by (position, value)
 /// take part. At time t, the differences of `(a, b)` and of `(b, a)` each accumulate to
 /// the number of keys holding `a` at p and `b` at q among those, with a ≠ b and
-/// `|p − q| ≤ gap`. `expires`
-/// must not decrease with the position. The input must not accumulate to negative
-/// multiplicities: a record that does is left out and reported to [`negative`].
+/// `|p − q| ≤ gap`. `expires` must not decrease with the position. The input must not
+/// accumulate to negative multiplicities: a record that does is left out and reported to
+/// [`negative`].
 ///
 /// Cost: an update touches only the key's taking-part records within `gap` of its
 /// position (at most `latest`), so a key's work per record is bounded however many
