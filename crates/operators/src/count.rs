@@ -10,7 +10,7 @@ use differential_dataflow::{ExchangeData, Hashable, VecCollection};
 use rustc_hash::FxHashMap;
 use timely::dataflow::channels::pact::Exchange;
 
-use crate::complete::by_complete_time;
+use crate::complete::{by_complete_time_absorbing, Step};
 use crate::TotalTime;
 
 /// `count_total` with a hash map.
@@ -75,8 +75,10 @@ where
     }
 }
 
-/// Sums the updates of each time per key into a hash map; calls `emit(key, before,
-/// after, out)` for each key whose accumulation changed at that time (`None`: zero).
+/// Sums the updates of each time per key into a hash map as they arrive (a time's updates
+/// are not held until it completes: only the keys it touched, with their accumulation
+/// before it); calls `emit(key, before, after, out)` for each key whose accumulation
+/// changed at that time (`None`: zero).
 fn accumulate_total<'s, T, K, R, D2, R2, F>(
     input: VecCollection<'s, T, K, R>,
     name: &str,
@@ -91,31 +93,39 @@ where
     F: FnMut(&K, Option<&R>, Option<&R>, &mut Vec<(D2, R2)>) + 'static,
 {
     let mut state: FxHashMap<K, R> = FxHashMap::default();
+    // The keys the open time touched, with their accumulation before it.
     let mut before: FxHashMap<K, Option<R>> = FxHashMap::default();
     let pact = Exchange::new(|(k, _, _): &(K, T, R)| k.hashed());
-    by_complete_time(input, name, pact, move |_time, updates, out| {
-        for (k, r) in updates.drain(..) {
-            match state.entry(k) {
-                Entry::Occupied(mut e) => {
-                    if !before.contains_key(e.key()) {
-                        before.insert(e.key().clone(), Some(e.get().clone()));
+    by_complete_time_absorbing(input, name, pact, move |step| {
+        match step {
+            Step::Absorb(_, updates) => {
+                for (k, r) in updates.drain(..) {
+                    match state.entry(k) {
+                        Entry::Occupied(mut e) => {
+                            if !before.contains_key(e.key()) {
+                                before.insert(e.key().clone(), Some(e.get().clone()));
+                            }
+                            e.get_mut().plus_equals(&r);
+                        }
+                        Entry::Vacant(e) => {
+                            before.entry(e.key().clone()).or_insert(None);
+                            e.insert(r);
+                        }
                     }
-                    e.get_mut().plus_equals(&r);
                 }
-                Entry::Vacant(e) => {
-                    before.entry(e.key().clone()).or_insert(None);
-                    e.insert(r);
+            }
+            Step::Finish(_, out) => {
+                for (k, old) in before.drain() {
+                    let new = state.get(&k).filter(|r| !r.is_zero()).cloned();
+                    if new.is_none() {
+                        state.remove(&k);
+                    }
+                    let old = old.filter(|r| !r.is_zero());
+                    emit(&k, old.as_ref(), new.as_ref(), out);
                 }
             }
         }
-        for (k, old) in before.drain() {
-            let new = state.get(&k).filter(|r| !r.is_zero()).cloned();
-            if new.is_none() {
-                state.remove(&k);
-            }
-            let old = old.filter(|r| !r.is_zero());
-            emit(&k, old.as_ref(), new.as_ref(), out);
-        }
+        None
     })
 }
 
