@@ -132,53 +132,29 @@ fn id_of<K: TryFrom<u64>>(id: u64) -> K {
 /// this many as they arrive.
 const ABSORB_CHUNK: usize = 1 << 20;
 
-/// An id as [`TopCounts`] holds it: `u32` while every id fits, else `u64`.
-trait Id: Copy + Ord + Hash + 'static {
-    fn narrow(id: u64) -> Option<Self>;
-    fn wide(self) -> u64;
+/// A value held in `Self` that is read and written as `W`: `narrow` fails when it does
+/// not fit (never for `W` itself).
+trait Narrow<W>: Copy {
+    fn narrow(wide: W) -> Option<Self>;
+    fn wide(self) -> W;
 }
 
-impl Id for u32 {
-    fn narrow(id: u64) -> Option<u32> {
-        u32::try_from(id).ok()
+impl<N: Copy + TryFrom<W> + Into<W>, W> Narrow<W> for N {
+    fn narrow(wide: W) -> Option<N> {
+        N::try_from(wide).ok()
     }
-    fn wide(self) -> u64 {
+    fn wide(self) -> W {
         self.into()
     }
 }
 
-impl Id for u64 {
-    fn narrow(id: u64) -> Option<u64> {
-        Some(id)
-    }
-    fn wide(self) -> u64 {
-        self
-    }
-}
+/// An id as [`TopCounts`] holds it: `u32` while every id fits, else `u64`.
+trait Id: Narrow<u64> + Ord + Hash + 'static {}
+impl<V: Narrow<u64> + Ord + Hash + 'static> Id for V {}
 
 /// A count as [`TopCounts`] holds it: `i32` while every count fits, else `i64`.
-trait Count: Copy + Ord + Default + 'static {
-    fn narrow(count: i64) -> Option<Self>;
-    fn wide(self) -> i64;
-}
-
-impl Count for i32 {
-    fn narrow(count: i64) -> Option<i32> {
-        i32::try_from(count).ok()
-    }
-    fn wide(self) -> i64 {
-        self.into()
-    }
-}
-
-impl Count for i64 {
-    fn narrow(count: i64) -> Option<i64> {
-        Some(count)
-    }
-    fn wide(self) -> i64 {
-        self
-    }
-}
+trait Count: Narrow<i64> + Ord + Default + 'static {}
+impl<C: Narrow<i64> + Ord + Default + 'static> Count for C {}
 
 /// An id or a count that the narrow state cannot hold: it must be widened first.
 #[derive(Debug)]
@@ -476,7 +452,7 @@ impl<V: Id, C: Count, O> Ranked<V, C, O> {
         }
         let rest = self.rest.as_mut().expect("spilled");
         let count = rest.counts.entry(v).or_default();
-        let old = count.wide();
+        let old = (*count).wide();
         let new = old + r;
         let Some(narrow) = C::narrow(new) else {
             if old == 0 {
@@ -564,7 +540,7 @@ impl<V: Id, C: Count, O> Ranked<V, C, O> {
         };
         if !Self::scan_best(&self.best, n, &allowed, top, looked) && rest.floor.is_some() {
             let mut all: Vec<(Reverse<C>, V)> =
-                rest.counts.iter().filter(|(_, c)| c.wide() > 0).map(|(v, c)| (Reverse(*c), *v)).collect();
+                rest.counts.iter().filter(|(_, c)| (**c).wide() > 0).map(|(v, c)| (Reverse(*c), *v)).collect();
             all.sort_unstable();
             let nth = all.iter().enumerate().filter(|(_, (_, v))| allowed(v)).nth(n.saturating_sub(1));
             let keep = nth.map_or(all.len(), |(i, _)| (i + 1).max(2 * n)).min(all.len());
