@@ -7,15 +7,55 @@
 //! one leaves `0..=u16::MAX` (exact either way), in a [`SmallMap`] (24 bytes an id while
 //! the table is small).
 
+use differential_dataflow::difference::{Abelian, IsZero, Monoid, Multiply, Semigroup};
 use operators::small_map::SmallMap;
+use serde::{Deserialize, Serialize};
 
+use crate::model::Event;
 use crate::stats::Stats;
 
-/// A user's behaviour counts: impressions, clicks, favs, carts, buys.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Behaviour counts: impressions, clicks, favs, carts, buys. Also a difference type: the
+/// behaviour counts of a collection's records in 40 bytes, where a `Stats` takes 80.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Counts(pub [i64; 5]);
 
+impl IsZero for Counts {
+    fn is_zero(&self) -> bool {
+        Counts::is_zero(self)
+    }
+}
+
+impl Semigroup for Counts {
+    fn plus_equals(&mut self, rhs: &Self) {
+        self.add(rhs);
+    }
+}
+
+impl Monoid for Counts {
+    fn zero() -> Self {
+        Counts::default()
+    }
+}
+
+impl Abelian for Counts {
+    fn negate(&mut self) {
+        self.0.iter_mut().for_each(|n| *n = -*n);
+    }
+}
+
+impl Multiply<isize> for Counts {
+    type Output = Counts;
+    fn multiply(self, rhs: &isize) -> Counts {
+        Counts(self.0.map(|n| n * *rhs as i64))
+    }
+}
+
 impl Counts {
+    /// An event's behaviour counts (one of them 1).
+    pub fn of_event(e: &Event) -> Counts {
+        Counts::of(&Stats::behaviors_of(e))
+    }
+
     pub fn of(s: &Stats) -> Counts {
         Counts([s.impressions, s.clicks, s.favs, s.carts, s.buys])
     }
