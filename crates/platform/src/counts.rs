@@ -3,12 +3,15 @@
 //! distinct pairs of the whole history (tens of millions at the full Taobao shape).
 //!
 //! A [`CountsTable`] maps an id to its five counts. Almost every pair holds a handful of
-//! events, so the counts are kept as five `u16` inline ([`Packed`]) and boxed only when
-//! one leaves `0..=u16::MAX` (exact either way), in a [`SmallMap`] (24 bytes an id while
-//! the table is small).
+//! events, so the counts are kept as five bytes inline and held in full beside the table
+//! only when one leaves `0..=255` (exact either way), with 32-bit ids while they fit, in a
+//! [`SmallMap`] (12 bytes an id while the table is small).
 
 use differential_dataflow::difference::{Abelian, IsZero, Monoid, Multiply, Semigroup};
+use std::hash::Hash;
+
 use operators::small_map::SmallMap;
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::model::Event;
@@ -79,32 +82,94 @@ impl Counts {
     }
 }
 
-/// [`Counts`] in 16 bytes: inline while every count fits a `u16`, else boxed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Packed {
-    Small([u16; 5]),
-    Big(Box<Counts>),
+/// A counterpart's counts while each fits a byte: `[0; 5]` (no counterpart has zero
+/// counts) marks one whose counts are held in full beside the table.
+type Small = [u8; 5];
+
+const IN_FULL: Small = [0; 5];
+
+fn small(c: &Counts) -> Option<Small> {
+    let mut s = IN_FULL;
+    for (n, c) in s.iter_mut().zip(c.0) {
+        *n = u8::try_from(c).ok()?;
+    }
+    Some(s)
 }
 
-impl Packed {
-    pub fn pack(c: Counts) -> Packed {
-        match c.0.iter().all(|n| u16::try_from(*n).is_ok()) {
-            true => Packed::Small(c.0.map(|n| n as u16)),
-            false => Packed::Big(Box::new(c)),
+/// One width of a [`CountsTable`]: the small counts inline, the rest in full aside.
+#[derive(Debug)]
+struct Table<K> {
+    small: SmallMap<K, Small>,
+    in_full: Option<Box<FxHashMap<K, Counts>>>,
+}
+
+impl<K> Default for Table<K> {
+    fn default() -> Self {
+        Table { small: SmallMap::default(), in_full: None }
+    }
+}
+
+impl<K: Ord + Hash + Copy> Table<K> {
+    fn counts(&self, id: &K, s: &Small) -> Counts {
+        match *s {
+            IN_FULL => self.in_full.as_ref().and_then(|m| m.get(id)).copied().expect("held in full"),
+            s => Counts(s.map(i64::from)),
         }
     }
 
-    pub fn unpack(&self) -> Counts {
-        match self {
-            Packed::Small(s) => Counts(s.map(i64::from)),
-            Packed::Big(c) => **c,
+    fn add(&mut self, id: K, delta: &Counts) -> (Counts, Counts) {
+        let Table { small: table, in_full } = self;
+        let held = table.get_mut(&id);
+        let before = match held.as_deref() {
+            None => Counts::default(),
+            Some(&IN_FULL) => in_full.as_ref().and_then(|m| m.get(&id)).copied().expect("held in full"),
+            Some(s) => Counts(s.map(i64::from)),
+        };
+        let mut after = before;
+        after.add(delta);
+        let was_in_full = held.as_deref() == Some(&IN_FULL);
+        if was_in_full {
+            if let Some(m) = in_full.as_mut() {
+                m.remove(&id);
+            }
         }
+        let packed = small(&after);
+        match (held, after.is_zero()) {
+            (Some(_), true) => drop(table.remove(&id)),
+            (Some(slot), false) => *slot = packed.unwrap_or(IN_FULL),
+            (None, true) => {}
+            (None, false) => table.insert(id, packed.unwrap_or(IN_FULL)),
+        }
+        if packed.is_none() && !after.is_zero() {
+            in_full.get_or_insert_with(Box::default).insert(id, after);
+        }
+        if in_full.as_ref().is_some_and(|m| m.is_empty()) {
+            *in_full = None;
+        }
+        (before, after)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (K, Counts)> + '_ {
+        self.small.iter().map(|(id, s)| (*id, self.counts(id, s)))
     }
 }
 
-/// Ids with their nonzero [`Counts`] (see the module's doc).
-#[derive(Debug, Default)]
-pub struct CountsTable(SmallMap<u64, Packed>);
+/// Ids with their nonzero [`Counts`] (see the module's doc). While every id fits 32 bits
+/// an entry is 12 bytes (a 64-bit id: 16); the first larger id widens the table, exactly.
+#[derive(Debug)]
+pub struct CountsTable(Width);
+
+#[derive(Debug)]
+enum Width {
+    Narrow(Table<u32>),
+    Wide(Table<u64>),
+}
+
+impl Default for CountsTable {
+    fn default() -> Self {
+        CountsTable(Width::Narrow(Table::default()))
+    }
+}
 
 impl CountsTable {
     /// Adds `delta` to `id`'s counts (an id whose counts become zero leaves); returns its
@@ -112,26 +177,33 @@ impl CountsTable {
     /// One search for an id already held whose counts stay nonzero (the common case); a
     /// second only to insert a new id or remove one.
     pub fn add(&mut self, id: u64, delta: &Counts) -> (Counts, Counts) {
-        let held = self.0.get_mut(&id);
-        let before = held.as_deref().map(Packed::unpack).unwrap_or_default();
-        let mut after = before;
-        after.add(delta);
-        match (held, after.is_zero()) {
-            (Some(_), true) => drop(self.0.remove(&id)),
-            (Some(slot), false) => *slot = Packed::pack(after),
-            (None, true) => {}
-            (None, false) => self.0.insert(id, Packed::pack(after)),
+        if let (Width::Narrow(narrow), Err(_)) = (&mut self.0, u32::try_from(id)) {
+            let mut wide = Table::default();
+            for (k, c) in narrow.iter() {
+                wide.add(u64::from(k), &c);
+            }
+            self.0 = Width::Wide(wide);
         }
-        (before, after)
+        match &mut self.0 {
+            Width::Narrow(t) => t.add(id as u32, delta),
+            Width::Wide(t) => t.add(id, delta),
+        }
     }
 
     /// Every id with its counts, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (u64, Counts)> + '_ {
-        self.0.iter().map(|(id, p)| (*id, p.unpack()))
+        let (narrow, wide) = match &self.0 {
+            Width::Narrow(t) => (Some(t.iter().map(|(k, c)| (u64::from(k), c))), None),
+            Width::Wide(t) => (None, Some(t.iter())),
+        };
+        narrow.into_iter().flatten().chain(wide.into_iter().flatten())
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        match &self.0 {
+            Width::Narrow(t) => t.small.is_empty(),
+            Width::Wide(t) => t.small.is_empty(),
+        }
     }
 }
 
@@ -142,25 +214,31 @@ mod tests {
     use rand::{RngExt, SeedableRng};
     use rand_pcg::Pcg64Mcg;
 
-    use super::{Counts, CountsTable, Packed};
+    use super::{Counts, CountsTable, Small, Table};
 
-    /// The table against a plain map: counts that grow past `u16`, go negative, return to
-    /// zero (the id leaves), and tables that pass `SmallMap::FEW` ids.
+    /// The table against a plain map: counts that grow past a byte and past `u16`, go
+    /// negative, return to zero (the id leaves), tables that pass `SmallMap::FEW` ids, and
+    /// (every other seed) ids above `u32::MAX` arriving midway, which widen the table.
     #[test]
     fn table_matches_plain_map() {
-        for seed in 0..20u64 {
+        for seed in 0..24u64 {
             let mut rng = Pcg64Mcg::seed_from_u64(seed);
             let ids = [4u64, 40, 200][seed as usize % 3];
             let mut table = CountsTable::default();
             let mut plain: BTreeMap<u64, Counts> = BTreeMap::new();
-            for _ in 0..3_000 {
-                let id = rng.random_range(0..ids);
+            for step in 0..3_000 {
+                let mut id = rng.random_range(0..ids);
+                if seed % 2 == 1 && step >= 1_500 && rng.random_bool(0.5) {
+                    id += u64::from(u32::MAX) - 1;
+                }
                 let mut delta = Counts::default();
                 let slot = rng.random_range(0..5);
-                delta.0[slot] = match rng.random_range(0..10) {
+                delta.0[slot] = match rng.random_range(0..12) {
                     0 => 70_000,
                     1 => -70_000,
-                    2..=4 => -1,
+                    2 => 200,
+                    3 => -200,
+                    4..=5 => -1,
                     _ => 1,
                 };
                 let want_before = plain.get(&id).copied().unwrap_or_default();
@@ -180,13 +258,25 @@ mod tests {
         }
     }
 
+    /// An entry is an id and five bytes; counts outside a byte are held in full, and the
+    /// side map goes when its last entry does.
     #[test]
-    fn packed_is_inline_below_u16_and_exact_above() {
-        assert_eq!(std::mem::size_of::<Packed>(), 16);
-        assert!(matches!(Packed::pack(Counts([65_535, 0, 1, 2, 3])), Packed::Small(_)));
-        for c in [Counts([65_536, 0, 0, 0, 0]), Counts([0, -1, 0, 0, 0]), Counts([i64::MAX, 0, 0, 0, i64::MIN])] {
-            assert!(matches!(Packed::pack(c), Packed::Big(_)));
-            assert_eq!(Packed::pack(c).unpack(), c);
+    fn entries_are_small_and_exact_above_a_byte() {
+        assert_eq!(std::mem::size_of::<(u32, Small)>(), 12);
+        let mut t: Table<u32> = Table::default();
+        for c in [
+            Counts([255, 0, 1, 2, 3]),
+            Counts([256, 0, 0, 0, 0]),
+            Counts([0, -1, 0, 0, 0]),
+            Counts([i64::MAX, 0, 0, 0, -i64::MAX]),
+        ] {
+            t.add(7, &c);
+            assert_eq!(t.iter().collect::<Vec<_>>(), vec![(7, c)]);
+            assert_eq!(t.in_full.is_some(), c != Counts([255, 0, 1, 2, 3]));
+            let mut minus = c;
+            minus.0.iter_mut().for_each(|n| *n = -*n);
+            t.add(7, &minus);
+            assert!(t.small.is_empty() && t.in_full.is_none());
         }
     }
 }
