@@ -71,12 +71,46 @@ enum Tag {
 /// shape, and a map's free slots then cost a pointer each, not a state).
 #[derive(Default)]
 struct ItemState {
-    /// Categories with their multiplicity (one category at a complete time).
-    categories: Vec<(CategoryId, isize)>,
+    categories: Categories,
     total: Stats,
     /// Σ reach over the users: uv and buyers.
     reach: (i64, i64),
     users: CountsTable,
+}
+
+/// An item's categories with their multiplicity: one at a complete time, so held inline
+/// (a `Vec` would allocate 64 bytes for it, per item).
+#[derive(Default)]
+enum Categories {
+    #[default]
+    None,
+    One((CategoryId, isize)),
+    Many(Vec<(CategoryId, isize)>),
+}
+
+impl Categories {
+    fn as_slice(&self) -> &[(CategoryId, isize)] {
+        match self {
+            Categories::None => &[],
+            Categories::One(c) => std::slice::from_ref(c),
+            Categories::Many(cs) => cs,
+        }
+    }
+
+    /// Category `c` gains multiplicity `r`.
+    fn add(&mut self, c: CategoryId, r: isize) {
+        let mut all = self.as_slice().to_vec();
+        match all.iter_mut().find(|(k, _)| *k == c) {
+            Some(entry) => entry.1 += r,
+            None => all.push((c, r)),
+        }
+        all.retain(|(_, m)| *m != 0);
+        *self = match all[..] {
+            [] => Categories::None,
+            [one] => Categories::One(one),
+            _ => Categories::Many(all),
+        };
+    }
 }
 
 impl ItemState {
@@ -137,11 +171,11 @@ pub fn tag_by_item<'s>(
                     state.reach.0 += reach.uv;
                     state.reach.1 += reach.buyers;
                     push(out, Tag::Reach(item, user), reach);
-                    for &(c, m) in &state.categories {
+                    for &(c, m) in state.categories.as_slice() {
                         push(out, Tag::User(c, user), counts.stats().multiply(&m));
                     }
                 }
-                for &(c, m) in &state.categories {
+                for &(c, m) in state.categories.as_slice() {
                     push(out, Tag::Item(c, item), item_delta.multiply(&m));
                 }
                 state.total.plus_equals(&item_delta);
@@ -154,7 +188,7 @@ pub fn tag_by_item<'s>(
                         out.push(((Tag::Total(item), new_row), 1));
                     }
                 }
-                if state.categories.is_empty() && state.users.is_empty() && state.total.is_zero() {
+                if state.categories.as_slice().is_empty() && state.users.is_empty() && state.total.is_zero() {
                     items.remove(&item);
                 }
             }
@@ -203,11 +237,7 @@ fn move_category(state: &mut ItemState, item: ItemId, c: CategoryId, r: isize, o
     for (user, counts) in state.users.iter() {
         push(out, Tag::User(c, user), counts.stats().multiply(&r));
     }
-    match state.categories.iter_mut().find(|(k, _)| *k == c) {
-        Some(entry) => entry.1 += r,
-        None => state.categories.push((c, r)),
-    }
-    state.categories.retain(|(_, m)| *m != 0);
+    state.categories.add(c, r);
 }
 
 /// Emits a nonzero difference `s` of `tag`.
