@@ -18,16 +18,22 @@ use platform::model::{CategoryId, Scene, Time};
 use operators::CountTotalHashed;
 use platform::Platform;
 use platform::output::{Field, Schema};
-use platform::stats::Stats;
+use platform::counts::Counts;
 
 use super::{funnel_fields, Funnel};
 
 pub fn scene_category_ctr_cvr<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, ((Scene, CategoryId), Funnel)> {
-    let by_item = p.events.clone().explode(|e| Some(((e.item, e.scene), Stats::of(&e).funnel())));
+    // Arranged with five counters as the difference (favs and carts 0: 40 bytes an
+    // update, where the funnel's `Stats` took 80); events outside the funnel stay out.
+    let by_item = p.events.clone().explode(|e| {
+        let [impressions, clicks, _, _, buys] = Counts::of_event(&e).0;
+        let funnel = Counts([impressions, clicks, 0, 0, buys]);
+        (!funnel.is_zero()).then_some(((e.item, e.scene), funnel))
+    });
     let by_item = arrange(by_item, "Arrange: SceneFunnelByItem");
     let counts = by_item.join_core(p.item_category.clone(), |_item, scene, category| Some((*scene, *category)));
-    counts.count_total_hashed("SceneCategoryFunnel").flat_map(|(key, s)| {
-        let f = (s.impressions, s.clicks, s.buys);
+    counts.count_total_hashed("SceneCategoryFunnel").flat_map(|(key, Counts([impressions, clicks, _, _, buys]))| {
+        let f = (impressions, clicks, buys);
         (f != (0, 0, 0)).then_some((key, f))
     })
 }
