@@ -3,7 +3,7 @@
 //! changes between refreshes (items in, out, re-ranked), not as a full re-send.
 //!
 //! ```text
-//! item_totals ─ arrange ─ join_core catalog (online ad, bid > 0) ─ on refresh boundaries ─┐
+//! item_totals ─ arrange ─ join_core ad_catalog (online ad, bid > 0) ─ on refresh boundaries ┐
 //! prior ─ on refresh boundaries ─────────────────── (broadcast) ───────────────────────────┤
 //!                          reduce_total_with per shard: gate, eCPM, local top N ◄──────────┘
 //!                          ─ reduce_total (one group): global top N with ranks
@@ -59,9 +59,9 @@ pub fn ads_curated<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, Ranked> {
     let epoch_ms = p.params.epoch_ms;
     let totals = p.item_totals.clone().map(|(item, s)| (item, (s.impressions, s.clicks)));
     let candidates = arrange(totals, "Arrange: ItemImpressionsClicks").join_core(
-        p.catalog.clone(),
+        p.ad_catalog(),
         |item, (impressions, clicks), row| {
-            (row.online && row.is_ad && row.ad_bid_cents > 0).then_some(Candidate {
+            Some(Candidate {
                 item: *item,
                 category: row.category,
                 bid_cents: row.ad_bid_cents,

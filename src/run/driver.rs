@@ -68,7 +68,7 @@ pub fn worker(worker: &mut Worker, cfg: &RunConfig) -> Result<Option<RunReport>,
         }
         if store.is_some() {
             // The store keeps the catalog too (item lookups).
-            sinks.observe(platform.catalog.as_collection(|i, r| (*i, *r)), serving::store::catalog_schema());
+            sinks.observe(platform.catalog.clone(), serving::store::catalog_schema());
         }
         sinks.gather(platform.rejected.clone(), "Rejected", rejected_rows.clone(), move |r, n| {
             count_rejected(r.file, n)

@@ -144,6 +144,9 @@ impl InputHandles {
 pub type ItemCategoryArrangement<'s> = Arranged<'s, TraceAgent<ValSpine<ItemId, CategoryId, Time, isize>>>;
 pub type CatalogArrangement<'s> = Arranged<'s, TraceAgent<ValSpine<ItemId, CatalogRow, Time, isize>>>;
 
+/// The current catalog: `(item, row)` records, +1/−1 as an item's row changes.
+pub type Catalog<'s> = VecCollection<'s, Time, (ItemId, CatalogRow)>;
+
 /// The shared layer every business dataflow is a function of.
 pub struct Platform<'s> {
     /// Every valid event at its logical time.
@@ -164,8 +167,10 @@ pub struct Platform<'s> {
     pub rejected: VecCollection<'s, Time, Rejected>,
     /// Run counters (valid and late rows per file) as differences.
     pub tally: VecCollection<'s, Time, Tally>,
-    /// The current catalog row of each item, arranged by item.
-    pub catalog: CatalogArrangement<'s>,
+    /// The current catalog row of each item (not arranged: the joins read the parts they
+    /// need — categories, online categories, ad rows — each arranged on its own, so a
+    /// catalog of millions of items is not held whole a second time).
+    pub catalog: Catalog<'s>,
     /// Recall rules in force (operator configuration as data).
     pub rules: VecCollection<'s, Time, Rule>,
     /// Rows of the active batch base, and its cut-off (one record while a base is active).
@@ -179,6 +184,7 @@ pub struct Platform<'s> {
 #[derive(Default)]
 struct Shared<'s> {
     online_category: Option<ItemCategoryArrangement<'s>>,
+    ad_catalog: Option<CatalogArrangement<'s>>,
     recent_events: Option<VecCollection<'s, Time, Event>>,
     recent_online: Option<VecCollection<'s, Time, (ItemId, (CategoryId, Stats))>>,
     prior: Option<VecCollection<'s, Time, Stats>>,
@@ -194,10 +200,20 @@ impl<'s> Platform<'s> {
     /// The category of each item that is online now, arranged by item.
     pub fn online_category(&self) -> ItemCategoryArrangement<'s> {
         let build = || {
-            let online = self.catalog.clone().flat_map_ref(|item, row| row.online.then_some((*item, row.category)));
+            let online = self.catalog.clone().flat_map(|(item, row)| row.online.then_some((item, row.category)));
             arrange(online, "Arrange: OnlineCategory")
         };
         shared(&mut self.shared.borrow_mut().online_category, build)
+    }
+
+    /// The catalog rows of the items that can be advertised now (online, `is_ad`, a
+    /// positive bid), arranged by item.
+    pub fn ad_catalog(&self) -> CatalogArrangement<'s> {
+        let build = || {
+            let ads = self.catalog.clone().filter(|(_, row)| row.online && row.is_ad && row.ad_bid_cents > 0);
+            arrange(ads, "Arrange: AdCatalog")
+        };
+        shared(&mut self.shared.borrow_mut().ad_catalog, build)
     }
 
     /// The events in the recent window (`RECENT_WINDOW_MS`): each event also retracted
@@ -258,9 +274,8 @@ pub fn build<'s>(scope: Scope<'s, Time>, params: Params) -> (InputHandles, Platf
     let (base_in, base) = scope.new_collection::<BaseRow, isize>();
     let (base_cutoff_in, base_cutoff) = scope.new_collection::<Time, isize>();
 
-    let catalog = arrange(catalog_log.latest_by_priority("LatestByPriority"), "Arrange: Catalog");
-    let item_category =
-        arrange(catalog.clone().as_collection(|item, row| (*item, row.category)), "Arrange: ItemCategory");
+    let catalog = catalog_log.latest_by_priority("LatestByPriority");
+    let item_category = arrange(catalog.clone().map(|(item, row)| (item, row.category)), "Arrange: ItemCategory");
 
     let tagging = tag_by_item(events.clone(), item_category.clone().as_collection(|item, c| (*item, *c)));
 
