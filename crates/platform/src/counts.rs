@@ -109,22 +109,19 @@ impl<K> Default for Table<K> {
     }
 }
 
-impl<K: Ord + Hash + Copy> Table<K> {
-    fn counts(&self, id: &K, s: &Small) -> Counts {
-        match *s {
-            IN_FULL => self.in_full.as_ref().and_then(|m| m.get(id)).copied().expect("held in full"),
-            s => Counts(s.map(i64::from)),
-        }
+/// The counts of `id`, whose entry is `s`.
+fn unpack<K: Hash + Eq>(in_full: &Option<Box<FxHashMap<K, Counts>>>, id: &K, s: &Small) -> Counts {
+    match *s {
+        IN_FULL => in_full.as_ref().and_then(|m| m.get(id)).copied().expect("held in full"),
+        s => Counts(s.map(i64::from)),
     }
+}
 
+impl<K: Ord + Hash + Copy> Table<K> {
     fn add(&mut self, id: K, delta: &Counts) -> (Counts, Counts) {
         let Table { small: table, in_full } = self;
         let held = table.get_mut(&id);
-        let before = match held.as_deref() {
-            None => Counts::default(),
-            Some(&IN_FULL) => in_full.as_ref().and_then(|m| m.get(&id)).copied().expect("held in full"),
-            Some(s) => Counts(s.map(i64::from)),
-        };
+        let before = held.as_deref().map(|s| unpack(in_full, &id, s)).unwrap_or_default();
         let mut after = before;
         after.add(delta);
         let was_in_full = held.as_deref() == Some(&IN_FULL);
@@ -150,7 +147,7 @@ impl<K: Ord + Hash + Copy> Table<K> {
     }
 
     fn iter(&self) -> impl Iterator<Item = (K, Counts)> + '_ {
-        self.small.iter().map(|(id, s)| (*id, self.counts(id, s)))
+        self.small.iter().map(|(id, s)| (*id, unpack(&self.in_full, id, s)))
     }
 }
 
