@@ -19,6 +19,7 @@ use operators::CountTotalHashed;
 use platform::Platform;
 use platform::output::{Field, Schema};
 use platform::counts::Counts;
+use platform::stats::Stats;
 
 use super::{funnel_fields, Funnel};
 
@@ -26,8 +27,7 @@ pub fn scene_category_ctr_cvr<'s>(p: &Platform<'s>) -> VecCollection<'s, Time, (
     // Arranged with five counters as the difference (favs and carts 0: 40 bytes an
     // update, where the funnel's `Stats` took 80); events outside the funnel stay out.
     let by_item = p.events.clone().explode(|e| {
-        let [impressions, clicks, _, _, buys] = Counts::of_event(&e).0;
-        let funnel = Counts([impressions, clicks, 0, 0, buys]);
+        let funnel = Counts::of(&Stats::behaviors_of(&e).funnel());
         (!funnel.is_zero()).then_some(((e.item, e.scene), funnel))
     });
     let by_item = arrange(by_item, "Arrange: SceneFunnelByItem");

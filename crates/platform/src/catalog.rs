@@ -36,8 +36,9 @@ pub fn file_row_priority(line: u64) -> u64 {
 #[derive(Default)]
 pub struct DerivedCatalog {
     /// Per item, one of its sent pairs: nearly always the only one (rows in time order),
-    /// held in the map entry itself (24 bytes an item; every reader meets nearly every
-    /// item), so the check every event makes costs one probe and no pointer chase.
+    /// held in the map entry itself (24 bytes an item; each reader meets most items), so
+    /// the check every event makes costs one probe and no pointer chase (6 % of a
+    /// worker's samples with a `Vec` per item, 10 M events).
     sent: FxHashMap<ItemId, (Time, u64)>,
     /// The other sent pairs of the items with more than one (rows out of time order).
     more: FxHashMap<ItemId, Vec<(Time, u64)>>,

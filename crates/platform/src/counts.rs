@@ -121,27 +121,29 @@ impl<K: Ord + Hash + Copy> Table<K> {
     fn add(&mut self, id: K, delta: &Counts) -> (Counts, Counts) {
         let Table { small: table, in_full } = self;
         let held = table.get_mut(&id);
+        let was_in_full = held.as_deref() == Some(&IN_FULL);
         let before = held.as_deref().map(|s| unpack(in_full, &id, s)).unwrap_or_default();
         let mut after = before;
         after.add(delta);
-        let was_in_full = held.as_deref() == Some(&IN_FULL);
-        if was_in_full {
-            if let Some(m) = in_full.as_mut() {
-                m.remove(&id);
+        // The new entry (`None`: the id leaves).
+        let entry = (!after.is_zero()).then(|| small(&after).unwrap_or(IN_FULL));
+        match (held, entry) {
+            (Some(_), None) => drop(table.remove(&id)),
+            (Some(slot), Some(e)) => *slot = e,
+            (None, Some(e)) => table.insert(id, e),
+            (None, None) => {}
+        }
+        match entry {
+            Some(IN_FULL) => drop(in_full.get_or_insert_with(Box::default).insert(id, after)),
+            _ if was_in_full => {
+                if let Some(m) = in_full.as_mut() {
+                    m.remove(&id);
+                }
+                if in_full.as_ref().is_some_and(|m| m.is_empty()) {
+                    *in_full = None;
+                }
             }
-        }
-        let packed = small(&after);
-        match (held, after.is_zero()) {
-            (Some(_), true) => drop(table.remove(&id)),
-            (Some(slot), false) => *slot = packed.unwrap_or(IN_FULL),
-            (None, true) => {}
-            (None, false) => table.insert(id, packed.unwrap_or(IN_FULL)),
-        }
-        if packed.is_none() && !after.is_zero() {
-            in_full.get_or_insert_with(Box::default).insert(id, after);
-        }
-        if in_full.as_ref().is_some_and(|m| m.is_empty()) {
-            *in_full = None;
+            _ => {}
         }
         (before, after)
     }
@@ -211,6 +213,8 @@ mod tests {
     use rand::{RngExt, SeedableRng};
     use rand_pcg::Pcg64Mcg;
 
+    use differential_dataflow::difference::Abelian;
+
     use super::{Counts, CountsTable, Small, Table};
 
     /// The table against a plain map: counts that grow past a byte and past `u16`, go
@@ -271,7 +275,7 @@ mod tests {
             assert_eq!(t.iter().collect::<Vec<_>>(), vec![(7, c)]);
             assert_eq!(t.in_full.is_some(), c != Counts([255, 0, 1, 2, 3]));
             let mut minus = c;
-            minus.0.iter_mut().for_each(|n| *n = -*n);
+            minus.negate();
             t.add(7, &minus);
             assert!(t.small.is_empty() && t.in_full.is_none());
         }
